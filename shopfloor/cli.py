@@ -1,0 +1,91 @@
+"""The one entry point, `shopfloor` (DESIGN.md §7): each folder brings its own sub-commands.
+
+Errors a user can fix (`ShopfloorError`) print as one line on stderr with exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import orjson
+import typer
+
+from shopfloor.errors import ShopfloorError
+from shopfloor.stack import DEFAULT_STATE_DIR, Stack
+
+app = typer.Typer(help="Shop-floor constraint monitor.", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False)
+stack_app = typer.Typer(help="The local real broker and InfluxDB (child processes on loopback).",
+                        no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+
+StateDir = typer.Option(DEFAULT_STATE_DIR, "--dir", envvar="SHOPFLOOR_STACK_DIR",
+                        help="Folder holding the stack's PIDs, ports, configs and data.")
+
+
+@stack_app.command("up")
+def stack_up(state_dir: str = StateDir) -> None:
+    """Start Mosquitto and InfluxDB and wait until both answer."""
+    stack = Stack(state_dir)
+    stack.up()
+    typer.echo(f"mosquitto  {stack.mosquitto.url}  (pid {stack.mosquitto.pid})")
+    typer.echo(f"influxdb   {stack.influxdb.url}  (pid {stack.influxdb.pid})")
+    typer.echo(f'point every command at it:  eval "$(shopfloor stack env --dir {stack.state_dir})"')
+
+
+@stack_app.command("down")
+def stack_down(state_dir: str = StateDir) -> None:
+    """Stop both servers by PID; their data stays in the state folder."""
+    Stack(state_dir).down()
+    typer.echo("stack stopped")
+
+
+@stack_app.command("status")
+def stack_status(state_dir: str = StateDir, json: bool = typer.Option(False, "--json")) -> None:
+    """Show the endpoints and whether each server runs."""
+    status = Stack(state_dir).status()
+    if json:
+        typer.echo(orjson.dumps(status).decode())
+        return
+    for name in ("mosquitto", "influxdb"):
+        state = "running" if status[name]["running"] else "stopped"
+        url = status["mqtt_url" if name == "mosquitto" else "influx_url"]
+        typer.echo(f"{name:10} {url:28} {state} (pid {status[name]['pid']})")
+
+
+@stack_app.command("env")
+def stack_env(state_dir: str = StateDir) -> None:
+    """Print `export` lines; `eval "$(shopfloor stack env)"` points later commands at the stack."""
+    typer.echo(Stack(state_dir).env(), nl=False)
+
+
+def _mount_subcommands() -> None:
+    """Each folder of the data path owns its commands; importing them here keeps one entry point."""
+    from collector.cli import app as collector_app
+    from edge_agent.cli import app as agent_app
+
+    app.add_typer(agent_app, name="agent")
+    app.add_typer(collector_app, name="collector")
+
+
+def main() -> None:
+    _mount_subcommands()
+    try:
+        app(standalone_mode=False)
+    except ShopfloorError as error:
+        typer.secho(f"error: {error}", err=True, fg="red")
+        sys.exit(2)
+    except OSError as error:
+        typer.secho(f"error: {error.strerror or error}: {error.filename or ''}".rstrip(": "), err=True, fg="red")
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except Exception as error:  # click's usage errors carry their own exit code
+        import click
+
+        if isinstance(error, click.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        raise

@@ -1,0 +1,265 @@
+"""The wire contract (DESIGN.md §4 and §5), owned here and nowhere else.
+
+Every part that touches an MQTT topic, a telemetry payload, a JSON Lines telemetry file or an
+InfluxDB line speaks through this module, so that the agent, collector, simulators and analysis
+cannot drift apart. Validation is pydantic in strict mode (about 1 µs a sample): a bool is not a
+count, a float is not a timestamp, and an unknown key is an error, not a silent drop.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal, NotRequired, Required
+
+import orjson
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
+from typing_extensions import TypedDict
+
+from shopfloor.errors import ShopfloorError
+
+VERSION = 1
+TOPIC_ROOT = "shopfloor/v1"
+REJECTED_TOPIC = f"{TOPIC_ROOT}/_rejected"
+TELEMETRY_FILTER = f"{TOPIC_ROOT}/+/+/+/telemetry"
+STATUS_FILTER = f"{TOPIC_ROOT}/+/+/agent/+/status"
+MAX_BATCH = 1000
+REJECT_PAYLOAD_BYTES = 256
+
+IDENTIFIER = re.compile(r"[A-Za-z0-9_-]{1,64}")
+STATES = ("working", "setup", "down", "starved", "blocked", "idle")
+ACTIVE_STATES = frozenset({"working", "setup", "down"})
+INACTIVE_STATES = frozenset({"starved", "blocked"})
+SEVERITIES = ("info", "warning", "critical")
+
+# Measurement names in InfluxDB. Analysis results add their own names here, once.
+STATION_MEASUREMENT = "station"
+
+State = Literal["working", "setup", "down", "starved", "blocked", "idle"]
+# InfluxDB stores ns since the epoch in an int64: ms must stay below about 9.2e12 (year 2262).
+MAX_TS_MS = 9_000_000_000_000
+Counter = Annotated[int, Field(ge=0, le=2**63 - 1)]
+Timestamp = Annotated[int, Field(ge=0, le=MAX_TS_MS)]
+_STRICT = ConfigDict(strict=True, extra="forbid")
+
+
+class Sample(TypedDict, total=False):
+    """One station reading, as it travels inside a batch (no `v` of its own)."""
+
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    ts: Required[Timestamp]
+    seq: Required[Counter]
+    count: Required[Counter]
+    queue: Required[Counter]
+    scrap: NotRequired[Counter]
+    state: NotRequired[State]
+
+
+class _SingleSample(Sample, total=False):
+    v: Required[Literal[1]]
+
+
+class _Batch(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    v: Literal[1]
+    samples: Annotated[list[Sample], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+_single = TypeAdapter(_SingleSample)
+_batch = TypeAdapter(_Batch)
+_sample = TypeAdapter(Sample)
+
+
+class ContractError(ShopfloorError, ValueError):
+    """A topic, payload or record that breaks the contract; `str()` is the one-line reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class StationKey:
+    """Where a sample comes from: the three identity tags of every point."""
+
+    plant: str
+    line: str
+    station: str
+
+    def __post_init__(self) -> None:
+        for name in ("plant", "line", "station"):
+            check_identifier(name, getattr(self, name))
+
+
+def check_identifier(what: str, value: object) -> str:
+    """Return `value` if it is a valid identifier, else raise ContractError naming `what`."""
+    if not isinstance(value, str) or not IDENTIFIER.fullmatch(value):
+        raise ContractError(f"{what} {value!r} is not an identifier: use 1-64 of A-Z a-z 0-9 _ -")
+    return value
+
+
+# --- topics -------------------------------------------------------------------------------------
+
+
+def telemetry_topic(key: StationKey) -> str:
+    return f"{TOPIC_ROOT}/{key.plant}/{key.line}/{key.station}/telemetry"
+
+
+def status_topic(plant: str, line: str, agent: str) -> str:
+    for what, value in (("plant", plant), ("line", line), ("agent", agent)):
+        check_identifier(what, value)
+    return f"{TOPIC_ROOT}/{plant}/{line}/agent/{agent}/status"
+
+
+def alerts_topic(plant: str, line: str) -> str:
+    check_identifier("plant", plant)
+    check_identifier("line", line)
+    return f"{TOPIC_ROOT}/{plant}/{line}/alerts"
+
+
+def parse_telemetry_topic(topic: str) -> StationKey:
+    parts = topic.split("/")
+    if len(parts) != 6 or "/".join(parts[:2]) != TOPIC_ROOT or parts[5] != "telemetry":
+        raise ContractError(f"topic {topic!r} is not {TOPIC_ROOT}/PLANT/LINE/STATION/telemetry")
+    return StationKey(parts[2], parts[3], parts[4])
+
+
+# --- payloads -----------------------------------------------------------------------------------
+
+
+def _reason(error: ValidationError) -> str:
+    first = error.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "payload"
+    more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"
+
+
+def decode_telemetry(payload: bytes) -> list[Sample]:
+    """Decode one telemetry payload (a single sample or a batch) into samples, or raise ContractError."""
+    try:
+        document = orjson.loads(payload)
+    except orjson.JSONDecodeError as error:
+        raise ContractError(f"payload is not UTF-8 JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise ContractError("payload must be a JSON object (a sample or a batch)")
+    try:
+        if "samples" in document:
+            return _batch.validate_python(document)["samples"]
+        sample = _single.validate_python(document)
+    except ValidationError as error:
+        raise ContractError(_reason(error)) from None
+    del sample["v"]
+    return [sample]
+
+
+def encode_sample(sample: Sample) -> bytes:
+    return orjson.dumps({"v": VERSION, **sample})
+
+
+def encode_batch(samples: Iterable[Sample]) -> bytes:
+    samples = list(samples)
+    if not 1 <= len(samples) <= MAX_BATCH:
+        raise ContractError(f"a batch holds 1 to {MAX_BATCH} samples, not {len(samples)}")
+    return orjson.dumps({"v": VERSION, "samples": samples})
+
+
+def rejection(topic: str, reason: str, payload: bytes) -> bytes:
+    """The message the collector publishes to REJECTED_TOPIC for a refused telemetry message."""
+    head = payload[:REJECT_PAYLOAD_BYTES].decode("utf-8", errors="backslashreplace")
+    return orjson.dumps({"v": VERSION, "topic": topic, "reason": reason, "payload": head,
+                         "bytes": len(payload)})
+
+
+# --- InfluxDB line protocol ---------------------------------------------------------------------
+
+_MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ "})
+_KEY_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
+_STRING_ESCAPES = str.maketrans({'"': r"\"", "\\": "\\\\"})
+FieldValue = int | float | bool | str
+
+
+def _field(value: FieldValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        return repr(value)
+    return f'"{value.translate(_STRING_ESCAPES)}"'
+
+
+def line_protocol(measurement: str, tags: dict[str, str], fields: dict[str, FieldValue], ts_ms: int) -> str:
+    """One point in InfluxDB line protocol at millisecond precision, escaped for any names and strings.
+
+    Tags are sorted (InfluxDB's preferred order); empty tag values are left out, as InfluxDB requires.
+    Line protocol has no escape for a newline outside a string field, so such a name is refused.
+    """
+    if not fields:
+        raise ContractError(f"a point of {measurement!r} needs at least one field")
+    names = [measurement, *tags, *tags.values(), *fields]
+    if any("\n" in name or name.endswith("\\") for name in names):
+        raise ContractError(f"a name or tag of {measurement!r} has a newline or ends in a backslash")
+    head = measurement.translate(_MEASUREMENT_ESCAPES)
+    for key in sorted(tags):
+        if tags[key] != "":
+            head += f",{key.translate(_KEY_ESCAPES)}={tags[key].translate(_KEY_ESCAPES)}"
+    body = ",".join(f"{key.translate(_KEY_ESCAPES)}={_field(value)}" for key, value in fields.items())
+    return f"{head} {body} {ts_ms}"
+
+
+def sample_line(key: StationKey, sample: Sample) -> str:
+    """A validated sample as its point in measurement `station` (DESIGN.md §5).
+
+    Identifiers are checked to need no escaping, so this is the fast path the collector runs per sample.
+    """
+    fields = f"count={sample['count']}i,queue={sample['queue']}i,seq={sample['seq']}i"
+    if "scrap" in sample:
+        fields += f",scrap={sample['scrap']}i"
+    if "state" in sample:
+        fields += f',state="{sample["state"]}"'
+    return (f"{STATION_MEASUREMENT},line={key.line},plant={key.plant},station={key.station} "
+            f"{fields} {sample['ts']}")
+
+
+# --- offline file form: JSON Lines, one sample a line with plant, line and station ----------------
+
+
+def record(key: StationKey, sample: Sample) -> bytes:
+    """One line of the offline file form, without its newline."""
+    return orjson.dumps({"plant": key.plant, "line": key.line, "station": key.station, **sample})
+
+
+def parse_record(line: bytes | str) -> tuple[StationKey, Sample]:
+    try:
+        document = orjson.loads(line)
+    except orjson.JSONDecodeError as error:
+        raise ContractError(f"not JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise ContractError("a record must be a JSON object")
+    try:
+        key = StationKey(document.pop("plant", None), document.pop("line", None),
+                         document.pop("station", None))
+        document.pop("v", None)
+        return key, _sample.validate_python(document)
+    except ValidationError as error:
+        raise ContractError(_reason(error)) from None
+
+
+def read_records(path: str | Path) -> Iterator[tuple[StationKey, Sample]]:
+    """Read a telemetry file; a bad line raises ContractError naming the file and line number."""
+    with open(path, "rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield parse_record(line)
+            except ContractError as error:
+                raise ContractError(f"{path}:{number}: {error}") from None
+
+
+def write_records(path: str | Path, records: Iterable[tuple[StationKey, Sample]]) -> int:
+    """Write the offline file form; returns the number of records written."""
+    written = 0
+    with open(path, "wb") as out:
+        for key, sample in records:
+            out.write(record(key, sample) + b"\n")
+            written += 1
+    return written

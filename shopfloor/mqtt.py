@@ -1,0 +1,45 @@
+"""One way to build a paho-mqtt 2.x client for this system: MQTT 5, credentials and TLS from the URL.
+
+The agent, collector, replay and alert publisher all connect through `make_client`, so session and
+security settings are decided once.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from shopfloor.settings import MqttEndpoint
+
+# A persistent session outlives a disconnect by this long; a collector gone for good releases its
+# share of a shared subscription after it (DESIGN.md §3).
+DEFAULT_SESSION_EXPIRY_S = 24 * 3600
+
+
+def make_client(client_id: str, endpoint: MqttEndpoint, *, manual_ack: bool = False) -> mqtt.Client:
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5,
+        manual_ack=manual_ack,
+    )
+    if endpoint.username:
+        client.username_pw_set(endpoint.username, endpoint.password)
+    if endpoint.tls:
+        client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    return client
+
+
+def connect_properties(session_expiry_s: int = DEFAULT_SESSION_EXPIRY_S,
+                       receive_maximum: int | None = None) -> Properties:
+    """CONNECT properties for a persistent session (use with `clean_start=False`)."""
+    properties = Properties(PacketTypes.CONNECT)
+    properties.SessionExpiryInterval = session_expiry_s
+    if receive_maximum:
+        properties.ReceiveMaximum = receive_maximum
+    return properties
