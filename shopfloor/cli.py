@@ -76,7 +76,8 @@ def main() -> None:
         typer.secho(f"error: {error}", err=True, fg="red")
         sys.exit(2)
     except OSError as error:
-        typer.secho(f"error: {error.strerror or error}: {error.filename or ''}".rstrip(": "), err=True, fg="red")
+        where = f": {error.filename}" if error.filename else ""
+        typer.secho(f"error: {error.strerror or error}{where}", err=True, fg="red")
         sys.exit(2)
     except (typer.Abort, KeyboardInterrupt):
         sys.exit(130)

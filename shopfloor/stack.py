@@ -7,6 +7,7 @@ them by PID. The tests use the same `Server` class, so what CI starts is what a 
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shutil
@@ -92,10 +93,9 @@ class Server:
         binary = find_binary(self.kind)
         config = self._write_config()
         argv = [binary, "-c", str(config)] if self.kind == "mosquitto" else [binary, "-config", str(config)]
-        log = open(self.data_dir / f"{self.kind}.out", "ab")
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True)
-        log.close()
+        with open(self.data_dir / f"{self.kind}.out", "ab") as log:
+            process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       start_new_session=True)
         self.pid = process.pid
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -161,10 +161,8 @@ class Server:
 
 
 def _reap(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 class Stack:
