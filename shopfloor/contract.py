@@ -34,8 +34,13 @@ ACTIVE_STATES = frozenset({"working", "setup", "down"})
 INACTIVE_STATES = frozenset({"starved", "blocked"})
 SEVERITIES = ("info", "warning", "critical")
 
-# Measurement names in InfluxDB. Analysis results add their own names here, once.
-STATION_MEASUREMENT = "station"
+# Measurement names in InfluxDB (DESIGN.md §5), named here once. Each writer documents its fields
+# beside the constant; the boards and tests query by these names.
+STATION_MEASUREMENT = "station"  # tags plant,line,station; fields count,scrap,queue,state,seq
+BOTTLENECK_MEASUREMENT = "bottleneck"  # the detector's timeline per line (analysis/)
+ALERT_MEASUREMENT = "alert"  # every alert published, for board annotations (analysis/)
+TARGET_MEASUREMENT = "target"  # decomposed targets per line and grain (analysis/)
+INDICATOR_MEASUREMENT = "indicator"  # leading indicators per line and period (analysis/)
 
 State = Literal["working", "setup", "down", "starved", "blocked", "idle"]
 # InfluxDB stores ns since the epoch in an int64: ms must stay below about 9.2e12 (year 2262).
