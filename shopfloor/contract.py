@@ -41,6 +41,7 @@ BOTTLENECK_MEASUREMENT = "bottleneck"  # the detector's timeline per line (analy
 ALERT_MEASUREMENT = "alert"  # every alert published, for board annotations (analysis/)
 TARGET_MEASUREMENT = "target"  # decomposed targets per line and grain (analysis/)
 INDICATOR_MEASUREMENT = "indicator"  # leading indicators per line and period (analysis/)
+COLLECTOR_MEASUREMENT = "collector"  # tag collector; fields: the collector's counters (collector/)
 
 State = Literal["working", "setup", "down", "starved", "blocked", "idle"]
 # InfluxDB stores ns since the epoch in an int64: ms must stay below about 9.2e12 (year 2262).

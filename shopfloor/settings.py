@@ -39,8 +39,13 @@ class MqttEndpoint:
         return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
 
 
+def mqtt_url(url: str | None = None) -> str:
+    """The MQTT URL to use: the given one, else the environment's, else the local default."""
+    return url or os.environ.get(MQTT_URL_ENV) or DEFAULT_MQTT_URL
+
+
 def mqtt_endpoint(url: str | None = None) -> MqttEndpoint:
-    url = url or os.environ.get(MQTT_URL_ENV) or DEFAULT_MQTT_URL
+    url = mqtt_url(url)
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
         raise SettingsError(f"MQTT URL {url!r} is not mqtt://[user:password@]host:port (or mqtts:// for TLS)")

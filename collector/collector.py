@@ -1,0 +1,246 @@
+"""MQTT telemetry in, InfluxDB points out; a message is acknowledged only once its points are stored.
+
+Why it loses nothing: the session is persistent (clean start off, session expiry set), so the
+broker keeps every unacknowledged QoS 1 message across a collector crash or restart; the PUBACK of a
+message is sent only after InfluxDB answered 2xx for the batch holding it; while InfluxDB is away
+the batch is retried with backoff and nothing is acked, so the broker holds the backlog (its queue
+is unbounded in our config). Why it stores nothing twice: a redelivered message maps to the same
+points (measurement, tags, timestamp), which InfluxDB overwrites in place.
+
+Threads: paho's network thread only appends deliveries to an inbox; one worker thread decodes,
+batches, writes and acks, so acks leave in the order the messages arrived (MQTT requires it).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass
+from itertools import chain
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from collector.config import CollectorConfig
+from shopfloor.contract import (
+    COLLECTOR_MEASUREMENT,
+    REJECTED_TOPIC,
+    ContractError,
+    decode_telemetry,
+    line_protocol,
+    parse_telemetry_topic,
+    rejection,
+    sample_line,
+)
+from shopfloor.mqtt import connect_properties, make_client
+from shopfloor.settings import mqtt_endpoint
+from shopfloor.store import Store, StoreRejected, StoreUnavailable
+
+log = logging.getLogger("shopfloor.collector")
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One received MQTT message, with the connection it came on (acks are valid only on that one)."""
+
+    mid: int
+    connection: int
+    topic: str
+    payload: bytes
+    lines: list[str] | None = None
+    reject_reason: str | None = None
+
+
+@dataclass(slots=True)
+class CollectorStats:
+    """The collector's own counters; written to InfluxDB and logged every stats interval."""
+
+    received: int = 0
+    samples_written: int = 0
+    messages_written: int = 0
+    rejected: int = 0
+    write_retries: int = 0
+    batches: int = 0
+    last_batch_ms: float = 0.0
+    max_batch_ms: float = 0.0
+
+
+class _Abandoned(Exception):
+    """Shutting down while InfluxDB is away: leave the batch unacked for the broker to redeliver."""
+
+
+class Collector:
+    def __init__(self, config: CollectorConfig):
+        self.config = config
+        self.stats = CollectorStats()
+        self.store = Store(config.influx_url, config.influx_db)
+        self._endpoint = mqtt_endpoint(config.mqtt_url)
+        self._inbox: deque[Delivery] = deque()
+        self._wakeup = threading.Event()
+        self._stopping = threading.Event()
+        self._connection = 0
+        self._connected = threading.Event()
+        self._worker = threading.Thread(target=self._work, name="collector-worker", daemon=True)
+        self._client = make_client(config.client_id, self._endpoint, manual_ack=True)
+        self._client.on_connect = self._on_connect
+        self._client.on_connect_fail = self._on_connect_fail
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_message = self._on_message
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect (retrying in the background until the broker answers) and start the worker."""
+        self._client.connect_async(
+            self._endpoint.host, self._endpoint.port, keepalive=30, clean_start=False,
+            properties=connect_properties(self.config.session_expiry_s, self.config.receive_maximum),
+        )
+        self._client.loop_start()
+        self._worker.start()
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        return self._connected.wait(timeout_s)
+
+    def stop(self) -> None:
+        """Flush what is in hand (if InfluxDB answers), then disconnect; the session stays on the broker."""
+        self._stopping.set()
+        self._wakeup.set()
+        self._worker.join(timeout=self.config.retry_max_s + 10)
+        self._client.disconnect()
+        self._client.loop_stop()
+        self.store.close()
+        self._log_stats()
+
+    # --- paho callbacks (network thread: keep them short) ---------------------------------------
+
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
+                    reason_code: mqtt.ReasonCode, properties: object) -> None:
+        if reason_code.is_failure:
+            log.error("broker %s refused the connection: %s", self._endpoint.display, reason_code)
+            return
+        self._connection += 1
+        client.subscribe(self.config.subscription, options=SubscribeOptions(qos=1))
+        self._connected.set()
+        log.info("connected to %s (session %s), subscribed to %s", self._endpoint.display,
+                 "resumed" if flags.session_present else "new", self.config.subscription)
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        log.warning("cannot reach the broker at %s; retrying", self._endpoint.display)
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object,
+                       reason_code: mqtt.ReasonCode, properties: object) -> None:
+        self._connected.clear()
+        self._connection += 1  # acks for messages of the lost connection would hit reused ids
+        if not self._stopping.is_set():
+            log.warning("lost the broker (%s); reconnecting, unacked messages will come again", reason_code)
+
+    def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        self.stats.received += 1
+        self._inbox.append(Delivery(message.mid, self._connection, message.topic, message.payload))
+        self._wakeup.set()
+
+    # --- worker ------------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        batch: list[Delivery] = []
+        samples = 0
+        opened = 0.0
+        next_stats = time.monotonic() + self.config.stats_interval_s
+        while True:
+            wait = self.config.batch_wait_s - (time.monotonic() - opened) if batch else 1.0
+            self._wakeup.wait(max(wait, 0.0))
+            self._wakeup.clear()
+            while self._inbox and samples < self.config.batch_samples:
+                delivery = self._inbox.popleft()
+                samples += self._decode(delivery)
+                if not batch:
+                    opened = time.monotonic()
+                batch.append(delivery)
+            stopping = self._stopping.is_set()
+            aged = time.monotonic() - opened >= self.config.batch_wait_s
+            due = samples >= self.config.batch_samples or aged
+            if batch and (due or stopping):
+                try:
+                    self._flush(batch)
+                except _Abandoned:
+                    log.warning("stopping with %d messages unwritten; the broker will deliver them again",
+                                len(batch))
+                    return
+                batch, samples = [], 0
+            if stopping and not self._inbox:
+                return
+            if time.monotonic() >= next_stats:
+                self._log_stats(write=True)
+                next_stats = time.monotonic() + self.config.stats_interval_s
+
+    def _decode(self, delivery: Delivery) -> int:
+        """Turn a delivery into its lines of line protocol, or a reject reason. Returns the sample count."""
+        try:
+            key = parse_telemetry_topic(delivery.topic)
+            delivery.lines = [sample_line(key, sample) for sample in decode_telemetry(delivery.payload)]
+            return len(delivery.lines)
+        except ContractError as error:
+            delivery.reject_reason = str(error)
+            return 0
+
+    def _flush(self, batch: list[Delivery]) -> None:
+        for delivery in batch:
+            if delivery.reject_reason is not None:
+                self._reject(delivery)
+        lines = list(chain.from_iterable(d.lines for d in batch if d.lines))
+        try:
+            self._write(lines)
+        except StoreRejected as error:
+            log.warning("InfluxDB refused a batch (%s); writing its messages one by one", error)
+            for delivery in batch:
+                if delivery.lines:
+                    try:
+                        self._write(delivery.lines)
+                    except StoreRejected as refused:
+                        delivery.reject_reason, delivery.lines = str(refused), None
+                        self._reject(delivery)
+        self.stats.samples_written += sum(len(d.lines) for d in batch if d.lines)
+        self.stats.messages_written += sum(1 for d in batch if d.lines is not None)
+        for delivery in batch:
+            if delivery.connection == self._connection:
+                self._client.ack(delivery.mid, 1)
+
+    def _write(self, lines: list[str]) -> None:
+        """Write until InfluxDB accepts, backing off while it is away; StoreRejected passes through."""
+        delay = self.config.retry_first_s
+        while True:
+            started = time.perf_counter()
+            try:
+                self.store.write(lines)
+            except StoreUnavailable as error:
+                self.stats.write_retries += 1
+                log.warning("%s; retrying in %.1fs with %d samples held", error, delay, len(lines))
+                if self._stopping.wait(delay):
+                    raise _Abandoned from None
+                delay = min(delay * 2, self.config.retry_max_s)
+                continue
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            self.stats.batches += 1
+            self.stats.last_batch_ms = elapsed_ms
+            self.stats.max_batch_ms = max(self.stats.max_batch_ms, elapsed_ms)
+            return
+
+    def _reject(self, delivery: Delivery) -> None:
+        self.stats.rejected += 1
+        log.info("rejected a message on %s: %s", delivery.topic, delivery.reject_reason)
+        self._client.publish(REJECTED_TOPIC, rejection(delivery.topic, delivery.reject_reason or "",
+                                                       delivery.payload), qos=1)
+
+    def _log_stats(self, write: bool = False) -> None:
+        figures = asdict(self.stats)
+        log.info("stats %s", " ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}"
+                                      for k, v in figures.items()))
+        if write:
+            point = line_protocol(COLLECTOR_MEASUREMENT, {"collector": self.config.client_id}, figures,
+                                  int(time.time() * 1000))
+            try:
+                self.store.write([point])
+            except (StoreUnavailable, StoreRejected) as error:
+                log.debug("could not store the collector's stats: %s", error)
