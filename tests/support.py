@@ -1,0 +1,70 @@
+"""Small helpers for the pipeline tests: a plain paho publisher of contract samples and a point counter."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from shopfloor.contract import StationKey, encode_batch, encode_sample, telemetry_topic
+from shopfloor.mqtt import make_client
+from shopfloor.settings import mqtt_endpoint
+from shopfloor.store import Store, quote_string
+
+BASE_TS = 1_790_000_000_000  # 2026-09-21, inside any retention policy's default shard
+
+
+def sample(seq: int, ts: int | None = None) -> dict:
+    return {"ts": ts if ts is not None else BASE_TS + seq * 1000, "seq": seq, "count": seq * 2,
+            "queue": seq % 5, "state": "working"}
+
+
+class Publisher:
+    """A paho QoS 1 publisher that waits for every PUBACK (a stand-in for any contract-speaking agent)."""
+
+    def __init__(self, mqtt_url: str, client_id: str):
+        endpoint = mqtt_endpoint(mqtt_url)
+        self.client = make_client(client_id, endpoint)
+        self.client.connect(endpoint.host, endpoint.port)
+        self.client.loop_start()
+
+    def publish(self, key: StationKey, seqs: range, batch: int = 1, pace_s: float = 0.0) -> None:
+        infos = []
+        seq_list = list(seqs)
+        for start in range(0, len(seq_list), batch):
+            chunk = [sample(seq) for seq in seq_list[start:start + batch]]
+            payload = encode_sample(chunk[0]) if batch == 1 else encode_batch(chunk)
+            infos.append(self.client.publish(telemetry_topic(key), payload, qos=1))
+            if pace_s:
+                time.sleep(pace_s)
+            if len(infos) >= 2000:
+                self._wait(infos)
+        self._wait(infos)
+
+    @staticmethod
+    def _wait(infos: list) -> None:
+        for info in infos:
+            info.wait_for_publish(timeout=60)
+            assert info.is_published(), "the broker did not acknowledge a message within 60 s"
+        infos.clear()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def publish_in_background(publisher: Publisher, key: StationKey, seqs: range,
+                          pace_s: float) -> threading.Thread:
+    thread = threading.Thread(target=publisher.publish, args=(key, seqs), kwargs={"pace_s": pace_s})
+    thread.start()
+    return thread
+
+
+def stored_seqs(store: Store, plant: str) -> dict[str, list[int]]:
+    """Every stored seq per station of one plant, in time order (duplicates would show as repeats)."""
+    result = store.query(f"SELECT seq FROM station WHERE plant = {quote_string(plant)} GROUP BY station")
+    return {series.tags["station"]: series.column("seq") for series in result.series}
+
+
+def stored_total(store: Store, plant: str) -> int:
+    result = store.query(f"SELECT count(seq) FROM station WHERE plant = {quote_string(plant)}")
+    return result.series[0].values[0][1] if result.series else 0
