@@ -1,0 +1,1 @@
+"""Analysis: the bottleneck detector, targets from the annual goal, leading indicators and alerts."""
