@@ -63,10 +63,12 @@ def _mount_subcommands() -> None:
     """Each folder of the data path owns its commands; importing them here keeps one entry point."""
     from analysis.targets_cli import app as targets_app
     from collector.cli import app as collector_app
+    from dashboards.cli import app as dashboards_app
     from edge_agent.cli import app as agent_app
 
     app.add_typer(agent_app, name="agent")
     app.add_typer(collector_app, name="collector")
+    app.add_typer(dashboards_app, name="dashboards")
     app.add_typer(targets_app, name="targets")
 
 

@@ -1,0 +1,44 @@
+"""What the boards need to know about one plant: its lines in flow order, its clock and its shifts.
+
+The plant file (plant.toml) gives each line's last station (whose counter is the line's output) and
+the plant's time zone; the plan file (plan.toml, optional) gives the shifts, so hour buckets and the
+board's shift links start where a shift starts. Both are the same files the rest of the system reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from shopfloor.plan import Shift, load_plan
+from shopfloor.plant import Plant, load_plant
+
+DEFAULT_INFLUX_URL_IN_GRAFANA = "http://influxdb:8086"
+
+
+@dataclass(frozen=True, slots=True)
+class BoardConfig:
+    """Everything a board is generated from; `build` and `push` make the same boards from it."""
+
+    plant: Plant
+    shifts: tuple[Shift, ...] = ()
+    influx_url: str = DEFAULT_INFLUX_URL_IN_GRAFANA  # as Grafana reaches InfluxDB (compose: service name)
+    database: str = "shopfloor"
+    refresh: str = "30s"
+    boards_path: str = "/etc/grafana/provisioning/dashboards/shopfloor"
+
+    @property
+    def timezone(self) -> str:
+        return self.plant.timezone
+
+    @property
+    def bucket_offset(self) -> str:
+        """Minutes past the hour at which the shifts start, so hour buckets follow shift hours."""
+        minutes = self.shifts[0].start % 60 if self.shifts else 0
+        return f"{minutes}m"
+
+
+def load_config(plant_path: str | Path, plan_path: str | Path | None = None, **options: str) -> BoardConfig:
+    plant = load_plant(plant_path)
+    shifts = tuple(load_plan(plan_path).calendar.shifts) if plan_path else ()
+    return BoardConfig(plant=plant, shifts=shifts, **options)

@@ -1,0 +1,145 @@
+"""The line huddle board: what a supervisor and the crew read from 3 m at the start of a shift.
+
+Top row: output against target and the current constraint, in large type. Then hour by hour actual
+against the hour's target, the station state timeline (who starved or blocked the constraint), the
+buffer levels, and the leading indicators. Alerts appear as annotations on every time panel.
+"""
+
+from __future__ import annotations
+
+from dashboards import analysis_queries as aq
+from dashboards import queries as q
+from dashboards.config import BoardConfig
+from dashboards.grafana import (
+    Grid,
+    Json,
+    annotation,
+    big_stat_options,
+    constant_variable,
+    dashboard,
+    influx_target,
+    panel,
+    query_variable,
+    range_link,
+    state_mappings,
+    threshold,
+)
+
+UID = "shopfloor-line-huddle"
+FILE_NAME = "line-huddle.json"
+
+
+def variables(config: BoardConfig) -> list[Json]:
+    plant = query_variable("plant", "Plant", q.PLANTS)
+    plant["current"] = {"text": config.plant.plant, "value": config.plant.plant}
+    line = query_variable("line", "Line", q.LINES)
+    first = config.plant.lines[0].id
+    line["current"] = {"text": first, "value": first}
+    return [plant, line, constant_variable("timezone", config.timezone),
+            constant_variable("bucket_offset", config.bucket_offset)]
+
+
+def shift_links(config: BoardConfig) -> list[Json]:
+    """One link per shift of today and yesterday: the huddle's time range starts where a shift starts."""
+    links = [range_link("Today", "now/d", "now/d")]
+    for shift in config.shifts:
+        links.append(range_link(f"Shift {shift.name} today", f"now/d+{shift.start}m",
+                                f"now/d+{shift.start + shift.minutes}m"))
+    for shift in config.shifts:
+        links.append(range_link(f"Shift {shift.name} yesterday", f"now-1d/d+{shift.start}m",
+                                f"now-1d/d+{shift.start + shift.minutes}m"))
+    return links
+
+
+def output_panels(exits: str) -> list[Json]:
+    actual = influx_target(q.range_output(exits), "A", alias="Actual")
+    target = influx_target(aq.range_target(), "B", alias="Target")
+    hourly = [influx_target(q.hourly_output(exits), "A", alias="Actual"),
+              influx_target(aq.hourly_target(), "B", alias="Target")]
+    bars = {"drawStyle": "bars", "fillOpacity": 80, "barAlignment": 1, "lineWidth": 1, "showPoints": "never"}
+    return [
+        panel("stat", "Output vs target", Grid(0, 0, 8, 6), [actual, target],
+              description="Units off the line's last station in the range, against the range's target.",
+              decimals=0, options={**big_stat_options(text_size=56), "textMode": "value_and_name"}),
+        panel("timeseries", "Hour by hour: actual vs target", Grid(0, 6, 14, 9), hourly,
+              description="Each bar is one hour of output, on the plant's clock and aligned to shift starts.",
+              decimals=0, defaults={"custom": bars, "color": {"mode": "fixed", "fixedColor": "blue"}},
+              overrides=[{"matcher": {"id": "byFrameRefID", "options": "B"},
+                          "properties": [{"id": "custom.drawStyle", "value": "line"},
+                                         {"id": "custom.lineInterpolation", "value": "stepAfter"},
+                                         {"id": "custom.lineWidth", "value": 4},
+                                         {"id": "color",
+                                          "value": {"mode": "fixed", "fixedColor": "orange"}}]}],
+              options={"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+                       "tooltip": {"mode": "multi"}}),
+    ]
+
+
+def constraint_panels() -> list[Json]:
+    return [
+        panel("stat", "Constraint now", Grid(8, 0, 8, 6),
+              [influx_target(aq.CURRENT_CONSTRAINT, "A", table=True)],
+              description="The station that limits the line now (the bottleneck detector's last window).",
+              options={**big_stat_options(text_size=72),
+                       "reduceOptions": {"calcs": ["lastNotNull"], "fields": "/^constraint$/",
+                                         "values": False}},
+              defaults={"color": {"mode": "fixed", "fixedColor": "purple"}}),
+        panel("stat", "Constraint share of the range", Grid(16, 0, 8, 6),
+              [influx_target(aq.CONSTRAINT_SHARES, "A", alias="$tag_station")],
+              description="Share of the range each station was the (sole or shifting) constraint.",
+              unit="percentunit", decimals=0,
+              options={**big_stat_options(text_size=40), "textMode": "value_and_name",
+                       "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}},
+              thresholds=[threshold("green"), threshold("orange", 0.3), threshold("red", 0.6)]),
+        panel("bargauge", "Output per station", Grid(14, 6, 10, 9),
+              [influx_target(q.station_output(), "A", alias="$tag_station")],
+              description="Units each station finished: the flow thins at the constraint.",
+              decimals=0, options={"orientation": "horizontal", "displayMode": "basic", "showUnfilled": True,
+                                   "reduceOptions": {"calcs": ["lastNotNull"], "values": False},
+                                   "text": {"titleSize": 22, "valueSize": 28}}),
+    ]
+
+
+def flow_panels() -> list[Json]:
+    return [
+        panel("state-timeline", "Station states", Grid(0, 15, 24, 7),
+              [influx_target(q.STATE_TIMELINE, "A", alias="$tag_station")],
+              description="Working, setup, down (active) and starved, blocked (waiting) per station.",
+              mappings=state_mappings(),
+              options={"showValue": "never", "rowHeight": 0.85, "mergeValues": True, "alignValue": "center",
+                       "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True}},
+              defaults={"color": {"mode": "thresholds"}, "custom": {"fillOpacity": 90, "lineWidth": 0}}),
+        panel("timeseries", "Buffer levels", Grid(0, 22, 12, 7),
+              [influx_target(q.BUFFER_LEVELS, "A", alias="$tag_station")],
+              description="Units waiting in front of each station: empty buffers starve, full ones block.",
+              decimals=0, defaults={"custom": {"lineWidth": 3, "fillOpacity": 10, "showPoints": "never"}},
+              options={"legend": {"displayMode": "list", "placement": "right", "showLegend": True},
+                       "tooltip": {"mode": "multi"}}),
+        panel("bargauge", "Buffers now", Grid(12, 22, 5, 7),
+              [influx_target(q.BUFFERS_NOW, "A", alias="$tag_station")],
+              decimals=0, options={"orientation": "horizontal", "displayMode": "lcd",
+                                   "reduceOptions": {"calcs": ["lastNotNull"], "values": False},
+                                   "text": {"titleSize": 22, "valueSize": 28}}),
+    ]
+
+
+def indicator_panels() -> list[Json]:
+    return [
+        panel("table", "Leading indicators", Grid(17, 22, 7, 7),
+              [influx_target(aq.LINE_INDICATORS, "A", table=True)],
+              description="Today's leading indicators against their targets (analysis/indicators).",
+              options={"showHeader": True, "cellHeight": "lg", "footer": {"show": False}},
+              defaults={"custom": {"align": "left", "cellOptions": {"type": "color-text"}}}),
+    ]
+
+
+def board(config: BoardConfig) -> Json:
+    exits = q.exit_filter(config.plant)
+    panels = [*output_panels(exits), *constraint_panels(), *flow_panels(), *indicator_panels()]
+    return dashboard(
+        UID, "Line huddle", panels, variables=variables(config),
+        annotations=[annotation("Alerts", aq.ALERT_ANNOTATIONS, colour="red", tags_columns="kind,severity")],
+        time_from="now/d", time_to="now/d", timezone=config.timezone, refresh=config.refresh,
+        links=shift_links(config),
+        description="Shift huddle: hour-by-hour output against target, the constraint, states, buffers.",
+        tags=["shopfloor", "huddle"])

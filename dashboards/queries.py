@@ -1,0 +1,100 @@
+"""The InfluxQL behind every board panel and the built-in huddle page, written once.
+
+Queries are Grafana query text: `$timeFilter`, `$__interval`, `${__from}`/`${__to}` and the board
+variables (`$plant`, `$line`, `$timezone`, `$bucket_offset`). Grafana expands them for the boards;
+`dashboards.macros.expand` does the same for the tests and the huddle page, so a number on the wall
+screen and the same number in Grafana come from the same text.
+
+InfluxQL rules these queries follow (DESIGN.md §3):
+- output is `non_negative_difference(last("count"))` per bucket: `count` is a cumulative counter and a
+  reset makes one negative difference, which is dropped instead of subtracting a whole shift;
+- the difference needs the bucket before the range, so hour queries start one hour early
+  (`${__from}ms - 1h`); the first returned bucket is then the first hour of the range;
+- `GROUP BY time()` aligns to the epoch: `tz('$timezone')` and the `$bucket_offset` put hour and day
+  buckets on the plant's local clock and on shift starts that are not on the hour;
+- one selector per statement (several selectors return time 0).
+"""
+
+from __future__ import annotations
+
+from shopfloor.contract import STATION_MEASUREMENT
+from shopfloor.plant import Plant
+from shopfloor.store import quote_ident, quote_string
+
+STATION = quote_ident(STATION_MEASUREMENT)
+LINE_FILTER = '"plant" =~ /^$plant$/ AND "line" =~ /^$line$/'
+HOUR_RANGE = "time >= ${__from}ms - 1h AND time <= ${__to}ms"
+DAY_RANGE = "time >= ${__from}ms - 1d AND time <= ${__to}ms"
+HOURS = "time(1h, $bucket_offset)"
+LOCAL_CLOCK = "tz('$timezone')"
+
+PLANTS = f'SHOW TAG VALUES FROM {STATION} WITH KEY = "plant"'
+LINES = f'SHOW TAG VALUES FROM {STATION} WITH KEY = "line" WHERE "plant" =~ /^$plant$/'
+
+
+def exit_filter(plant: Plant) -> str:
+    """Each line's last station, whose counter is the line's output (flow order from plant.toml)."""
+    pairs = [f"(\"line\" = {quote_string(line.id)} AND \"station\" = {quote_string(line.station_ids[-1])})"
+             for line in plant.lines]
+    return "(" + " OR ".join(pairs) + ")"
+
+
+def hourly_output(exits: str) -> str:
+    """Units the line finished in each hour of the range (the huddle's 'actual' column)."""
+    return (f'SELECT non_negative_difference(last("count")) AS "actual" FROM {STATION} '
+            f"WHERE {LINE_FILTER} AND {exits} AND {HOUR_RANGE} GROUP BY {HOURS}, \"line\" fill(none) "
+            f"{LOCAL_CLOCK}")
+
+
+def range_output(exits: str) -> str:
+    """Units the line finished over the whole range: the sum of the hourly differences."""
+    inner = (f'SELECT non_negative_difference(last("count")) AS "actual" FROM {STATION} '
+             f"WHERE {LINE_FILTER} AND {exits} AND {HOUR_RANGE} GROUP BY {HOURS}, \"line\" fill(none) "
+             f"{LOCAL_CLOCK}")
+    return f'SELECT sum("actual") AS "actual" FROM ({inner}) WHERE $timeFilter GROUP BY "line"'
+
+
+def daily_output(exits: str) -> str:
+    """Units each line finished per local day (the executive rollup's base series)."""
+    return (f'SELECT non_negative_difference(last("count")) AS "actual" FROM {STATION} '
+            f'WHERE "plant" =~ /^$plant$/ AND "line" =~ /^$line$/ AND {exits} AND {DAY_RANGE} '
+            f'GROUP BY time(1d), "line" fill(none) {LOCAL_CLOCK}')
+
+
+def period_output(exits: str, *, by_line: bool = True) -> str:
+    """Units finished since the panel's range start (month or quarter to date), per line or plant-wide.
+
+    Summed from hours, not days: a counter reset then loses at most the hour it happened in.
+    """
+    group = ' GROUP BY "line"' if by_line else ""
+    hourly = (f'SELECT non_negative_difference(last("count")) AS "actual" FROM {STATION} '
+              f'WHERE "plant" =~ /^$plant$/ AND "line" =~ /^$line$/ AND {exits} AND {HOUR_RANGE} '
+              f'GROUP BY {HOURS}, "line" fill(none) {LOCAL_CLOCK}')
+    return f'SELECT sum("actual") AS "actual" FROM ({hourly}) WHERE $timeFilter{group}'
+
+
+def station_output() -> str:
+    """Units each station finished over the range: where the line's flow thins out."""
+    inner = (f'SELECT non_negative_difference(last("count")) AS "units" FROM {STATION} '
+             f'WHERE {LINE_FILTER} AND {HOUR_RANGE} GROUP BY {HOURS}, "station" fill(none) {LOCAL_CLOCK}')
+    return f'SELECT sum("units") AS "units" FROM ({inner}) WHERE $timeFilter GROUP BY "station"'
+
+
+STATE_TIMELINE = (f'SELECT last("state") AS "state" FROM {STATION} WHERE {LINE_FILTER} AND $timeFilter '
+                  f'GROUP BY time($__interval), "station" fill(previous)')
+BUFFER_LEVELS = (f'SELECT mean("queue") AS "queue" FROM {STATION} WHERE {LINE_FILTER} AND $timeFilter '
+                 f'GROUP BY time($__interval), "station" fill(null)')
+BUFFERS_NOW = (f'SELECT last("queue") AS "queue" FROM {STATION} WHERE {LINE_FILTER} AND $timeFilter '
+               f'GROUP BY "station"')
+STATES_NOW = (f'SELECT last("state") AS "state" FROM {STATION} WHERE {LINE_FILTER} AND $timeFilter '
+              f'GROUP BY "station"')
+
+
+def state_samples(state: str) -> str:
+    """How many samples each station spent in `state` over the range (a share once divided by all)."""
+    return (f'SELECT count("state") AS {quote_ident(state)} FROM {STATION} WHERE {LINE_FILTER} '
+            f'AND $timeFilter AND "state" = {quote_string(state)} GROUP BY "station"')
+
+
+ALL_STATE_SAMPLES = (f'SELECT count("state") AS "samples" FROM {STATION} WHERE {LINE_FILTER} AND $timeFilter '
+                     f'GROUP BY "station"')
