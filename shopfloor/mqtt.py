@@ -20,7 +20,11 @@ from shopfloor.settings import MqttEndpoint
 DEFAULT_SESSION_EXPIRY_S = 24 * 3600
 
 
-def make_client(client_id: str, endpoint: MqttEndpoint, *, manual_ack: bool = False) -> mqtt.Client:
+def make_client(client_id: str, endpoint: MqttEndpoint, *, manual_ack: bool = False,
+                ca_file: str | None = None, cert_file: str | None = None,
+                key_file: str | None = None) -> mqtt.Client:
+    """A client for `endpoint`; for mqtts:// `ca_file` trusts a private CA (else the system's CAs) and
+    `cert_file`/`key_file` present a client certificate (brokers that authenticate agents by TLS)."""
     client = mqtt.Client(
         callback_api_version=CallbackAPIVersion.VERSION2,
         client_id=client_id,
@@ -30,7 +34,7 @@ def make_client(client_id: str, endpoint: MqttEndpoint, *, manual_ack: bool = Fa
     if endpoint.username:
         client.username_pw_set(endpoint.username, endpoint.password)
     if endpoint.tls:
-        client.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        client.tls_set(ca_certs=ca_file, certfile=cert_file, keyfile=key_file, cert_reqs=ssl.CERT_REQUIRED)
     client.reconnect_delay_set(min_delay=1, max_delay=30)
     return client
 
