@@ -54,7 +54,7 @@ def to_date_panel(title: str, period: str, exits: str, grid: Grid) -> Json:
 
 
 def board(config: BoardConfig) -> Json:
-    exits = q.exit_filter(config.plant)
+    exits = q.exit_filter(config.plant.lines)
     panels = [
         to_date_panel("Month to date vs target", MONTH, exits, Grid(0, 0, 12, 8)),
         to_date_panel("Quarter to date vs target", QUARTER, exits, Grid(12, 0, 12, 8)),

@@ -134,7 +134,7 @@ def indicator_panels() -> list[Json]:
 
 
 def board(config: BoardConfig) -> Json:
-    exits = q.exit_filter(config.plant)
+    exits = q.exit_filter(config.plant.lines)
     panels = [*output_panels(exits), *constraint_panels(), *flow_panels(), *indicator_panels()]
     return dashboard(
         UID, "Line huddle", panels, variables=variables(config),

@@ -17,8 +17,10 @@ InfluxQL rules these queries follow (DESIGN.md §3):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from shopfloor.contract import STATION_MEASUREMENT
-from shopfloor.plant import Plant
+from shopfloor.plant import Line
 from shopfloor.store import quote_ident, quote_string
 
 STATION = quote_ident(STATION_MEASUREMENT)
@@ -32,10 +34,10 @@ PLANTS = f'SHOW TAG VALUES FROM {STATION} WITH KEY = "plant"'
 LINES = f'SHOW TAG VALUES FROM {STATION} WITH KEY = "line" WHERE "plant" =~ /^$plant$/'
 
 
-def exit_filter(plant: Plant) -> str:
+def exit_filter(lines: Iterable[Line]) -> str:
     """Each line's last station, whose counter is the line's output (flow order from plant.toml)."""
     pairs = [f"(\"line\" = {quote_string(line.id)} AND \"station\" = {quote_string(line.station_ids[-1])})"
-             for line in plant.lines]
+             for line in lines]
     return "(" + " OR ".join(pairs) + ")"
 
 

@@ -1,0 +1,213 @@
+"""The built-in huddle page and its JSON, served by the analysis service (no Grafana needed).
+
+`huddle_router(plant, store_factory, plan)` is an APIRouter the analysis service includes:
+  GET /huddle                 the page (dashboards/huddle.html, self-contained, auto-refreshing)
+  GET /api/huddle             the plant's lines, for the page's line picker
+  GET /api/huddle/{line}      hour by hour actual vs target, the constraint and its share this shift,
+                              station states and buffers, the state timeline, alerts
+
+The numbers come from the same InfluxQL text as the Grafana panels (dashboards.queries, expanded by
+dashboards.macros as Grafana would), read through shopfloor.store; hour targets come from the plan's
+decomposition (analysis.targets) when a plan is given, else from the `target` measurement.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import HTMLResponse
+
+from dashboards import analysis_queries as aq
+from dashboards import queries as q
+from dashboards.macros import QueryContext, expand, grafana_interval
+from shopfloor.errors import ConfigError
+from shopfloor.plan import Plan
+from shopfloor.plant import Line, Plant
+from shopfloor.store import Store, StoreError
+
+PAGE = Path(__file__).with_name("huddle.html")
+HOUR_MS = 3_600_000
+TIMELINE_BUCKETS = 96  # the page draws at most this many state segments per station
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class HuddleRange:
+    """The time the huddle looks at: normally the current shift, else today so far."""
+
+    start_ms: int
+    end_ms: int
+    label: str
+
+
+def current_range(plant: Plant, plan: Plan | None, now_ms: int) -> HuddleRange:
+    """The shift that holds `now` (or the last one that started today); without a plan, today."""
+    zone = ZoneInfo(plan.calendar.timezone if plan else plant.timezone)
+    now = datetime.fromtimestamp(now_ms / 1000, UTC).astimezone(zone)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    if plan:
+        candidates = []
+        for day in (today - timedelta(days=1), today):
+            for shift in plan.calendar.shifts:
+                start = (day.replace(tzinfo=None) + timedelta(minutes=shift.start)).replace(tzinfo=zone)
+                end = (start.replace(tzinfo=None) + timedelta(minutes=shift.minutes)).replace(tzinfo=zone)
+                if start.timestamp() * 1000 <= now_ms:
+                    candidates.append((start, end, shift.label()))
+        if candidates:
+            start, end, label = max(candidates, key=lambda item: item[0])
+            return HuddleRange(int(start.timestamp() * 1000), int(end.timestamp() * 1000),
+                               f"Shift {label}")
+    tomorrow = (today.replace(tzinfo=None) + timedelta(days=1)).replace(tzinfo=zone)
+    return HuddleRange(int(today.timestamp() * 1000), int(tomorrow.timestamp() * 1000),
+                       f"Today {today:%Y-%m-%d}")
+
+
+class HuddleReader:
+    """Reads one line's huddle numbers from InfluxDB with the boards' own queries."""
+
+    def __init__(self, store: Store, plant: Plant, plan: Plan | None = None):
+        self.store = store
+        self.plant = plant
+        self.plan = plan
+
+    def _context(self, line: Line, start_ms: int, end_ms: int, interval: str | None = None) -> QueryContext:
+        offset = f"{self.plan.calendar.shifts[0].start % 60}m" if self.plan else "0m"
+        variables = {"plant": self.plant.plant, "line": line.id, "timezone": self.plant.timezone,
+                     "bucket_offset": offset}
+        return QueryContext(start_ms, end_ms, variables, interval)
+
+    def _rows(self, query: str, context: QueryContext) -> list[Json]:
+        return self.store.query(expand(query, context)).rows()
+
+    def hours(self, line: Line, span: HuddleRange, now_ms: int) -> list[Json]:
+        """One row per hour of the range: its start, the actual units and the target units."""
+        context = self._context(line, span.start_ms, span.end_ms)
+        actual = {row["time"]: row["actual"]
+                  for row in self._rows(q.hourly_output(q.exit_filter([line])), context)}
+        targets = self._targets(line, span, context)
+        rows = []
+        start = span.start_ms
+        while start < span.end_ms:
+            end = min(start + HOUR_MS, span.end_ms)
+            rows.append({"start": start, "end": end, "actual": actual.get(start) if start <= now_ms else None,
+                         "target": targets.get(start), "current": start <= now_ms < end})
+            start = end
+        return rows
+
+    def _targets(self, line: Line, span: HuddleRange, context: QueryContext) -> dict[int, int]:
+        if self.plan is not None:
+            from analysis.targets import decompose
+
+            try:
+                year = datetime.fromtimestamp(span.start_ms / 1000, UTC).astimezone(
+                    ZoneInfo(self.plan.calendar.timezone)).year
+                goal = decompose(self.plan, line.id, year)
+            except ConfigError:
+                return {}
+            return {start: round(goal.due_between(start, min(start + HOUR_MS, span.end_ms)))
+                    for start in range(span.start_ms, span.end_ms, HOUR_MS)}
+        return {row["time"]: int(row["target"]) for row in self._rows(aq.hourly_target(), context)
+                if row.get("target") is not None}
+
+    def stations(self, line: Line, span: HuddleRange, now_ms: int) -> list[Json]:
+        """Each station in flow order: state now, buffer now and capacity, units in the range."""
+        context = self._context(line, span.start_ms, min(span.end_ms, now_ms))
+        states = {row["station"]: row["state"] for row in self._rows(q.STATES_NOW, context)}
+        queues = {row["station"]: row["queue"] for row in self._rows(q.BUFFERS_NOW, context)}
+        output = {row["station"]: row["units"] for row in self._rows(q.station_output(), context)}
+        return [{"station": station.id, "state": states.get(station.id), "queue": queues.get(station.id),
+                 "buffer": station.buffer, "output": output.get(station.id)} for station in line.stations]
+
+    def timeline(self, line: Line, span: HuddleRange, now_ms: int) -> Json:
+        """Per station, the state in each of up to TIMELINE_BUCKETS equal slices of the range so far."""
+        end = max(span.start_ms + 1000, min(span.end_ms, now_ms))
+        interval = grafana_interval(end - span.start_ms, TIMELINE_BUCKETS, min_interval_s=10)
+        context = self._context(line, span.start_ms, end, interval)
+        series: dict[str, list[list[Any]]] = {station: [] for station in line.station_ids}
+        for row in self._rows(q.STATE_TIMELINE, context):
+            if row["station"] in series and row["time"] >= span.start_ms:
+                series[row["station"]].append([row["time"], row["state"]])
+        return {"interval": interval, "stations": series}
+
+    def constraint(self, line: Line, span: HuddleRange, now_ms: int) -> Json | None:
+        """The detector's current constraint and each station's share of this shift as the constraint."""
+        context = self._context(line, span.start_ms, min(span.end_ms, now_ms))
+        try:
+            current = self._rows(aq.CURRENT_CONSTRAINT, context)
+            shares = {row["station"]: row["share"] for row in self._rows(aq.CONSTRAINT_SHARES, context)}
+        except StoreError:
+            return None
+        if not current or current[0].get("constraint") is None:
+            return None
+        station = current[0]["constraint"]
+        return {"station": station, "share": shares.get(station), "since": current[0]["time"],
+                "shares": shares}
+
+    def alerts(self, line: Line, span: HuddleRange, now_ms: int) -> list[Json]:
+        context = self._context(line, span.start_ms, min(span.end_ms, now_ms))
+        rows = sorted(self._rows(aq.ALERT_ANNOTATIONS, context), key=lambda row: row["time"], reverse=True)
+        return [{"ts": row["time"], "kind": row.get("kind"), "severity": row.get("severity"),
+                 "message": row.get("message")} for row in rows]
+
+    def snapshot(self, line_id: str, *, now_ms: int | None = None, start_ms: int | None = None,
+                 end_ms: int | None = None) -> Json:
+        """Everything the page shows for one line, as one JSON document."""
+        line = self.plant.get_line(line_id)
+        now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+        span = current_range(self.plant, self.plan, now_ms)
+        if start_ms is not None and end_ms is not None:
+            span = HuddleRange(start_ms, end_ms, "Chosen range")
+        hours = self.hours(line, span, now_ms)
+        actual = sum(row["actual"] or 0 for row in hours)
+        due = round(sum((row["target"] or 0) * _elapsed(row, now_ms) for row in hours))
+        return {
+            "plant": self.plant.plant, "line": line.id, "name": line.name or line.id,
+            "timezone": self.plant.timezone, "now": now_ms,
+            "range": {"start": span.start_ms, "end": span.end_ms, "label": span.label},
+            "hours": hours,
+            "total": {"actual": actual, "target_due": due,
+                      "target": sum(row["target"] or 0 for row in hours)},
+            "constraint": self.constraint(line, span, now_ms),
+            "stations": self.stations(line, span, now_ms),
+            "timeline": self.timeline(line, span, now_ms),
+            "alerts": self.alerts(line, span, now_ms),
+        }
+
+
+def _elapsed(hour: Json, now_ms: int) -> float:
+    """The share of an hour that lies before `now` (1 for past hours, 0 for future ones)."""
+    return min(1.0, max(0.0, (now_ms - hour["start"]) / (hour["end"] - hour["start"])))
+
+
+def huddle_router(plant: Plant, store_factory: Callable[[], Store], plan: Plan | None = None) -> APIRouter:
+    """The page and its JSON; `store_factory` gives a Store per request (closed after it)."""
+    router = APIRouter()
+
+    @router.get("/huddle", response_class=HTMLResponse, include_in_schema=False)
+    def page() -> HTMLResponse:
+        return HTMLResponse(PAGE.read_text(encoding="utf-8"), headers={"Cache-Control": "no-cache"})
+
+    @router.get("/api/huddle")
+    def lines() -> Json:
+        return {"plant": plant.plant, "lines": [{"id": line.id, "name": line.name or line.id}
+                                                for line in plant.lines]}
+
+    @router.get("/api/huddle/{line}")
+    def huddle(line: str, start: int | None = Query(None, description="range start, ms since the epoch"),
+               end: int | None = Query(None, description="range end, ms since the epoch")) -> Json:
+        if line not in {item.id for item in plant.lines}:
+            raise HTTPException(404, f"plant {plant.plant} has no line {line!r}")
+        with store_factory() as store:
+            try:
+                return HuddleReader(store, plant, plan).snapshot(line, start_ms=start, end_ms=end)
+            except StoreError as error:
+                raise HTTPException(503, str(error)) from None
+
+    return router
