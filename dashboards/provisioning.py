@@ -5,6 +5,7 @@
     datasources/shopfloor.yaml           the InfluxDB data source (InfluxQL, database shopfloor)
     dashboards/shopfloor.yaml            a file provider that loads the boards' folder
     dashboards/shopfloor/*.json          the boards, generated from code
+    plugins/, alerting/                  empty: Grafana looks there too
 
 The YAML is written by a small emitter (every scalar is JSON-quoted, which YAML reads as a string),
 so building the boards needs no YAML library; the tests parse it back with PyYAML.
@@ -26,6 +27,7 @@ FOLDER = "Shopfloor"
 DATASOURCE_FILE = Path("datasources") / "shopfloor.yaml"
 PROVIDER_FILE = Path("dashboards") / "shopfloor.yaml"
 BOARDS_DIR = Path("dashboards") / "shopfloor"
+EMPTY_FOLDERS = ("plugins", "alerting")
 
 
 def datasource(config: BoardConfig) -> Json:
@@ -111,6 +113,8 @@ def build(out_dir: str | Path, config: BoardConfig) -> list[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         written.append(path)
+    for folder in EMPTY_FOLDERS:  # Grafana reads these too; empty means nothing to provision there
+        (out / folder).mkdir(parents=True, exist_ok=True)
     (out / BOARDS_DIR).mkdir(parents=True, exist_ok=True)
     for name, board in all_boards(config).items():
         path = out / BOARDS_DIR / name

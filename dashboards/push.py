@@ -40,6 +40,7 @@ def _grafana(url: str, token: str | None):
 def _call(what: str, url: str, action, *, missing_ok: bool = False):
     """Run one API call; a 404 of a read (`missing_ok`) is None, every other failure a PushError."""
     from grafana_client.client import GrafanaClientError, GrafanaException
+    from niquests.exceptions import RequestException  # grafana-client's HTTP library
 
     try:
         return action()
@@ -51,6 +52,9 @@ def _call(what: str, url: str, action, *, missing_ok: bool = False):
         raise PushError(f"Grafana at {url} refused to {what}: {error.message}{hint}") from None
     except GrafanaException as error:
         raise PushError(f"Grafana at {url} could not {what}: {error.message}; is it running?") from None
+    except RequestException as error:
+        raise PushError(f"Grafana at {url} could not {what} ({type(error).__name__}); "
+                        f"is it running, is --url right?") from None
 
 
 def dashboard_payload(board: Json) -> Json:
