@@ -1,0 +1,229 @@
+"""The edge agent: station pollers -> disk outbox -> MQTT QoS 1, a sample leaves the disk only on PUBACK.
+
+Why nothing is lost: a reading becomes a sample only inside the outbox transaction that stores it
+(with the station's next `seq` and counter offsets); rows are deleted only when the broker's PUBACK
+for the message holding them arrives. After a reconnect or a restart everything still on disk is
+sent again, oldest first, each station's samples in order, as batches of up to 1,000 samples.
+A sample sent twice lands on the same InfluxDB point, so at-least-once is enough.
+
+Threads: one poller per station (poller.py), paho's network thread (link.py), and this main
+thread, which alone owns the outbox and decides what to publish; the others only send it events.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+
+from edge_agent.config import AgentConfig
+from edge_agent.counters import StationTrack
+from edge_agent.link import Ack, Connection, Link
+from edge_agent.outbox import Outbox, Row, StationState
+from edge_agent.poller import Health, Polled, StationPoller
+from edge_agent.sources import Reading, counter_widths
+from shopfloor.contract import MAX_BATCH, Sample, StationKey, encode_batch, encode_sample, telemetry_topic
+
+log = logging.getLogger("shopfloor.agent")
+
+FETCH_ROWS = 10_000  # rows read from the outbox at a time; with the window, bounds paho's pending messages
+STATUS_EVERY_S = 60.0  # a retained status heartbeat, so a stale `ts` shows a half-dead agent
+REFUSED_RETRY_S = 5.0  # after the broker refused a message (PUBACK failure code), resend from disk after this
+
+
+class Agent:
+    def __init__(self, config: AgentConfig):
+        self.config = config
+        self.outbox = Outbox(config.outbox)
+        self.tracks: dict[str, StationTrack] = {}
+        for station in config.stations:
+            count_width, scrap_width = counter_widths(station)
+            self.tracks[station.id] = StationTrack(station.id, self.outbox.station_state(station.id),
+                                                   count_width=count_width, scrap_width=scrap_width,
+                                                   max_step=config.max_step)
+        self.events: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self.link = Link(config, self.events.put)
+        self._stop = threading.Event()
+        self.pollers = [StationPoller(station, config.interval_s, config.source_retry_max_s, self.events.put,
+                                      self._stop) for station in config.stations]
+        self._topics: dict[str, str] = {}
+        self.inflight: dict[int, list[int]] = {}
+        self.cursor = 0  # every outbox id up to here has been handed to paho
+        self.connected = False
+        self.problems: dict[str, str] = {}
+        self._status_problems: list[str] | None = None
+        self._status_at = 0.0
+        self._rewind_at: float | None = None
+        self._linger_s = min(0.02, config.interval_s / 5)
+        self.produced = 0
+        self.acked = 0
+
+    # --- life cycle -------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until `stop()`; on the way out, unsent samples stay in the outbox for the next start."""
+        log.info("agent %s: %d stations -> %s, outbox %s (%d samples waiting)", self.config.agent,
+                 len(self.pollers), self.link.endpoint.display, self.config.outbox, self.outbox.backlog)
+        self.link.start()
+        for poller in self.pollers:
+            poller.start()
+        try:
+            while not self._stop.is_set():
+                self.step(timeout_s=1.0)
+        finally:
+            self._shutdown()
+
+    def stop(self) -> None:
+        """Ask `run` to return (safe from a signal handler or another thread)."""
+        self._stop.set()
+        self.events.put(None)
+
+    def _shutdown(self) -> None:
+        self._stop.set()
+        for poller in self.pollers:
+            poller.join(timeout=5.0)
+        self.step(timeout_s=0.0)  # store what the pollers handed over last
+        deadline = time.monotonic() + 2.0
+        while self.inflight and self.connected and time.monotonic() < deadline:
+            self.step(timeout_s=0.1)
+        self.link.stop(self.outbox.backlog, self.problem_list())
+        log.info("agent %s stopped: %d samples produced, %d acknowledged, %d wait in the outbox",
+                 self.config.agent, self.produced, self.acked, self.outbox.backlog)
+        self.outbox.close()
+
+    # --- one turn of the main loop -----------------------------------------------------------------
+
+    def step(self, timeout_s: float) -> None:
+        """Take the events that arrived (waiting up to `timeout_s` for the first), store, ack, publish."""
+        events = []
+        try:
+            events.append(self.events.get(timeout=timeout_s) if timeout_s > 0 else self.events.get_nowait())
+            if self._linger_s and timeout_s > 0:
+                time.sleep(self._linger_s)  # the other stations' readings of this tick arrive together
+        except queue.Empty:
+            pass
+        while len(events) < 100_000:
+            try:
+                events.append(self.events.get_nowait())
+            except queue.Empty:
+                break
+        samples: list[tuple[str, Sample]] = []
+        touched: dict[str, StationState] = {}
+        acked: list[int] = []
+        for event in events:
+            if isinstance(event, Polled):
+                for reading in event.readings:
+                    sample = self._sample(event.station, reading, event.read_ms)
+                    if sample is not None:
+                        samples.append((event.station, sample))
+                        touched[event.station] = self.tracks[event.station].state()
+            elif isinstance(event, Ack):
+                self._ack(event, acked)
+            elif isinstance(event, Health):
+                self._set_problem(f"source {event.station}", event.problem)
+            elif isinstance(event, Connection):
+                self._connection(event)
+        if samples:
+            self.outbox.append(samples, touched)
+            self.produced += len(samples)
+        if acked:
+            self.outbox.delete(acked)
+            self.acked += len(acked)
+        self._send_status_if_due()
+        self._fill_window()
+
+    def _sample(self, station: str, reading: Reading, read_ms: int) -> Sample | None:
+        if reading.clock_ms is not None:
+            skew_s = (reading.clock_ms - read_ms) / 1000
+            off = abs(skew_s) > self.config.clock_skew_s
+            self._set_problem(f"clock {station}", f"station {station}: the source's clock differs from the "
+                              f"agent's by {skew_s:+.1f} s (threshold {self.config.clock_skew_s} s)"
+                              if off else None)
+        try:
+            return self.tracks[station].sample(reading, read_ms)
+        except ValueError as error:
+            self._set_problem(f"value {station}", f"station {station}: {error}")
+            return None
+
+    def _ack(self, event: Ack, acked: list[int]) -> None:
+        ids = self.inflight.pop(event.mid, None)
+        if ids is None:  # a status message
+            return
+        if event.refused is None:
+            acked.extend(ids)
+            return
+        self._set_problem("broker", f"the broker refused telemetry ({event.refused}); check the agent's "
+                          f"ACL; samples stay in the outbox and are resent")
+        self._rewind_at = time.monotonic() + REFUSED_RETRY_S
+
+    def _connection(self, event: Connection) -> None:
+        if event.up and not self.connected:
+            log.info("connected to %s; %d samples to send", self.link.endpoint.display, self.outbox.backlog)
+            self._set_problem("broker", None)
+            self.connected = True
+            self._send_status()
+        elif not event.up:
+            if self.connected:
+                log.warning("lost %s (%s); samples wait in the outbox", self.link.endpoint.display,
+                            event.reason)
+            elif event.reason.startswith("broker refused"):
+                self._set_problem("broker", f"{event.reason}; check the agent's user, password and ACL")
+            self.connected = False
+
+    # --- status -----------------------------------------------------------------------------------
+
+    def _set_problem(self, key: str, text: str | None) -> None:
+        if text is None:
+            self.problems.pop(key, None)
+        elif self.problems.get(key) != text:
+            if key.startswith(("clock", "value", "broker")):
+                log.warning("%s", text)
+            self.problems[key] = text
+
+    def problem_list(self) -> list[str]:
+        return [self.problems[key] for key in sorted(self.problems)]
+
+    def _send_status(self) -> None:
+        if not self.connected:
+            return
+        problems = self.problem_list()
+        self.link.publish_status(True, self.outbox.backlog, problems)
+        self._status_problems, self._status_at = problems, time.monotonic()
+
+    def _send_status_if_due(self) -> None:
+        stale = time.monotonic() - self._status_at > STATUS_EVERY_S
+        if stale or self.problem_list() != self._status_problems:
+            self._send_status()
+
+    # --- publishing from the outbox ---------------------------------------------------------------
+
+    def _topic(self, station: str) -> str:
+        topic = self._topics.get(station)
+        if topic is None:  # also for a station no longer configured whose samples are still on disk
+            topic = self._topics[station] = telemetry_topic(StationKey(self.config.plant, self.config.line,
+                                                                        station))
+        return topic
+
+    def _fill_window(self) -> None:
+        if not self.connected:
+            return
+        if self._rewind_at is not None:
+            if self.inflight or time.monotonic() < self._rewind_at:
+                return
+            self.cursor, self._rewind_at = 0, None  # resend everything still on disk, oldest first
+        while len(self.inflight) < self.config.mqtt.window:
+            rows = self.outbox.after(self.cursor, FETCH_ROWS)
+            if not rows:
+                return
+            self.cursor = rows[-1].id
+            by_station: dict[str, list[Row]] = {}
+            for row in rows:
+                by_station.setdefault(row.station, []).append(row)
+            for station, group in by_station.items():
+                for start in range(0, len(group), MAX_BATCH):
+                    chunk = group[start:start + MAX_BATCH]
+                    payload = (encode_sample(chunk[0].sample) if len(chunk) == 1
+                               else encode_batch([row.sample for row in chunk]))
+                    info = self.link.publish(self._topic(station), payload)
+                    self.inflight[info.mid] = [row.id for row in chunk]

@@ -1,0 +1,106 @@
+"""The agent's MQTT connection: paho-mqtt 2.x, QoS 1, a retained status message and its will.
+
+paho's network thread only turns callbacks into events (`Connection`, `Ack`) for the agent's main
+thread, which owns the outbox. paho keeps unacknowledged QoS 1 messages in memory and resends them
+after a reconnect, in order; the agent bounds how many it hands over (the window), far below paho's
+limit of 65,535 pending messages.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+import paho.mqtt.client as mqtt
+
+from edge_agent import __version__
+from edge_agent.config import AgentConfig
+from edge_agent.poller import now_ms
+from shopfloor.contract import VERSION, status_topic
+from shopfloor.mqtt import make_client
+from shopfloor.settings import mqtt_endpoint
+
+log = logging.getLogger("shopfloor.agent")
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    up: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    mid: int
+    refused: str | None  # the broker's reason when the PUBACK carries a failure code
+
+
+def _path(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+class Link:
+    def __init__(self, config: AgentConfig, emit: Callable[[object], None]):
+        self.config = config
+        self.endpoint = mqtt_endpoint(config.mqtt_url)
+        self.topic = status_topic(config.plant, config.line, config.agent)
+        self._emit = emit
+        tls = config.mqtt
+        self.client = make_client(config.client_id, self.endpoint, ca_file=_path(tls.ca_file),
+                                  cert_file=_path(tls.cert_file), key_file=_path(tls.key_file))
+        self.client.reconnect_delay_set(min_delay=min(1.0, config.mqtt.reconnect_max_s),
+                                        max_delay=config.mqtt.reconnect_max_s)
+        self.client.max_inflight_messages_set(config.mqtt.window)
+        self.client.will_set(self.topic, self.status(online=False), qos=1, retain=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
+
+    def status(self, online: bool, backlog: int | None = None, problems: list[str] | None = None) -> bytes:
+        """The status payload (DESIGN.md §4), plus the backlog and the agent's current problems."""
+        document: dict[str, object] = {"v": VERSION, "online": online, "ts": now_ms(), "version": __version__,
+                                       "stations": self.config.station_ids}
+        if backlog is not None:
+            document["backlog"] = backlog
+        if problems is not None:
+            document["problems"] = problems
+        return orjson.dumps(document)
+
+    def start(self) -> None:
+        """Connect in the background; paho retries with backoff until the broker answers."""
+        self.client.connect_async(self.endpoint.host, self.endpoint.port,
+                                  keepalive=self.config.mqtt.keepalive_s, clean_start=True)
+        self.client.loop_start()
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> mqtt.MQTTMessageInfo:
+        return self.client.publish(topic, payload, qos=1, retain=retain)
+
+    def publish_status(self, online: bool, backlog: int, problems: list[str]) -> mqtt.MQTTMessageInfo:
+        return self.publish(self.topic, self.status(online, backlog, problems), retain=True)
+
+    def stop(self, backlog: int, problems: list[str], timeout_s: float = 2.0) -> None:
+        """Say offline (a clean disconnect sends no will), then disconnect."""
+        if self.client.is_connected():
+            info = self.publish_status(False, backlog, problems)
+            try:
+                info.wait_for_publish(timeout_s)
+            except (RuntimeError, ValueError) as error:
+                log.warning("offline status not confirmed: %s", error)
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    # paho's network thread -----------------------------------------------------------------------
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            self._emit(Connection(False, f"broker refused the connection: {reason_code}"))
+        else:
+            self._emit(Connection(True))
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self._emit(Connection(False, str(reason_code)))
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        self._emit(Ack(mid, str(reason_code) if reason_code.is_failure else None))

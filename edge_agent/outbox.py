@@ -1,0 +1,171 @@
+"""The agent's disk outbox: every sample is on disk before it is sent, and leaves only on PUBACK.
+
+One SQLite file in WAL mode with `synchronous=FULL`, because a line PC loses power: a sample whose
+append returned is on disk. The same file keeps each station's state (next `seq`, last timestamp,
+counter offsets), written in the same transaction as the samples, so after a restart `seq` goes on
+increasing and a wrapped counter keeps its offset. Only the agent's main thread touches the
+connection; inserts and deletes are batched, one transaction per call.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from shopfloor.contract import Sample
+from shopfloor.errors import ShopfloorError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: the send cursor relies on it
+    station TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    queue INTEGER NOT NULL,
+    scrap INTEGER,
+    state TEXT
+);
+CREATE TABLE IF NOT EXISTS station_state (
+    station TEXT PRIMARY KEY,
+    next_seq INTEGER NOT NULL,
+    last_ts INTEGER NOT NULL,
+    counters BLOB NOT NULL
+);
+"""
+
+
+class OutboxError(ShopfloorError):
+    """The outbox file cannot be opened or written (path, permissions, full disk)."""
+
+
+@dataclass(slots=True)
+class StationState:
+    """What must survive a restart for one station."""
+
+    next_seq: int = 0
+    last_ts: int = -1
+    counters: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    id: int
+    station: str
+    sample: Sample
+
+
+def _fix(path: Path, error: sqlite3.Error) -> OutboxError:
+    text = str(error)
+    if "full" in text:
+        hint = "free disk space on that drive or point `outbox` at a bigger one"
+    elif "readonly" in text or "unable to open" in text or "permission" in text.lower():
+        hint = "make the folder writable by the agent's user or set `outbox` to a writable path"
+    else:
+        hint = "check the disk and the file; move a damaged file aside to start a new outbox"
+    return OutboxError(f"outbox {path}: {text}: {hint}")
+
+
+class Outbox:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise OutboxError(f"outbox {self.path}: cannot create its folder ({error.strerror}): "
+                              f"set `outbox` to a writable path") from None
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+            self._backlog = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+        except sqlite3.Error as error:
+            raise _fix(self.path, error) from None
+
+    @property
+    def backlog(self) -> int:
+        """Samples on disk not yet acknowledged by the broker."""
+        return self._backlog
+
+    def close(self) -> None:
+        self._db.close()
+
+    def station_state(self, station: str) -> StationState:
+        row = self._db.execute("SELECT next_seq, last_ts, counters FROM station_state WHERE station = ?",
+                               (station,)).fetchone()
+        if row is None:
+            return StationState()
+        return StationState(row[0], row[1], orjson.loads(row[2]))
+
+    def append(self, samples: Sequence[tuple[str, Sample]], states: dict[str, StationState]) -> None:
+        """Store samples and the stations' new states in one transaction (all or nothing)."""
+        if not samples and not states:
+            return
+        rows = [(station, s["ts"], s["seq"], s["count"], s["queue"], s.get("scrap"), s.get("state"))
+                for station, s in samples]
+        try:
+            self._db.execute("PRAGMA synchronous=FULL")
+            with self._transaction():
+                self._db.executemany(
+                    "INSERT INTO outbox (station, ts, seq, count, queue, scrap, state) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO station_state (station, next_seq, last_ts, counters) "
+                    "VALUES (?, ?, ?, ?)",
+                    [(name, st.next_seq, st.last_ts, orjson.dumps(st.counters))
+                     for name, st in states.items()])
+        except sqlite3.Error as error:
+            raise _fix(self.path, error) from None
+        self._backlog += len(rows)
+
+    def after(self, cursor: int, limit: int) -> list[Row]:
+        """Up to `limit` samples with an id above `cursor`, oldest first."""
+        result = []
+        for id_, station, ts, seq, count, queue, scrap, state in self._db.execute(
+                "SELECT id, station, ts, seq, count, queue, scrap, state FROM outbox WHERE id > ? "
+                "ORDER BY id LIMIT ?", (cursor, limit)):
+            sample: Sample = {"ts": ts, "seq": seq, "count": count, "queue": queue}
+            if scrap is not None:
+                sample["scrap"] = scrap
+            if state is not None:
+                sample["state"] = state
+            result.append(Row(id_, station, sample))
+        return result
+
+    def delete(self, ids: Iterable[int]) -> None:
+        """Forget acknowledged samples (one transaction)."""
+        params = [(id_,) for id_ in ids]
+        if not params:
+            return
+        try:
+            # a delete lost to a power cut only means a duplicate send, which lands on the same point
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            with self._transaction():
+                deleted = self._db.executemany("DELETE FROM outbox WHERE id = ?", params).rowcount
+        except sqlite3.Error as error:
+            raise _fix(self.path, error) from None
+        self._backlog -= deleted
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    """BEGIN ... COMMIT, or ROLLBACK on any error (the connection runs in autocommit mode otherwise)."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind: object, *rest: object) -> None:
+        if kind is None:
+            self._db.execute("COMMIT")
+        elif self._db.in_transaction:
+            self._db.execute("ROLLBACK")
