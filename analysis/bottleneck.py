@@ -1,0 +1,176 @@
+"""The bottleneck timeline of a line: per window, each station's share as bottleneck, and the answer.
+
+Why: the ops director asks "which station limits the line?" per hour or per shift, not per moment.
+The active period method (analysis/apm.py) gives momentary sole and shifting bottlenecks; a window's
+share of a station is the time it was (sole or shifting) bottleneck in the window, over the window's
+observed time. A second, independent method, the turning-point (arrow) rule on blockage and
+starvation, is stronger where the line is balanced and the active periods of several stations are
+about as long; `METHODS` lists the ways the window's answer can be formed, and `DEFAULT_METHOD` is the
+one chosen by measurement against the simulator's ground truth (bench/README.md has the numbers).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from analysis.apm import Momentary, Periods, momentary_bottlenecks
+from analysis.states import StateSpans
+from analysis.telemetry import BLOCKED, STARVED
+
+METHODS = ("apm", "turning-point", "combined")
+DEFAULT_METHOD = "combined"
+# `combined` takes the APM answer unless its lead over the runner-up is below this share of the
+# window; then the line is balanced and the turning-point rule decides between the two.
+BALANCED_MARGIN = 0.10
+
+
+@dataclass(slots=True)
+class Window:
+    """One window of the timeline. `shares` covers every station of the line, in flow order."""
+
+    start: int
+    end: int
+    bottleneck: str | None
+    shares: dict[str, float]
+    shifting: list[str]
+    sole: dict[str, float] = field(default_factory=dict)
+    blocked: dict[str, float] = field(default_factory=dict)
+    starved: dict[str, float] = field(default_factory=dict)
+    runner_up: str | None = None
+    margin: float = 0.0
+    observed_ms: int = 0
+
+    def contract(self) -> dict:
+        """The window as `analyze bottleneck --json` prints it (DESIGN.md §7)."""
+        return {"start": self.start, "end": self.end, "bottleneck": self.bottleneck,
+                "shares": self.shares, "shifting": self.shifting}
+
+
+@dataclass(slots=True)
+class Timeline:
+    line: str
+    method: str
+    windows: list[Window]
+    momentary: Momentary
+    stations: list[str]
+
+    def contract(self) -> dict:
+        return {"line": self.line, "method": self.method, "windows": [w.contract() for w in self.windows]}
+
+
+def union(periods: Periods, n_stations: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per station, its intervals merged into sorted, non-overlapping ones."""
+    merged = []
+    for s in range(n_stations):
+        mine = periods.take(np.flatnonzero(periods.station == s))
+        order = np.argsort(mine.start, kind="stable")
+        start, stop = mine.start[order], mine.stop[order]
+        if len(start) == 0:
+            merged.append((start, stop))
+            continue
+        reach = np.maximum.accumulate(stop)
+        new = np.concatenate([[True], start[1:] > reach[:-1]])
+        group = np.cumsum(new) - 1
+        first = np.flatnonzero(new)
+        ends = np.zeros(len(first), dtype=np.int64)
+        np.maximum.at(ends, group, stop)
+        merged.append((start[first], ends))
+    return merged
+
+
+def covered_until(start: np.ndarray, stop: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Total length of sorted non-overlapping intervals lying before each edge."""
+    if len(start) == 0:
+        return np.zeros(len(edges), dtype=np.int64)
+    length = stop - start
+    before = np.concatenate([[0], np.cumsum(length)])
+    k = np.searchsorted(start, edges, side="right")
+    last = np.maximum(k - 1, 0)
+    partial = np.where(k > 0, np.clip(edges - start[last], 0, length[last]), 0)
+    return before[last] * (k > 0) + partial
+
+
+def per_window(periods: Periods, n_stations: int, edges: np.ndarray) -> np.ndarray:
+    """(stations x windows) time each station spends in `periods` within each window, in ms."""
+    out = np.zeros((n_stations, len(edges) - 1), dtype=np.int64)
+    for s, (start, stop) in enumerate(union(periods, n_stations)):
+        out[s] = np.diff(covered_until(start, stop, edges))
+    return out
+
+
+def window_edges(begin_ms: int, end_ms: int, window_s: float) -> np.ndarray:
+    """Window edges aligned to the epoch (like InfluxQL's GROUP BY time()), covering the data."""
+    width = int(round(window_s * 1000))
+    if width <= 0:
+        raise ValueError("the window must be longer than 0 s")
+    first = begin_ms // width * width
+    last = -(-end_ms // width) * width
+    return np.arange(first, max(last, first + width) + 1, width, dtype=np.int64)
+
+
+def turning_point(blocked: np.ndarray, starved: np.ndarray) -> int | None:
+    """The arrow rule (Kuo, Lim and Meerkov; Li's turning point) on one window's fractions.
+
+    Between stations i and i+1 the arrow points downstream when i is blocked more than i+1 is starved
+    (the constraint is further down), else upstream. Stations no arrow leaves are candidates; the one
+    with the largest severity |ST(i+1) - BL(i)| + |BL(i-1) - ST(i)| is the bottleneck.
+    """
+    n = len(blocked)
+    if n == 1:
+        return 0
+    downstream = blocked[:-1] > starved[1:]  # arrow between i and i+1 points to i+1
+    candidates = []
+    for i in range(n):
+        leaves_right = i < n - 1 and downstream[i]
+        leaves_left = i > 0 and not downstream[i - 1]
+        if not leaves_left and not leaves_right:
+            candidates.append(i)
+    if not candidates:
+        return None
+    severity = [(abs(starved[i + 1] - blocked[i]) if i < n - 1 else 0.0)
+                + (abs(blocked[i - 1] - starved[i]) if i > 0 else 0.0) for i in candidates]
+    return candidates[int(np.argmax(severity))]
+
+
+def analyze(spans: StateSpans, stations: list[str], line_id: str, window_s: float,
+            method: str = DEFAULT_METHOD) -> Timeline:
+    """The bottleneck timeline of one line from its state spans, in windows of `window_s` seconds."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+    n = len(stations)
+    momentary = momentary_bottlenecks(spans.active(), n)
+    edges = window_edges(spans.begin_ms, spans.end_ms, window_s)
+    observed = np.diff(np.clip(edges, spans.begin_ms, spans.end_ms))
+    both = Periods(np.concatenate([momentary.sole.station, momentary.shifting.station]),
+                   np.concatenate([momentary.sole.start, momentary.shifting.start]),
+                   np.concatenate([momentary.sole.stop, momentary.shifting.stop]))
+    denominator = np.maximum(observed, 1)
+    shares = per_window(both, n, edges) / denominator
+    sole = per_window(momentary.sole, n, edges) / denominator
+    shifting = per_window(momentary.shifting, n, edges) / denominator
+    blocked = per_window(spans.periods((BLOCKED,)), n, edges) / denominator
+    starved = per_window(spans.periods((STARVED,)), n, edges) / denominator
+    windows = []
+    for w in np.flatnonzero(observed > 0).tolist():
+        column = shares[:, w]
+        ranked = np.argsort(-column, kind="stable")
+        best, second = int(ranked[0]), (int(ranked[1]) if n > 1 else None)
+        margin = float(column[best] - (column[second] if second is not None else 0.0))
+        pick: int | None = best if column[best] > 0 else None
+        arrow = turning_point(blocked[:, w], starved[:, w])
+        if method == "turning-point" or (method == "combined" and margin < BALANCED_MARGIN
+                                         and arrow is not None and arrow in (best, second)):
+            pick = arrow if arrow is not None else pick
+        windows.append(Window(
+            start=int(edges[w]), end=int(edges[w + 1]),
+            bottleneck=stations[pick] if pick is not None else None,
+            shares={s: round(float(column[i]), 4) for i, s in enumerate(stations)},
+            shifting=[s for i, s in enumerate(stations) if shifting[i, w] > 0],
+            sole={s: round(float(sole[i, w]), 4) for i, s in enumerate(stations)},
+            blocked={s: round(float(blocked[i, w]), 4) for i, s in enumerate(stations)},
+            starved={s: round(float(starved[i, w]), 4) for i, s in enumerate(stations)},
+            runner_up=stations[second] if second is not None and column[second] > 0 else None,
+            margin=round(margin, 4), observed_ms=int(observed[w])))
+    return Timeline(line_id, method, windows, momentary, stations)

@@ -1,0 +1,165 @@
+"""One line's telemetry as numpy arrays per station, from a JSON Lines file or from InfluxDB rows.
+
+Why: every method in analysis/ works on whole columns (time, count, queue, state) of a station, so the
+samples are gathered once, sorted by time, with duplicates of the same timestamp collapsed (at-least-
+once delivery may repeat a sample; the store keeps the last, and so does this).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shopfloor.contract import STATES, ContractError, Sample, StationKey, read_records
+from shopfloor.errors import ShopfloorError
+from shopfloor.plant import Line, Plant
+
+UNKNOWN = -1
+STATE_CODE = {name: code for code, name in enumerate(STATES)}  # working 0 ... idle 5
+WORKING, SETUP, DOWN, STARVED, BLOCKED, IDLE = (STATE_CODE[name] for name in STATES)
+ACTIVE_CODES = (WORKING, SETUP, DOWN)
+
+
+class TelemetryError(ShopfloorError, ValueError):
+    """Telemetry that cannot be analysed for this line (none of it, or stations the plant lacks)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StationSeries:
+    """One station's samples in time order; `state` is UNKNOWN where the sample had none."""
+
+    ts: np.ndarray
+    count: np.ndarray
+    queue: np.ndarray
+    scrap: np.ndarray
+    state: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    @property
+    def has_states(self) -> bool:
+        return len(self.state) > 0 and bool((self.state != UNKNOWN).all())
+
+    def without_states(self) -> StationSeries:
+        return StationSeries(self.ts, self.count, self.queue, self.scrap,
+                             np.full(len(self.ts), UNKNOWN, dtype=np.int8))
+
+
+@dataclass(frozen=True, slots=True)
+class LineTelemetry:
+    """All stations of one line, in flow order (a station without samples has empty arrays)."""
+
+    plant: str
+    line: Line
+    series: list[StationSeries]
+
+    @property
+    def stations(self) -> list[str]:
+        return self.line.station_ids
+
+    @property
+    def begin_ms(self) -> int:
+        return min(int(s.ts[0]) for s in self.series if len(s))
+
+    @property
+    def end_ms(self) -> int:
+        return max(int(s.ts[-1]) for s in self.series if len(s))
+
+    @property
+    def has_states(self) -> bool:
+        return all(s.has_states for s in self.series if len(s))
+
+    def without_states(self) -> LineTelemetry:
+        return LineTelemetry(self.plant, self.line, [s.without_states() for s in self.series])
+
+
+def _series(rows: list[tuple[int, int, int, int, int]]) -> StationSeries:
+    if not rows:
+        empty = np.zeros(0, dtype=np.int64)
+        return StationSeries(empty, empty, empty, empty, np.zeros(0, dtype=np.int8))
+    table = np.asarray(rows, dtype=np.int64)
+    table = table[np.argsort(table[:, 0], kind="stable")]
+    last_of_each_ts = np.append(table[1:, 0] != table[:-1, 0], True)
+    table = table[last_of_each_ts]
+    return StationSeries(table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy(), table[:, 3].copy(),
+                         table[:, 4].astype(np.int8))
+
+
+def _row(sample: Sample | dict[str, Any]) -> tuple[int, int, int, int, int]:
+    state = sample.get("state")
+    return (sample["ts"], sample["count"], sample["queue"], sample.get("scrap") or 0,
+            STATE_CODE.get(state, UNKNOWN) if state is not None else UNKNOWN)
+
+
+def gather(plant: Plant, line_id: str, samples: Iterable[tuple[str, Sample | dict[str, Any]]],
+           source: str) -> LineTelemetry:
+    """Group (station, sample) pairs of one line into arrays; unknown stations are an error."""
+    line = plant.get_line(line_id)
+    rows: dict[str, list] = {station: [] for station in line.station_ids}
+    for station, sample in samples:
+        bucket = rows.get(station)
+        if bucket is None:
+            raise TelemetryError(f"{source} has station {station!r} on line {line_id}, which the plant "
+                                 f"file does not list ({line.station_ids}); add it or fix the station id")
+        bucket.append(_row(sample))
+    if not any(rows.values()):
+        raise TelemetryError(f"{source} has no samples of line {line_id} of plant {plant.plant}")
+    return LineTelemetry(plant.plant, line, [_series(rows[s]) for s in line.station_ids])
+
+
+def from_file(plant: Plant, line_id: str, path: str | Path) -> LineTelemetry:
+    """Read one line's samples from a telemetry file (the offline file form, DESIGN.md §4)."""
+    if not Path(path).is_file():
+        raise TelemetryError(f"telemetry file {path} does not exist")
+    seen_plants: set[str] = set()
+
+    def of_line(records: Iterable[tuple[StationKey, Sample]]):
+        for key, sample in records:
+            seen_plants.add(key.plant)
+            if key.line == line_id and key.plant == plant.plant:
+                yield key.station, sample
+
+    try:
+        return gather(plant, line_id, of_line(read_records(path)), f"telemetry file {path}")
+    except TelemetryError:
+        if seen_plants and plant.plant not in seen_plants:
+            raise TelemetryError(f"telemetry file {path} holds plant(s) {sorted(seen_plants)}, not "
+                                 f"{plant.plant} of the plant file") from None
+        raise
+    except ContractError as error:
+        raise TelemetryError(str(error)) from None
+
+
+def from_store(store, plant: Plant, line_id: str, from_ms: int, to_ms: int,
+               chunk_ms: int = 3_600_000) -> LineTelemetry:
+    """Read one line's samples in `[from_ms, to_ms)` from InfluxDB (measurement `station`).
+
+    Queried per station and per hour so no single answer grows past what InfluxDB returns in one piece.
+    """
+    from shopfloor.contract import STATION_MEASUREMENT
+    from shopfloor.store import quote_ident, quote_string
+
+    line = plant.get_line(line_id)
+    if to_ms <= from_ms:
+        raise TelemetryError(f"the time range is empty: --from {from_ms} is not before --to {to_ms}")
+
+    def samples():
+        for station in line.station_ids:
+            for start in range(from_ms, to_ms, chunk_ms):
+                stop = min(start + chunk_ms, to_ms)
+                result = store.query(
+                    f'SELECT "count", "queue", "scrap", "state" FROM {quote_ident(STATION_MEASUREMENT)} '
+                    f"WHERE plant = {quote_string(plant.plant)} AND line = {quote_string(line_id)} "
+                    f"AND station = {quote_string(station)} AND time >= {start}ms AND time < {stop}ms")
+                for row in result.rows():
+                    if row["count"] is None or row["queue"] is None:
+                        continue
+                    yield station, {"ts": row["time"], "count": row["count"], "queue": row["queue"],
+                                    "scrap": row["scrap"], "state": row["state"]}
+
+    return gather(plant, line_id, samples(), f"InfluxDB {store.url} database {store.database}")
