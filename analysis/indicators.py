@@ -28,7 +28,15 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from analysis.targets import Decomposition
-from shopfloor.contract import ACTIVE_STATES, STATES, STATION_MEASUREMENT, Sample, StationKey
+from shopfloor.contract import (
+    ACTIVE_STATES,
+    INDICATOR_MEASUREMENT,
+    STATES,
+    STATION_MEASUREMENT,
+    Sample,
+    StationKey,
+    line_protocol,
+)
 from shopfloor.errors import ShopfloorError
 from shopfloor.plant import Line
 from shopfloor.store import Store, quote_ident, quote_string
@@ -389,3 +397,26 @@ def read_line_output(store: Store, plant: str, line: Line, start_ms: int, end_ms
     if not rows:
         return 0
     return int((rows[0]["units"] or 0) - (rows[0]["scrapped"] or 0))
+
+
+def indicator_lines(plant: str, line: str, result: Indicators, hours: list[dict], period: str = "day"
+                    ) -> list[str]:
+    """Measurement `indicator` (contract.INDICATOR_MEASUREMENT) for one window and its hours.
+
+    The window's point: tags plant, line, period (`day` or `shift`); fields output (integer), target,
+    pace (when a target is due), the seven executive indicators as floats, and constraint (string).
+    Each hour's point: tags plant, line, period=`hour`; fields output (integer) and target (float).
+    Timestamps are the window's or hour's start, so rewriting a day overwrites its points.
+    """
+    fields: dict[str, int | float | str] = {"output": result.output, "target": float(result.target),
+                                            "constraint": result.constraint}
+    fields.update({name: float(value) for name, value in result.executive().items()
+                   if value is not None and name != "output_vs_target"})
+    if result.pace is not None:
+        fields["pace"] = float(result.pace)
+    points = [line_protocol(INDICATOR_MEASUREMENT, {"plant": plant, "line": line, "period": period}, fields,
+                            result.start_ms)]
+    points += [line_protocol(INDICATOR_MEASUREMENT, {"plant": plant, "line": line, "period": "hour"},
+                             {"output": hour["output"], "target": float(hour["target"])}, hour["start"])
+               for hour in hours]
+    return points

@@ -28,6 +28,7 @@ from functools import cached_property
 import numpy as np
 from pydantic import ValidationError
 
+from shopfloor.contract import TARGET_MEASUREMENT, line_protocol
 from shopfloor.errors import ConfigError
 from shopfloor.plan import Calendar, Objective, Plan
 from shopfloor.plant import validation_message
@@ -375,3 +376,21 @@ def _period_index(starts: np.ndarray, zone: dt.tzinfo, year: int, grain: str) ->
         days = [first + dt.timedelta(days=n) for n in range((dt.date(year + 1, 1, 1) - first).days)]
     edges = np.array([local_ms(day, 0, zone) for day in days], dtype=np.int64)
     return np.searchsorted(edges, starts, side="right") - 1
+
+
+def target_lines(targets: Decomposition, plant: str, grains: tuple[str, ...] = GRAINS) -> list[str]:
+    """Measurement `target` (contract.TARGET_MEASUREMENT): one point per period and grain at its start.
+
+    Tags plant, line, grain; fields units (integer), hours (planned production hours, float), end
+    (the period's end, ms since the epoch, integer). Writing again after a re-plan overwrites the
+    same points, since tags and timestamps are the same.
+    """
+    lines = []
+    for grain in grains:
+        for period in targets.periods(grain):
+            lines.append(line_protocol(
+                TARGET_MEASUREMENT, {"plant": plant, "line": targets.line, "grain": grain},
+                {"units": period.units, "hours": float(period.production_hours),
+                 "end": int(period.end.timestamp() * 1000)},
+                int(period.start.timestamp() * 1000)))
+    return lines

@@ -39,8 +39,15 @@ SEVERITIES = ("info", "warning", "critical")
 STATION_MEASUREMENT = "station"  # tags plant,line,station; fields count,scrap,queue,state,seq
 BOTTLENECK_MEASUREMENT = "bottleneck"  # the detector's timeline per line (analysis/)
 ALERT_MEASUREMENT = "alert"  # every alert published, for board annotations (analysis/)
-TARGET_MEASUREMENT = "target"  # decomposed targets per line and grain (analysis/)
-INDICATOR_MEASUREMENT = "indicator"  # leading indicators per line and period (analysis/)
+# decomposed targets (analysis/targets.py `target_lines`, `shopfloor targets write`): one point per period
+# at its start; tags plant,line,grain (year|quarter|month|week|day|shift|hour); fields units (int),
+# hours (planned production hours, float), end (period end, ms since the epoch, int)
+TARGET_MEASUREMENT = "target"
+# leading indicators (analysis/indicators.py `indicator_lines`, `shopfloor targets indicators --write`):
+# tags plant,line,period (day|shift|hour), timestamp = the period's start. A day/shift point has fields
+# output (int), target, pace, constraint_uptime, constraint_active_share, buffer_health, constraint_oee,
+# line_oee, scrap_rate (floats) and constraint (string, the station id); an hour point output and target.
+INDICATOR_MEASUREMENT = "indicator"
 COLLECTOR_MEASUREMENT = "collector"  # tag collector; fields: the collector's counters (collector/)
 
 State = Literal["working", "setup", "down", "starved", "blocked", "idle"]
