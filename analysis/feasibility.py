@@ -23,6 +23,7 @@ from analysis.indicators import (
     likely_constraint,
     state_ms,
     units_between,
+    window,
 )
 from analysis.targets import HOUR_MS, Decomposition
 from shopfloor.contract import ACTIVE_STATES
@@ -104,7 +105,7 @@ def demonstrated_capacity(telemetry: Telemetry, line: Line, station: str, start_
                           ) -> Capacity:
     """The station's good units per active hour in [start, end), with the yield of the stations after it."""
     ids = [s.id for s in line.stations]
-    series = telemetry[station].between(start_ms, end_ms)
+    series = window(telemetry[station], start_ms, end_ms)
     spent = state_ms(series, start_ms, end_ms)
     active_hours = sum(spent[state] for state in ACTIVE_STATES) / HOUR_MS
     if active_hours * 60 < 1:
@@ -112,8 +113,8 @@ def demonstrated_capacity(telemetry: Telemetry, line: Line, station: str, start_
                             f"{end_ms}: give telemetry of a longer production window")
     downstream_yield = 1.0
     for after in ids[ids.index(station) + 1:]:
-        done = units_between(telemetry[after].between(start_ms, end_ms), start_ms, end_ms)
-        good = units_between(telemetry[after].between(start_ms, end_ms), start_ms, end_ms, good=True)
+        done = units_between(telemetry[after], start_ms, end_ms)
+        good = units_between(telemetry[after], start_ms, end_ms, good=True)
         if done:
             downstream_yield *= good / done
     good = units_between(series, start_ms, end_ms, good=True)
@@ -133,7 +134,7 @@ def assess(telemetry: Telemetry, line: Line, start_ms: int, end_ms: int, *, need
     missing = [s.id for s in line.stations if not len(telemetry.get(s.id, ()))]
     if missing:
         raise NotMeasurable(f"no telemetry of station {missing[0]} on line {line.id}")
-    telemetry = infer_states({s: series.between(start_ms, end_ms) for s, series in telemetry.items()}, line)
+    telemetry = infer_states({s: window(series, start_ms, end_ms) for s, series in telemetry.items()}, line)
     constraint = constraint or likely_constraint(telemetry, line, start_ms, end_ms)
     capacity = demonstrated_capacity(telemetry, line, constraint, start_ms, end_ms)
     result = Feasibility(line.id, constraint, needed_per_hour, capacity.per_active_hour, reserve)

@@ -1,14 +1,15 @@
 """Leading indicators of a line: the few numbers the line controls that decide whether today's share
 of the annual goal is met.
 
-Why pure functions over numpy arrays: the same code serves a JSON Lines file (simulator output,
-`contract.read_records`), the live store (`read_station_series`, one InfluxQL query) and the tests'
-hand-made arrays, and it stays fast for a day of 1 Hz samples of a whole line.
+Why pure functions over numpy arrays: the same code serves a JSON Lines file (simulator output) and
+the live store, both read by analysis.telemetry (`from_file`, `from_store`: sorted, duplicates
+collapsed), and the tests' hand-made arrays; it stays fast for a day of 1 Hz samples of a line.
 
 Conventions (DESIGN.md §4):
 - A sample's `state` holds from its `ts` until the next sample of that station; the last sample
-  holds for the station's median sample interval. Missing states are inferred from the queues
-  (input queue empty: starved; the next station's input buffer full: blocked; else working).
+  holds for the station's median sample interval. Missing states are inferred per sample from the
+  queues (input queue empty: starved; the next station's input buffer full: blocked; else working);
+  the detector's finer inference (analysis.states) works on spans, these indicators on samples.
 - `count` is a counter (a reset to a smaller value restarts from 0); units are attributed to the
   interval that ends at the sample that shows them. `scrap` counts units the station completed and
   scrapped, so its good units are count - scrap.
@@ -22,98 +23,51 @@ Conventions (DESIGN.md §4):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from analysis.targets import Decomposition
+from analysis.telemetry import STATE_CODE, UNKNOWN, LineTelemetry, StationSeries
 from shopfloor.contract import (
     ACTIVE_STATES,
     INDICATOR_MEASUREMENT,
     STATES,
     STATION_MEASUREMENT,
-    Sample,
-    StationKey,
     line_protocol,
 )
 from shopfloor.errors import ShopfloorError
 from shopfloor.plant import Line
 from shopfloor.store import Store, quote_ident, quote_string
 
-MISSING = -1
-CODE = {state: code for code, state in enumerate(STATES)}
-WORKING, SETUP, DOWN, STARVED, BLOCKED, IDLE = (CODE[s] for s in ("working", "setup", "down", "starved",
-                                                                 "blocked", "idle"))
-ACTIVE_CODES = np.array(sorted(CODE[s] for s in ACTIVE_STATES))
+MISSING = UNKNOWN
+CODE = STATE_CODE
+WORKING, SETUP, DOWN, STARVED, BLOCKED, IDLE = (CODE[s] for s in STATES)
 HOUR_MS = 3_600_000
+
+Telemetry = dict[str, StationSeries]
 
 
 class NoTelemetry(ShopfloorError):
     """The window holds no samples of a station the indicator needs."""
 
 
-@dataclass(frozen=True)
-class StationSeries:
-    """One station's samples in time order, as parallel arrays."""
-
-    station: str
-    ts: np.ndarray
-    count: np.ndarray
-    queue: np.ndarray
-    scrap: np.ndarray
-    state: np.ndarray
-
-    @classmethod
-    def from_samples(cls, station: str, samples: Iterable[Sample]) -> StationSeries:
-        rows = sorted(samples, key=lambda sample: sample["ts"])
-        return cls(station,
-                   np.array([r["ts"] for r in rows], dtype=np.int64),
-                   np.array([r["count"] for r in rows], dtype=np.int64),
-                   np.array([r["queue"] for r in rows], dtype=np.int64),
-                   np.array([r.get("scrap", 0) for r in rows], dtype=np.int64),
-                   np.array([CODE[r["state"]] if "state" in r else MISSING for r in rows], dtype=np.int8))
-
-    def __len__(self) -> int:
-        return len(self.ts)
-
-    def between(self, start_ms: int, end_ms: int) -> StationSeries:
-        """The samples in [start, end) plus the one before start (its counter is the baseline)."""
-        first = max(int(np.searchsorted(self.ts, start_ms, side="left")) - 1, 0)
-        last = int(np.searchsorted(self.ts, end_ms, side="left"))
-        part = slice(first, last)
-        return StationSeries(self.station, self.ts[part], self.count[part], self.queue[part],
-                             self.scrap[part], self.state[part])
-
-    def with_states(self, state: np.ndarray) -> StationSeries:
-        return StationSeries(self.station, self.ts, self.count, self.queue, self.scrap, state)
+def by_station(telemetry: LineTelemetry) -> Telemetry:
+    """A line's telemetry (analysis.telemetry.from_file / from_store) keyed by station id."""
+    return dict(zip(telemetry.stations, telemetry.series, strict=True))
 
 
-Telemetry = dict[str, StationSeries]
+def window(series: StationSeries, start_ms: int, end_ms: int) -> StationSeries:
+    """The samples in [start, end) plus the one before start (its counter is the baseline)."""
+    first = max(int(np.searchsorted(series.ts, start_ms, side="left")) - 1, 0)
+    last = int(np.searchsorted(series.ts, end_ms, side="left"))
+    part = slice(first, last)
+    return StationSeries(series.ts[part], series.count[part], series.queue[part], series.scrap[part],
+                         series.state[part])
 
 
-def series_from_records(records: Iterable[tuple[StationKey, Sample]], line: str) -> Telemetry:
-    """Group a telemetry file's records (`contract.read_records`) of one line by station."""
-    by_station: dict[str, list[Sample]] = {}
-    for key, sample in records:
-        if key.line == line:
-            by_station.setdefault(key.station, []).append(sample)
-    return {station: StationSeries.from_samples(station, samples) for station, samples in by_station.items()}
-
-
-def read_station_series(store: Store, plant: str, line: str, start_ms: int, end_ms: int) -> Telemetry:
-    """The line's samples in [start, end) from measurement `station`, one InfluxQL query."""
-    query = (f"SELECT \"count\", \"queue\", \"scrap\", \"state\" FROM {quote_ident(STATION_MEASUREMENT)} "
-             f"WHERE \"plant\" = {quote_string(plant)} AND \"line\" = {quote_string(line)} "
-             f"AND time >= {int(start_ms)}ms AND time < {int(end_ms)}ms GROUP BY \"station\"")
-    telemetry: Telemetry = {}
-    for series in store.query(query).series:
-        station = series.tags["station"]
-        rows = [{"ts": row["time"], "count": row["count"], "queue": row["queue"],
-                 **({"scrap": row["scrap"]} if row["scrap"] is not None else {}),
-                 **({"state": row["state"]} if row["state"] in CODE else {})} for row in series.rows()]
-        telemetry[station] = StationSeries.from_samples(station, rows)
-    return telemetry
+def with_states(series: StationSeries, state: np.ndarray) -> StationSeries:
+    return StationSeries(series.ts, series.count, series.queue, series.scrap, state.astype(np.int8))
 
 
 # --- counters and states ----------------------------------------------------------------------------
@@ -181,7 +135,7 @@ def infer_states(telemetry: Telemetry, line: Line) -> Telemetry:
             if len(after):
                 latest = np.clip(np.searchsorted(after.ts, series.ts, side="right") - 1, 0, None)
                 guess = np.where(after.queue[latest] >= capacity, BLOCKED, guess).astype(np.int8)
-        filled[station.id] = series.with_states(np.where(missing, guess, series.state).astype(np.int8))
+        filled[station.id] = with_states(series, np.where(missing, guess, series.state))
     return {**telemetry, **filled}
 
 
@@ -304,7 +258,7 @@ def indicators(telemetry: Telemetry, line: Line, start_ms: int, end_ms: int, *, 
     missing = [station.id for station in line.stations if not len(telemetry.get(station.id, ()))]
     if missing:
         raise NoTelemetry(f"no telemetry of station {missing[0]} on line {line.id}: is its agent running?")
-    telemetry = infer_states({s: series.between(start_ms, end_ms) for s, series in telemetry.items()}, line)
+    telemetry = infer_states({s: window(series, start_ms, end_ms) for s, series in telemetry.items()}, line)
     constraint = constraint or likely_constraint(telemetry, line, start_ms, end_ms)
     stations = {station.id: station for station in line.stations}
     if constraint not in stations:

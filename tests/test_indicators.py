@@ -8,23 +8,25 @@ import numpy as np
 import pytest
 
 from analysis.indicators import (
+    CODE,
     MISSING,
     NoTelemetry,
-    StationSeries,
+    by_station,
     hour_by_hour,
     increments,
     indicators,
     infer_states,
     likely_constraint,
-    series_from_records,
     state_ms,
     to_date,
     units_between,
+    with_states,
 )
 from analysis.targets import decompose
-from shopfloor.contract import StationKey
+from analysis.telemetry import StationSeries, from_file
+from shopfloor.contract import StationKey, write_records
 from shopfloor.plan import Plan
-from shopfloor.plant import Line
+from shopfloor.plant import Line, Plant
 
 LINE = Line.model_validate({"id": "l1", "station": [
     {"id": "a", "buffer": 4, "ideal_cycle_s": 20.0},
@@ -38,9 +40,15 @@ TS = np.arange(-1, 10) * MIN
 
 def station(name: str, count: list[int], scrap: list[int], queue: list[int], states: list[str]
             ) -> StationSeries:
-    samples = [{"ts": int(t), "seq": i, "count": c, "scrap": s, "queue": q, "state": st}
-               for i, (t, c, s, q, st) in enumerate(zip(TS, count, scrap, queue, states, strict=True))]
-    return StationSeries.from_samples(name, samples)
+    return series(TS, count, queue, scrap, [CODE[state] for state in states])
+
+
+def series(ts, count, queue, scrap=None, state=None) -> StationSeries:
+    n = len(ts)
+    return StationSeries(np.asarray(ts, dtype=np.int64), np.asarray(count, dtype=np.int64),
+                         np.asarray(queue, dtype=np.int64),
+                         np.asarray(scrap if scrap is not None else [0] * n, dtype=np.int64),
+                         np.asarray(state if state is not None else [MISSING] * n, dtype=np.int8))
 
 
 def small_line() -> dict[str, StationSeries]:
@@ -99,8 +107,8 @@ def test_states_hold_until_the_next_sample_and_the_last_for_the_usual_interval()
 def test_missing_states_are_inferred_from_the_queues() -> None:
     line = small_line()
     a, b = line["a"], line["b"]
-    line["a"] = a.with_states(np.full(len(a), MISSING, dtype=np.int8))
-    line["b"] = b.with_states(np.full(len(b), MISSING, dtype=np.int8))
+    line["a"] = with_states(a, np.full(len(a), MISSING))
+    line["b"] = with_states(b, np.full(len(b), MISSING))
     filled = infer_states(line, LINE)
     # a is blocked wherever b's buffer holds 4 (its capacity), b is starved where its queue is 0
     assert [s for s in filled["a"].state.tolist()] == [4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0]
@@ -110,9 +118,8 @@ def test_missing_states_are_inferred_from_the_queues() -> None:
 
 def test_a_counter_reset_counts_from_zero() -> None:
     assert increments(np.array([5, 7, 2, 4])).tolist() == [2, 2, 2]
-    series = StationSeries.from_samples("x", [
-        {"ts": t * MIN, "seq": t, "count": c, "queue": 0} for t, c in enumerate([90, 95, 3, 8])])
-    assert units_between(series, 0, 4 * MIN) == 5 + 3 + 5
+    counter = series(np.arange(4) * MIN, [90, 95, 3, 8], [0] * 4)
+    assert units_between(counter, 0, 4 * MIN) == 5 + 3 + 5
 
 
 def test_a_station_without_telemetry_is_a_clear_error() -> None:
@@ -122,13 +129,17 @@ def test_a_station_without_telemetry_is_a_clear_error() -> None:
         indicators(line, LINE, 0, 10 * MIN)
 
 
-def test_records_are_grouped_by_station_of_the_line() -> None:
+def test_telemetry_of_a_file_is_keyed_by_station(tmp_path) -> None:
     records = [(StationKey("p", "l1", "a"), {"ts": 2, "seq": 1, "count": 3, "queue": 0}),
                (StationKey("p", "l1", "a"), {"ts": 1, "seq": 0, "count": 1, "queue": 0}),
                (StationKey("p", "l2", "a"), {"ts": 1, "seq": 0, "count": 1, "queue": 0})]
-    telemetry = series_from_records(records, "l1")
-    assert list(telemetry) == ["a"] and telemetry["a"].ts.tolist() == [1, 2]
-    assert telemetry["a"].state.tolist() == [MISSING, MISSING] and telemetry["a"].scrap.tolist() == [0, 0]
+    write_records(tmp_path / "t.jsonl", records)
+    plant = Plant(plant="p", line=[LINE])
+    telemetry = by_station(from_file(plant, "l1", tmp_path / "t.jsonl"))
+    assert list(telemetry) == ["a", "b", "c"] and telemetry["a"].ts.tolist() == [1, 2]
+    assert len(telemetry["b"]) == 0
+    with pytest.raises(NoTelemetry, match="no telemetry of station b on line l1"):
+        indicators(telemetry, LINE, 0, 10)
 
 
 PLAN = Plan.model_validate({
@@ -146,9 +157,8 @@ def test_hour_by_hour_output_against_the_hour_targets() -> None:
     targets = decompose(PLAN, "l1")
     rate = 40_000 / targets.production_hours  # about 19.6 units an hour, 250 days x 8 h
     day = ms(2027, 3, 2)
-    last = StationSeries.from_samples("c", [
-        {"ts": day + h * 3_600_000 + 1, "seq": h, "count": h * 20, "queue": 0} for h in range(24)])
-    telemetry = {"c": last}
+    telemetry = {"c": series([day + h * 3_600_000 + 1 for h in range(24)], [h * 20 for h in range(24)],
+                             [0] * 24)}
     hours = hour_by_hour(telemetry, LINE, targets, day, day + 24 * 3_600_000)
     assert len(hours) == 24
     assert [h["output"] for h in hours] == [0] + [20] * 23

@@ -1,0 +1,102 @@
+"""When the targets become alerts: the day's pace at a checkpoint, the constraint's uptime, the month's
+forecast. Pure functions that return alert payloads in the contract's form (DESIGN.md §4), so they
+travel the same path as the constraint alerts (analysis/alerts.py) and the tests need no broker.
+
+Why checkpoints: a pace alert every minute is noise; the ops director wants to hear at fixed hours
+(10:00, 14:00, ...) whether the day is behind by more than the tolerance. A caller that runs the
+checks repeatedly sends each alert once per (kind, checkpoint), see `Escalator`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from analysis.indicators import Indicators, ToDate
+from analysis.targets import Decomposition, to_local
+from shopfloor.contract import VERSION
+from shopfloor.plan import Escalation
+
+Alert = dict
+
+
+def alert(ts_ms: int, kind: str, severity: str, station: str, message: str) -> Alert:
+    return {"v": VERSION, "ts": int(ts_ms), "kind": kind, "severity": severity, "station": station,
+            "message": message}
+
+
+def last_checkpoint(targets: Decomposition, rules: Escalation, now_ms: int) -> int | None:
+    """The latest checkpoint of today (local time) at or before now, in ms; None before the first."""
+    zone = targets.zone
+    today = to_local(now_ms, zone).date()
+    passed = [int(dt.datetime.combine(today, dt.time()).replace(tzinfo=zone).timestamp() * 1000
+                  + minutes * 60_000) for minutes in rules.checkpoints]
+    passed = [moment for moment in passed if moment <= now_ms]
+    return max(passed) if passed else None
+
+
+def pace_alert(line: str, station: str, now_ms: int, output: int, due: float, rules: Escalation,
+               zone: dt.tzinfo) -> Alert | None:
+    """Warning when the day's output so far is more than the tolerance below what was due so far."""
+    if due <= 0 or output >= due * (1 - rules.pace_tolerance):
+        return None
+    clock = to_local(now_ms, zone).strftime("%H:%M")
+    return alert(now_ms, "pace_behind_target", "warning", station,
+                 f"line {line} at {clock}: {output} of {due:.0f} units due today ({output / due:.0%}), "
+                 f"{1 - output / due:.0%} behind; the tolerance is {rules.pace_tolerance:.0%}")
+
+
+def uptime_alert(line: str, result: Indicators, rules: Escalation, now_ms: int) -> Alert | None:
+    """Warning when the constraint was up less than its target share of planned time."""
+    if result.constraint_uptime >= rules.constraint_uptime:
+        return None
+    return alert(now_ms, "constraint_uptime_low", "warning", result.constraint,
+                 f"line {line}: the constraint {result.constraint} was up {result.constraint_uptime:.0%} of "
+                 f"planned time, below its {rules.constraint_uptime:.0%} target")
+
+
+def forecast_alert(line: str, station: str, month: ToDate, rules: Escalation, now_ms: int) -> Alert | None:
+    """Critical when the month's run-rate forecast misses the month's target by more than the tolerance."""
+    if month.forecast is None or month.forecast >= month.target * (1 - rules.forecast_tolerance):
+        return None
+    short = 1 - month.forecast / month.target if month.target else 1.0
+    return alert(now_ms, "forecast_below_target", "critical", station,
+                 f"line {line}: at the current run rate the month ends at {month.forecast:.0f} of "
+                 f"{month.target} units ({short:.0%} short); the constraint is {station}")
+
+
+@dataclass
+class Escalator:
+    """Runs the three checks and sends each alert once per kind and checkpoint (or day, for the others).
+
+    The memory of what was sent is only a guard against repeats inside one running service: after a
+    restart a still-valid alert is sent once more, which is the safe side.
+    """
+
+    line: str
+    targets: Decomposition
+    rules: Escalation
+    send: Callable[[Alert], None]
+    sent: set[tuple[str, int]] = field(default_factory=set)
+
+    def check(self, now_ms: int, day_output: int, result: Indicators, month: ToDate) -> list[Alert]:
+        zone = self.targets.zone
+        today = to_local(now_ms, zone).date()
+        day_start = int(dt.datetime.combine(today, dt.time()).replace(tzinfo=zone).timestamp() * 1000)
+        alerts: list[tuple[tuple[str, int], Alert | None]] = []
+        checkpoint = last_checkpoint(self.targets, self.rules, now_ms)
+        if checkpoint is not None:  # pace so far, judged once per checkpoint
+            due = self.targets.due_between(day_start, now_ms)
+            pace = pace_alert(self.line, result.constraint, now_ms, day_output, due, self.rules, zone)
+            alerts.append((("pace", checkpoint), pace))
+        alerts.append((("uptime", day_start), uptime_alert(self.line, result, self.rules, now_ms)))
+        alerts.append((("forecast", day_start),
+                       forecast_alert(self.line, result.constraint, month, self.rules, now_ms)))
+        fresh = []
+        for key, payload in alerts:
+            if payload is not None and key not in self.sent:
+                self.sent.add(key)
+                self.send(payload)
+                fresh.append(payload)
+        return fresh
