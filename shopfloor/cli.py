@@ -66,6 +66,7 @@ def _mount_subcommands() -> None:
     from collector.cli import app as collector_app
     from dashboards.cli import app as dashboards_app
     from edge_agent.cli import app as agent_app
+    from simulators.cli import app as sim_app
 
     app.add_typer(agent_app, name="agent")
     app.add_typer(collector_app, name="collector")
@@ -73,6 +74,7 @@ def _mount_subcommands() -> None:
     app.add_typer(targets_app, name="targets")
     app.add_typer(analysis_app, name="analysis")
     app.add_typer(analyze_app, name="analyze")
+    app.add_typer(sim_app, name="sim")
 
 
 def main() -> None:
