@@ -7,13 +7,15 @@ the batch is retried with backoff and nothing is acked, so the broker holds the 
 is unbounded in our config). Why it stores nothing twice: a redelivered message maps to the same
 points (measurement, tags, timestamp), which InfluxDB overwrites in place.
 
-Threads: paho's network thread only appends deliveries to an inbox; one worker thread decodes,
-batches, writes and acks, so acks leave in the order the messages arrived (MQTT requires it).
+Threads: paho's network thread only appends deliveries to an inbox; a gather thread decodes them
+into batches; one writer thread writes each batch and then acks its messages, so acks leave in the
+order the messages arrived (MQTT requires it) while the next batch is decoded during the write.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import deque
@@ -82,7 +84,9 @@ class Collector:
         self._stopping = threading.Event()
         self._connection = 0
         self._connected = threading.Event()
-        self._worker = threading.Thread(target=self._work, name="collector-worker", daemon=True)
+        self._batches: queue.Queue[list[Delivery] | None] = queue.Queue(maxsize=2)
+        self._threads = [threading.Thread(target=self._gather, name="collector-gather", daemon=True),
+                         threading.Thread(target=self._write_batches, name="collector-write", daemon=True)]
         self._client = make_client(config.client_id, self._endpoint, manual_ack=True)
         self._client.on_connect = self._on_connect
         self._client.on_connect_fail = self._on_connect_fail
@@ -98,7 +102,8 @@ class Collector:
             properties=connect_properties(self.config.session_expiry_s, self.config.receive_maximum),
         )
         self._client.loop_start()
-        self._worker.start()
+        for thread in self._threads:
+            thread.start()
 
     def wait_connected(self, timeout_s: float) -> bool:
         return self._connected.wait(timeout_s)
@@ -107,7 +112,8 @@ class Collector:
         """Flush what is in hand (if InfluxDB answers), then disconnect; the session stays on the broker."""
         self._stopping.set()
         self._wakeup.set()
-        self._worker.join(timeout=self.config.retry_max_s + 10)
+        for thread in self._threads:
+            thread.join(timeout=self.config.retry_max_s + 10)
         self._client.disconnect()
         self._client.loop_stop()
         self.store.close()
@@ -141,17 +147,21 @@ class Collector:
         self._inbox.append(Delivery(message.mid, self._connection, message.topic, message.payload))
         self._wakeup.set()
 
-    # --- worker ------------------------------------------------------------------------------------
+    # --- worker threads --------------------------------------------------------------------------
 
-    def _work(self) -> None:
+    def _gather(self) -> None:
+        """Decode deliveries into batches; a batch is due at batch_samples or after batch_wait_s."""
         batch: list[Delivery] = []
         samples = 0
         opened = 0.0
-        next_stats = time.monotonic() + self.config.stats_interval_s
         while True:
-            wait = self.config.batch_wait_s - (time.monotonic() - opened) if batch else 1.0
-            self._wakeup.wait(max(wait, 0.0))
-            self._wakeup.clear()
+            if not self._inbox:
+                if batch:  # a batch is open: gather for a few ms rather than wake for every message
+                    remaining = self.config.batch_wait_s - (time.monotonic() - opened)
+                    self._stopping.wait(min(max(remaining, 0.0), 0.01))
+                else:
+                    self._wakeup.wait(1.0)
+                    self._wakeup.clear()
             while self._inbox and samples < self.config.batch_samples:
                 delivery = self._inbox.popleft()
                 samples += self._decode(delivery)
@@ -160,20 +170,52 @@ class Collector:
                 batch.append(delivery)
             stopping = self._stopping.is_set()
             aged = time.monotonic() - opened >= self.config.batch_wait_s
-            due = samples >= self.config.batch_samples or aged
-            if batch and (due or stopping):
+            if batch and (samples >= self.config.batch_samples or aged or stopping):
+                if not self._hand_over(batch):
+                    return
+                batch, samples = [], 0
+            if stopping and not self._inbox:
+                self._hand_over(None)
+                return
+
+    def _hand_over(self, batch: list[Delivery] | None) -> bool:
+        """Queue a batch for the writer, waiting while two are queued; False once the writer has quit."""
+        while self._threads[1].is_alive():
+            try:
+                self._batches.put(batch, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _write_batches(self) -> None:
+        """Write each batch, then ack its messages, in arrival order; meanwhile the next one is decoded."""
+        next_stats = time.monotonic() + self.config.stats_interval_s
+        while True:
+            try:
+                batch = self._batches.get(timeout=1.0)
+            except queue.Empty:
+                batch = []
+            if batch is None:
+                return
+            if batch:
                 try:
                     self._flush(batch)
                 except _Abandoned:
                     log.warning("stopping with %d messages unwritten; the broker will deliver them again",
-                                len(batch))
+                                len(batch) + sum(len(b) for b in self._drain_batches()))
                     return
-                batch, samples = [], 0
-            if stopping and not self._inbox:
-                return
             if time.monotonic() >= next_stats:
                 self._log_stats(write=True)
                 next_stats = time.monotonic() + self.config.stats_interval_s
+
+    def _drain_batches(self) -> list[list[Delivery]]:
+        left = []
+        while not self._batches.empty():
+            batch = self._batches.get_nowait()
+            if batch:
+                left.append(batch)
+        return left
 
     def _decode(self, delivery: Delivery) -> int:
         """Turn a delivery into its lines of line protocol, or a reject reason. Returns the sample count."""

@@ -1,0 +1,226 @@
+"""Ingest through the real broker and InfluxDB, against a raw paho subscriber measured in the same run.
+
+    python bench/bench_ingest.py [--messages 60000] [--batches 400] [--latency-seconds 10]
+
+1. Single-sample messages: the broker holds N queued QoS 1 messages for a persistent session; the
+   time to drain them is measured for a raw paho QoS 1 subscriber that does nothing (the ceiling)
+   and for the collector, until the last point is queryable in InfluxDB. Target: >= 0.8x the ceiling.
+2. Batch messages of 1,000 samples, drained the same way: samples/s. Target: >= 100,000/s.
+3. End-to-end latency at 5,000 samples/s (single-sample messages): publish time to the first InfluxDB
+   poll (every 10 ms) that sees the point. Target: p99 < 1 s.
+Every loop is bounded by a count and a deadline; only loopback addresses are used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from shopfloor.contract import TELEMETRY_FILTER, StationKey, encode_batch, encode_sample, telemetry_topic
+from shopfloor.mqtt import connect_properties, make_client
+from shopfloor.settings import mqtt_endpoint
+from shopfloor.stack import Stack
+from shopfloor.store import Store
+
+KEY = StationKey("bench", "l1", "s1")
+TS0 = 1_790_000_000_000
+
+
+def sample(seq: int, ts0: int = TS0) -> dict:
+    return {"ts": ts0 + seq, "seq": seq, "count": seq, "queue": seq % 7, "state": "working"}
+
+
+def publish(url: str, payloads: list[bytes], pace_per_s: float = 0.0) -> list[float]:
+    """Publish QoS 1 and wait for every PUBACK; returns each message's publish time."""
+    endpoint = mqtt_endpoint(url)
+    client = make_client("bench-pub", endpoint)
+    client.max_queued_messages_set(0)
+    client.connect(endpoint.host, endpoint.port)
+    client.loop_start()
+    infos, times = [], []
+    started = time.perf_counter()
+    for index, payload in enumerate(payloads):
+        if pace_per_s:
+            delay = started + index / pace_per_s - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        times.append(time.time())
+        infos.append(client.publish(telemetry_topic(KEY), payload, qos=1))
+        if len(infos) >= 20_000:
+            for info in infos:
+                info.wait_for_publish(60)
+            infos.clear()
+    for info in infos:
+        info.wait_for_publish(60)
+    client.disconnect()
+    client.loop_stop()
+    return times
+
+
+def raw_drain_rate(url: str, payloads: list[bytes]) -> float:
+    """Messages/s a paho subscriber that does nothing drains from a persistent session's queue."""
+    endpoint = mqtt_endpoint(url)
+    got = threading.Event()
+    received = [0]
+    first = [0.0]
+
+    def on_message(client, userdata, message) -> None:
+        if received[0] == 0:
+            first[0] = time.perf_counter()
+        received[0] += 1
+        if received[0] == len(payloads):
+            got.set()
+
+    def connect():
+        client = make_client("bench-raw", endpoint)
+        client.on_message = on_message
+        client.connect(endpoint.host, endpoint.port, clean_start=False, properties=connect_properties(600))
+        client.subscribe(f"$share/raw/{TELEMETRY_FILTER}", qos=1)
+        client.loop_start()
+        return client
+
+    client = connect()
+    time.sleep(0.5)
+    client.disconnect()
+    client.loop_stop()
+    publish(url, payloads)
+    started = time.perf_counter()
+    client = connect()
+    if not got.wait(120):
+        raise SystemExit(f"raw subscriber got only {received[0]} of {len(payloads)} in 120 s")
+    elapsed = time.perf_counter() - started
+    client.disconnect()
+    client.loop_stop()
+    return len(payloads) / elapsed
+
+
+class CollectorRun:
+    def __init__(self, stack: Stack, database: str, log: Path):
+        self.argv = [sys.executable, "-m", "shopfloor", "collector", "run", "-v", "--mqtt-url",
+                     stack.mosquitto.url, "--influx-url", stack.influxdb.url, "--influx-db", database,
+                     "--client-id", f"bench-{database}", "--group", database]
+        self.log = log
+
+    def start(self) -> float:
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while b"connected to" not in self.log.read_bytes():
+            if time.monotonic() > deadline:
+                raise SystemExit(f"collector did not connect: {self.log.read_text()}")
+            time.sleep(0.01)
+        return time.perf_counter()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(60)
+
+
+def count(store: Store) -> int:
+    """All points stored (a full scan: run it once at the end, never in a polling loop)."""
+    result = store.query("SELECT count(seq) FROM station")
+    return result.series[0].values[0][1] if result.series else 0
+
+
+def frontier(store: Store, since_ms: int) -> int:
+    """The highest seq stored at or after `since_ms`: a cheap poll that reads only recent points."""
+    result = store.query(f"SELECT max(seq) FROM station WHERE time >= {since_ms}ms")
+    return result.series[0].values[0][1] if result.series else -1
+
+
+def collector_drain_rate(stack: Stack, workdir: Path, database: str, payloads: list[bytes],
+                         samples: int) -> float:
+    """Samples/s from the collector's (re)connect to the last point being queryable."""
+    store = Store(stack.influxdb.url, database)
+    store.create_database()
+    run = CollectorRun(stack, database, workdir / f"{database}.log")
+    run.start()
+    run.stop()  # the session now exists and queues what follows
+    publish(stack.mosquitto.url, payloads)
+    started = run.start()
+    deadline = time.monotonic() + 300
+    while frontier(store, sample(samples - 1)["ts"]) < samples - 1:  # one collector keeps the order
+        if time.monotonic() > deadline:
+            raise SystemExit(f"collector did not store the last of {samples} samples in 300 s")
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - started
+    run.stop()
+    if (stored := count(store)) != samples:
+        raise SystemExit(f"collector stored {stored} points for {samples} samples")
+    return samples / elapsed
+
+
+def latency(stack: Stack, workdir: Path, rate: int, seconds: float) -> np.ndarray:
+    """Per-sample delay from publish to the first 10 ms poll that sees it (one station, ts 1 ms apart)."""
+    database = "bench_latency"
+    store = Store(stack.influxdb.url, database)
+    store.create_database()
+    run = CollectorRun(stack, database, workdir / "latency.log")
+    run.start()
+    total = int(rate * seconds)
+    ts0 = int(time.time() * 1000)
+    seen: list[tuple[float, int]] = []
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            seen.append((time.time(), frontier(store, ts0 + max(seen[-1][1], 0) if seen else ts0)))
+            time.sleep(0.01)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    times = publish(stack.mosquitto.url, [encode_sample(sample(i, ts0)) for i in range(total)],
+                    pace_per_s=rate)
+    deadline = time.monotonic() + 60
+    while (not seen or seen[-1][1] < total - 1) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    poller.join()
+    run.stop()
+    poll_times = np.array([t for t, _ in seen])
+    frontiers = np.maximum.accumulate(np.array([f for _, f in seen]))
+    # sample i is queryable at the first poll whose frontier reaches i (one collector keeps the order)
+    first_poll = np.searchsorted(frontiers, np.arange(total), side="left")
+    if first_poll.max() >= len(seen):
+        raise SystemExit("not every sample became queryable within 60 s")
+    return poll_times[first_poll] - np.array(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=60_000)
+    parser.add_argument("--batches", type=int, default=400)
+    parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--latency-rate", type=int, default=5000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        workdir = Path(folder)
+        stack = Stack(workdir / "stack")
+        stack.up()
+        try:
+            singles = [encode_sample(sample(i)) for i in range(args.messages)]
+            ceiling = raw_drain_rate(stack.mosquitto.url, singles)
+            single_rate = collector_drain_rate(stack, workdir, "bench_single", singles, args.messages)
+            batches = [encode_batch([sample(b * 1000 + i) for i in range(1000)]) for b in range(args.batches)]
+            batch_rate = collector_drain_rate(stack, workdir, "bench_batch", batches, args.batches * 1000)
+            delays = latency(stack, workdir, args.latency_rate, args.latency_seconds)
+        finally:
+            stack.down()
+    p50, p99 = np.percentile(delays, [50, 99])
+    print(f"single-sample messages: collector {single_rate:,.0f} samples/s vs raw paho QoS 1 subscriber "
+          f"{ceiling:,.0f} msg/s = {single_rate / ceiling:.2f}x (target >= 0.8x), {args.messages:,} messages")
+    print(f"batch messages (1,000 samples): {batch_rate:,.0f} samples/s = {batch_rate / ceiling:.2f}x the raw "
+          f"single-message ceiling (target >= 100,000/s), {args.batches * 1000:,} samples")
+    print(f"end-to-end latency at {args.latency_rate:,} samples/s, publish to queryable: p50 {p50 * 1000:.0f} ms, "
+          f"p99 {p99 * 1000:.0f} ms (target p99 < 1,000 ms; poll every 10 ms), {len(delays):,} samples")
+
+
+if __name__ == "__main__":
+    main()
