@@ -57,3 +57,32 @@ def plant(
 
     out.write_text(plant_toml(load_scenario(scenario_path).plant))
     typer.echo(f"{out}: plant of {scenario_path}")
+
+
+@app.command("whatif")
+def whatif_command(
+    scenario_path: Path = ScenarioPath,
+    station: str = typer.Option(..., "--station", help="The station to elevate."),
+    speedup: float = typer.Option(0.0, "--speedup", help="0.1: 10 % more units per hour of its active time."),
+    add_machine: int = typer.Option(0, "--add-machine", count=True,
+                                    help="Put one more identical machine beside it (repeat for more)."),
+    hours: float = typer.Option(None, "--hours", help="Hours simulated; default: the scenario's."),
+    reps: int = typer.Option(20, "--reps", help="Replications on common random numbers."),
+    seed: int = typer.Option(0, "--seed"),
+    hours_per_day: float = typer.Option(24.0, "--hours-per-day", help="Production hours in a day."),
+    json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
+) -> None:
+    """Output before and after elevating one station, with 95 % confidence intervals."""
+    import orjson
+
+    from simulators.whatif import describe, whatif
+
+    if not speedup and not add_machine:
+        raise ConfigError("say what to change: --speedup 0.1 and/or --add-machine")
+    result = whatif(load_scenario(scenario_path), station, speedup=speedup, add_machines=add_machine,
+                    hours=hours, reps=reps, seed=seed)
+    if json:
+        typer.echo(orjson.dumps(result.as_dict()).decode())
+        return
+    for line in describe(result, hours_per_day):
+        typer.echo(line)
