@@ -10,6 +10,8 @@ state is inferred where it is missing, minding the known pitfalls:
 - a down station with an empty input buffer is active (it holds its unit, so WIP = 1);
 - blocked: the next station's input buffer is full and this station made no progress for longer than
   its cycle (or holds nothing to work on);
+- down: it holds a unit and made no progress for longer than its cycle without being blocked (a
+  slow cycle looks the same for a while; both are active, so the detector does not care);
 - sampling gaps: a sample's state holds until the next sample only if that comes within `max_gap_ms`;
   beyond that the station is unknown (counted as not active) after one nominal sample interval.
 The first station of a line has no upstream to count, so it is never inferred starved.
@@ -27,6 +29,7 @@ from analysis.apm import Periods
 from analysis.telemetry import (
     ACTIVE_CODES,
     BLOCKED,
+    DOWN,
     STARVED,
     UNKNOWN,
     WORKING,
@@ -146,6 +149,7 @@ def inferred(telemetry: LineTelemetry, max_gap_ms: int = DEFAULT_MAX_GAP_MS) -> 
             blocked = full & (stalled | ~holding) & seen[i + 1]
         else:
             blocked = np.zeros(len(grid), dtype=bool)
+        codes[i][holding & stalled & ~blocked] = DOWN  # holds a unit and makes no progress
         codes[i][starved] = STARVED
         codes[i][blocked & ~starved] = BLOCKED
         codes[i][~seen[i]] = UNKNOWN

@@ -9,7 +9,7 @@ from analysis.apm import Periods, momentary_bottlenecks
 from analysis.bottleneck import analyze, turning_point, window_edges
 from analysis.reference import reference_momentary
 from analysis.states import inferred, reported
-from analysis.telemetry import UNKNOWN, WORKING, gather
+from analysis.telemetry import DOWN, UNKNOWN, WORKING, gather
 from shopfloor.plant import Plant
 
 T0 = 1_790_000_000_000
@@ -106,7 +106,7 @@ def test_a_down_station_holding_its_unit_with_an_empty_buffer_is_active():
         *samples("s3", range(200), lambda t: max(0, t // 2 - 2) if t < 52 else 24, lambda t: 0),
     ], "test")
     spans = inferred(data)
-    assert (spans.code[1][52:195] == WORKING).all(), "down (holding a unit) is active"
+    assert (spans.code[1][56:195] == DOWN).all(), "down (holding a unit) is active"
     active = spans.active()
     s2 = active.take(np.flatnonzero(active.station == 1))
     assert s2.stop.max() - s2.start.min() >= 190_000
