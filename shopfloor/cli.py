@@ -80,7 +80,7 @@ def _mount_subcommands() -> None:
 def main() -> None:
     _mount_subcommands()
     try:
-        app(standalone_mode=False)
+        app()  # click handles usage errors itself (exit 2); everything else comes back here
     except ShopfloorError as error:
         typer.secho(f"error: {error}", err=True, fg="red")
         sys.exit(2)
@@ -88,14 +88,3 @@ def main() -> None:
         where = f": {error.filename}" if error.filename else ""
         typer.secho(f"error: {error.strerror or error}{where}", err=True, fg="red")
         sys.exit(2)
-    except (typer.Abort, KeyboardInterrupt):
-        sys.exit(130)
-    except typer.Exit as done:
-        sys.exit(done.exit_code)
-    except Exception as error:  # click's usage errors carry their own exit code
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            sys.exit(error.exit_code)
-        raise
