@@ -55,6 +55,7 @@ class Agent:
         self._status_problems: list[str] | None = None
         self._status_at = 0.0
         self._rewind_at: float | None = None
+        self._skews: dict[str, float] = {}
         self._linger_s = min(0.02, config.interval_s / 5)
         self.produced = 0
         self.acked = 0
@@ -121,7 +122,8 @@ class Agent:
             elif isinstance(event, Ack):
                 self._ack(event, acked)
             elif isinstance(event, Health):
-                self._set_problem(f"source {event.station}", event.problem)
+                self._set_problem(f"source {event.station}", event.problem and
+                                  f"station {event.station}: {event.problem}")
             elif isinstance(event, Connection):
                 self._connection(event)
         if samples:
@@ -135,16 +137,24 @@ class Agent:
 
     def _sample(self, station: str, reading: Reading, read_ms: int) -> Sample | None:
         if reading.clock_ms is not None:
-            skew_s = (reading.clock_ms - read_ms) / 1000
-            off = abs(skew_s) > self.config.clock_skew_s
-            self._set_problem(f"clock {station}", f"station {station}: the source's clock differs from the "
-                              f"agent's by {skew_s:+.1f} s (threshold {self.config.clock_skew_s} s)"
-                              if off else None)
+            self._check_clock(station, (reading.clock_ms - read_ms) / 1000)
         try:
             return self.tracks[station].sample(reading, read_ms)
         except ValueError as error:
             self._set_problem(f"value {station}", f"station {station}: {error}")
             return None
+
+    def _check_clock(self, station: str, skew_s: float) -> None:
+        """Report a source clock off by more than the threshold; the report changes only when the skew
+        moved by another threshold, so a drifting clock does not resend the status every second."""
+        threshold = self.config.clock_skew_s
+        if abs(skew_s) <= threshold:
+            self._skews.pop(station, None)
+            self._set_problem(f"clock {station}", None)
+        elif abs(skew_s - self._skews.get(station, 0.0)) > threshold or station not in self._skews:
+            self._skews[station] = skew_s
+            self._set_problem(f"clock {station}", f"station {station}: the source's clock differs from the "
+                              f"agent's by {skew_s:+.0f} s (threshold {threshold:g} s): sync both by NTP")
 
     def _ack(self, event: Ack, acked: list[int]) -> None:
         ids = self.inflight.pop(event.mid, None)

@@ -141,3 +141,89 @@ class AgentProcess:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+class ModbusPlc:
+    """pymodbus's own TCP server on a loopback port, standing in for a PLC; stop() and start() again
+    on the same port play a PLC that dies and comes back."""
+
+    def __init__(self, port: int, registers: int = 32):
+        import asyncio
+
+        self.port = port
+        self.registers = registers
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._server = None
+        self._values: dict[int, int] = {}
+
+    def _call(self, coroutine, timeout_s: float = 10):
+        import asyncio
+
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout_s)
+
+    def start(self) -> ModbusPlc:
+        from pymodbus.server import ModbusTcpServer
+        from pymodbus.simulator import DataType, SimData, SimDevice
+
+        async def create():
+            device = SimDevice(1, [SimData(0, count=self.registers, values=0, datatype=DataType.REGISTERS)])
+            self._server = ModbusTcpServer(device, address=("127.0.0.1", self.port))
+            await self._server.listen()
+
+        self._call(create())
+        for address, value in self._values.items():
+            self._write(address, value)
+        return self
+
+    def _write(self, address: int, value: int) -> None:
+        self._call(self._server.context.async_setValues(1, 6, address, [value]))
+
+    def set(self, address: int, value: int, registers: int = 1) -> None:
+        """Write a uint16, or a uint32 over two registers (high word first)."""
+        words = [value] if registers == 1 else [value >> 16 & 0xFFFF, value & 0xFFFF]
+        for offset, word in enumerate(words):
+            self._values[address + offset] = word
+            if self._server is not None:
+                self._write(address + offset, word)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._call(self._server.shutdown())
+            self._server = None
+
+    def close(self) -> None:
+        self.stop()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+
+class OpcUaPlc:
+    """asyncua's own server on a loopback port with one station's variables."""
+
+    def __init__(self, port: int):
+        from asyncua import ua
+        from asyncua.sync import Server
+
+        self.ua = ua
+        self.server = Server()
+        self.server.set_endpoint(f"opc.tcp://127.0.0.1:{port}/")
+        self.url = f"opc.tcp://127.0.0.1:{port}/"
+        self.ns = self.server.register_namespace("urn:shopfloor:test")
+        folder = self.server.nodes.objects.add_object(self.ns, "S1")
+        self.nodes = {}
+        for name, kind in (("Count", "UInt16"), ("Queue", "UInt16"), ("Scrap", "UInt32"), ("State", "Int32")):
+            self.nodes[name] = folder.add_variable(self.node_id(name), name,
+                                                   ua.Variant(0, getattr(ua.VariantType, kind)))
+        self.server.start()
+
+    def node_id(self, name: str) -> str:
+        return f"ns={self.ns};s=S1.{name}"
+
+    def set(self, name: str, value: int) -> None:
+        node = self.nodes[name]
+        node.write_value(self.ua.Variant(value, node.read_data_type_as_variant_type()))
+
+    def close(self) -> None:
+        self.server.stop()
