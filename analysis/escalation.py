@@ -3,8 +3,10 @@ forecast. Pure functions that return alert payloads in the contract's form (DESI
 travel the same path as the constraint alerts (analysis/alerts.py) and the tests need no broker.
 
 Why checkpoints: a pace alert every minute is noise; the ops director wants to hear at fixed hours
-(10:00, 14:00, ...) whether the day is behind by more than the tolerance. A caller that runs the
-checks repeatedly sends each alert once per (kind, checkpoint), see `Escalator`.
+(10:00, 14:00, ...) whether the day is behind by more than the tolerance. An alert's identity in the
+sink is (kind, station, ts), so a pace alert carries its checkpoint as `ts` and the uptime and
+forecast alerts their day's start: however often the checks run, and across restarts, the sink
+(analysis.alerts.AlertSink, which remembers through the store) delivers each one once.
 """
 
 from __future__ import annotations
@@ -13,17 +15,12 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from analysis.alerts import make_alert
 from analysis.indicators import Indicators, ToDate
 from analysis.targets import Decomposition, to_local
-from shopfloor.contract import VERSION
 from shopfloor.plan import Escalation
 
 Alert = dict
-
-
-def alert(ts_ms: int, kind: str, severity: str, station: str, message: str) -> Alert:
-    return {"v": VERSION, "ts": int(ts_ms), "kind": kind, "severity": severity, "station": station,
-            "message": message}
 
 
 def last_checkpoint(targets: Decomposition, rules: Escalation, now_ms: int) -> int | None:
@@ -36,42 +33,42 @@ def last_checkpoint(targets: Decomposition, rules: Escalation, now_ms: int) -> i
     return max(passed) if passed else None
 
 
-def pace_alert(line: str, station: str, now_ms: int, output: int, due: float, rules: Escalation,
-               zone: dt.tzinfo) -> Alert | None:
+def pace_alert(line: str, station: str, checkpoint_ms: int, now_ms: int, output: int, due: float,
+               rules: Escalation, zone: dt.tzinfo) -> Alert | None:
     """Warning when the day's output so far is more than the tolerance below what was due so far."""
     if due <= 0 or output >= due * (1 - rules.pace_tolerance):
         return None
     clock = to_local(now_ms, zone).strftime("%H:%M")
-    return alert(now_ms, "pace_behind_target", "warning", station,
+    return make_alert(checkpoint_ms, "pace_behind_target", "warning", station,
                  f"line {line} at {clock}: {output} of {due:.0f} units due today ({output / due:.0%}), "
                  f"{1 - output / due:.0%} behind; the tolerance is {rules.pace_tolerance:.0%}")
 
 
-def uptime_alert(line: str, result: Indicators, rules: Escalation, now_ms: int) -> Alert | None:
+def uptime_alert(line: str, result: Indicators, rules: Escalation, day_ms: int) -> Alert | None:
     """Warning when the constraint was up less than its target share of planned time."""
     if result.constraint_uptime >= rules.constraint_uptime:
         return None
-    return alert(now_ms, "constraint_uptime_low", "warning", result.constraint,
+    return make_alert(day_ms, "constraint_uptime_low", "warning", result.constraint,
                  f"line {line}: the constraint {result.constraint} was up {result.constraint_uptime:.0%} of "
                  f"planned time, below its {rules.constraint_uptime:.0%} target")
 
 
-def forecast_alert(line: str, station: str, month: ToDate, rules: Escalation, now_ms: int) -> Alert | None:
+def forecast_alert(line: str, station: str, month: ToDate, rules: Escalation, day_ms: int) -> Alert | None:
     """Critical when the month's run-rate forecast misses the month's target by more than the tolerance."""
     if month.forecast is None or month.forecast >= month.target * (1 - rules.forecast_tolerance):
         return None
     short = 1 - month.forecast / month.target if month.target else 1.0
-    return alert(now_ms, "forecast_below_target", "critical", station,
+    return make_alert(day_ms, "forecast_below_target", "critical", station,
                  f"line {line}: at the current run rate the month ends at {month.forecast:.0f} of "
                  f"{month.target} units ({short:.0%} short); the constraint is {station}")
 
 
 @dataclass
 class Escalator:
-    """Runs the three checks and sends each alert once per kind and checkpoint (or day, for the others).
+    """Runs the three checks and hands each alert to `send` once per kind and checkpoint (or day).
 
-    The memory of what was sent is only a guard against repeats inside one running service: after a
-    restart a still-valid alert is sent once more, which is the safe side.
+    `send` is normally `AlertSink.send`, whose memory is the store; the set here only spares it the
+    look-ups inside one running process.
     """
 
     line: str
@@ -88,11 +85,12 @@ class Escalator:
         checkpoint = last_checkpoint(self.targets, self.rules, now_ms)
         if checkpoint is not None:  # pace so far, judged once per checkpoint
             due = self.targets.due_between(day_start, now_ms)
-            pace = pace_alert(self.line, result.constraint, now_ms, day_output, due, self.rules, zone)
+            pace = pace_alert(self.line, result.constraint, checkpoint, now_ms, day_output, due, self.rules,
+                              zone)
             alerts.append((("pace", checkpoint), pace))
-        alerts.append((("uptime", day_start), uptime_alert(self.line, result, self.rules, now_ms)))
+        alerts.append((("uptime", day_start), uptime_alert(self.line, result, self.rules, day_start)))
         alerts.append((("forecast", day_start),
-                       forecast_alert(self.line, result.constraint, month, self.rules, now_ms)))
+                       forecast_alert(self.line, result.constraint, month, self.rules, day_start)))
         fresh = []
         for key, payload in alerts:
             if payload is not None and key not in self.sent:

@@ -53,7 +53,7 @@ def test_pace_behind_by_more_than_the_tolerance_alerts_once_per_checkpoint(escal
     assert [a["kind"] for a in alerts] == ["pace_behind_target"] and sent == alerts
     alert = alerts[0]
     assert alert["severity"] == "warning" and alert["station"] == "s4" and alert["v"] == 1
-    assert alert["ts"] == at(10, 30)
+    assert alert["ts"] == at(10)  # the checkpoint: the alert's identity in the sink
     assert alert["message"] == ("line l1 at 10:30: 800 of 900 units due today (89%), 11% behind; "
                                 "the tolerance is 10%")
     assert checker.check(at(10, 45), 800, day_indicators(0.9), month(4600)) == []
@@ -71,7 +71,7 @@ def test_low_constraint_uptime_and_a_short_forecast_alert(escalator) -> None:
     alerts = checker.check(at(9), 0, day_indicators(0.80), month(4000))
     assert [a["kind"] for a in alerts] == ["constraint_uptime_low", "forecast_below_target"]
     uptime, forecast = alerts
-    assert uptime["station"] == "s4" and uptime["severity"] == "warning"
+    assert uptime["station"] == "s4" and uptime["severity"] == "warning" and uptime["ts"] == at(0)
     assert "the constraint s4 was up 80% of planned time, below its 85% target" in uptime["message"]
     assert forecast["severity"] == "critical"
     assert "the month ends at 4000 of 4600 units (13% short)" in forecast["message"]
