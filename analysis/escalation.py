@@ -74,7 +74,7 @@ class Escalator:
     line: str
     targets: Decomposition
     rules: Escalation
-    send: Callable[[Alert], None]
+    send: Callable[[Alert], bool | None]
     sent: set[tuple[str, int]] = field(default_factory=set)
 
     def check(self, now_ms: int, day_output: int, result: Indicators, month: ToDate) -> list[Alert]:
@@ -95,6 +95,6 @@ class Escalator:
         for key, payload in alerts:
             if payload is not None and key not in self.sent:
                 self.sent.add(key)
-                self.send(payload)
-                fresh.append(payload)
+                if self.send(payload) is not False:  # AlertSink.send says False for a repeat
+                    fresh.append(payload)
         return fresh

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from analysis.indicators import (
     Telemetry,
@@ -142,3 +143,20 @@ def assess(telemetry: Telemetry, line: Line, start_ms: int, end_ms: int, *, need
         return Feasibility(line.id, constraint, needed_per_hour, capacity.per_active_hour, reserve,
                            whatif_gain=whatif(constraint))
     return result
+
+
+def scenario_whatif(scenario_path: str | Path, *, speedup: float = 0.0, add_machines: int = 1,
+                    hours: float | None = None, reps: int = 10) -> WhatIf:
+    """The simulator's what-if as a `WhatIf` for `assess`: the relative gain of the line's output with
+    the station elevated, on the scenario that models this line (the what-if glue; analysis imports
+    simulators nowhere else)."""
+    from simulators.scenario import load_scenario
+    from simulators.whatif import whatif
+
+    scenario = load_scenario(scenario_path)
+
+    def gain(station: str) -> float:
+        result = whatif(scenario, station, speedup=speedup, add_machines=add_machines, hours=hours, reps=reps)
+        return result.gain / result.before if result.before else 0.0
+
+    return gain

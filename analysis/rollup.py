@@ -9,8 +9,10 @@ and the InfluxDB writer cannot disagree.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from analysis.escalation import Escalator
 from analysis.feasibility import Feasibility, WhatIf, assess, needed_rate
 from analysis.indicators import (
     Indicators,
@@ -104,3 +106,14 @@ def feasibility(plan: Plan, line: Line, telemetry: Telemetry, start_ms: int, end
         needed_per_hour = needed_rate(targets, min(end_ms, targets.year_end_ms - 1))
     return assess(telemetry, line, start_ms, end_ms, needed_per_hour=needed_per_hour,
                   reserve=plan.calendar.reserve, constraint=constraint, whatif=whatif)
+
+
+def escalate(plant: str, plan: Plan, line: Line, telemetry: Telemetry, store: Store, start_ms: int,
+             end_ms: int, send: Callable[[dict], bool | None], *, constraint: str | None = None
+             ) -> list[dict]:
+    """Run the escalation checks for the day so far ([start, end), end = now) and send what is new."""
+    month_actual, quarter_actual = store_actuals(store, plant, plan, line, end_ms - 1)
+    report = day_report(plan, line, telemetry, start_ms, end_ms, constraint=constraint,
+                        month_actual=month_actual, quarter_actual=quarter_actual)
+    escalator = Escalator(line.id, targets_at(plan, line.id, start_ms), plan.escalation, send)
+    return escalator.check(end_ms, report.indicators.output, report.indicators, report.month)

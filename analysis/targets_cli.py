@@ -7,6 +7,9 @@ Each command is thin: it loads files, calls the pure functions in analysis.targe
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -15,7 +18,9 @@ from rich.console import Console
 from rich.table import Table
 
 from analysis.targets import GRAINS, PlanError, decompose
-from shopfloor.plan import load_plan
+from shopfloor.plan import Plan, load_plan
+from shopfloor.plant import Line, Plant, load_plant
+from shopfloor.store import Store
 
 app = typer.Typer(help="Targets from the annual goal, leading indicators and goal feasibility.",
                   no_args_is_help=True)
@@ -67,9 +72,12 @@ PlantFile = typer.Option(..., "--plant", help="The plant file (plant.toml): stat
 TelemetryFile = typer.Option(None, "--telemetry", help="A telemetry file (JSON Lines); default: InfluxDB "
                              "(SHOPFLOOR_INFLUX_URL, SHOPFLOOR_INFLUX_DB).")
 Day = typer.Option(None, "--day", help="The local plant day YYYY-MM-DD (default: the file's span, or today).")
+Now = typer.Option(None, "--now", help="Judge as if it were this moment (ISO 8601 with offset, for replays); "
+                   "default: the clock.")
 Constraint = typer.Option(None, "--constraint", help="The constraint station (default: the most active one).")
 InfluxUrl = typer.Option(None, "--influx-url", help="InfluxDB URL (default SHOPFLOOR_INFLUX_URL).")
 InfluxDb = typer.Option(None, "--db", help="InfluxDB database (default SHOPFLOOR_INFLUX_DB).")
+Json = typer.Option(False, "--json", help="Print one JSON object.")
 
 
 def _parse_day(value: str | None) -> dt.date | None:
@@ -81,22 +89,55 @@ def _parse_day(value: str | None) -> dt.date | None:
         raise PlanError(f"--day {value!r} is not a date: use YYYY-MM-DD") from None
 
 
-def _window_and_telemetry(plan, plant, line: str, telemetry_file: Path | None, day: dt.date | None,
-                          store_factory):
-    """The [start, end) to judge and the line's telemetry in it, from the file or the store."""
+def _parse_now(value: str | None) -> int:
+    if value is None:
+        return int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    try:
+        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise PlanError(f"--now {value!r} is not an ISO 8601 time with an offset, like "
+                        f"2027-03-02T10:00:00+01:00")
+    return int(moment.timestamp() * 1000)
+
+
+@dataclass
+class _Inputs:
+    """What every judging command needs: the models, the window and the line's telemetry in it."""
+
+    plant: Plant
+    plan: Plan
+    line: Line
+    start_ms: int
+    end_ms: int
+    telemetry: dict
+    store: Store | None
+
+
+@contextmanager
+def _inputs(plant: Path, plan: Path, line: str, telemetry_file: Path | None, day: str | None,
+            now: str | None, influx_url: str | None, db: str | None) -> Iterator[_Inputs]:
+    """A file is judged over its span (or `--day`); the store over the day up to now."""
     from analysis.indicators import by_station
     from analysis.rollup import day_window
+    from analysis.targets import to_local
     from analysis.telemetry import from_file, from_store
 
+    plant_model, plan_model = load_plant(plant), load_plan(plan)
+    line_model = plant_model.get_line(line)
+    chosen = _parse_day(day)
     if telemetry_file is not None:
-        recorded = from_file(plant, line, telemetry_file)
-        start, end = day_window(plan, day) if day else (recorded.begin_ms, recorded.end_ms + 1)
-        return start, end, by_station(recorded), None
-    zone = plan.calendar.zone
-    start, end = day_window(plan, day or dt.datetime.now(zone).date())
-    store = store_factory()
-    end = min(end, int(dt.datetime.now(dt.UTC).timestamp() * 1000))
-    return start, end, by_station(from_store(store, plant, line, start, end)), store
+        recorded = from_file(plant_model, line, telemetry_file)
+        start, end = day_window(plan_model, chosen) if chosen else (recorded.begin_ms, recorded.end_ms + 1)
+        yield _Inputs(plant_model, plan_model, line_model, start, end, by_station(recorded), None)
+        return
+    now_ms = _parse_now(now)
+    start, end = day_window(plan_model, chosen or to_local(now_ms, plan_model.calendar.zone).date())
+    end = min(end, now_ms)
+    with Store(influx_url, db) as store:
+        telemetry = by_station(from_store(store, plant_model, line, start, end))
+        yield _Inputs(plant_model, plan_model, line_model, start, end, telemetry, store)
 
 
 @app.command("write")
@@ -107,8 +148,6 @@ def write(plan: Path = PlanFile, line: str = LineId,
           influx_url: str | None = InfluxUrl, db: str | None = InfluxDb) -> None:
     """Write the decomposed targets to InfluxDB (measurement `target`) for the boards."""
     from analysis.targets import target_lines
-    from shopfloor.plant import load_plant
-    from shopfloor.store import Store
 
     unknown = [g for g in grain if g not in GRAINS]
     if unknown:
@@ -126,37 +165,28 @@ def write(plan: Path = PlanFile, line: str = LineId,
 
 @app.command("indicators")
 def indicators_command(plant: Path = PlantFile, plan: Path = PlanFile, line: str = LineId,
-                       telemetry: Path | None = TelemetryFile, day: str | None = Day,
-                       constraint: str | None = Constraint,
-                       json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+                       telemetry: Path | None = TelemetryFile, day: str | None = Day, now: str | None = Now,
+                       constraint: str | None = Constraint, json: bool = Json,
                        write_points: bool = typer.Option(False, "--write", help="Also write measurement "
                                                          "`indicator` to InfluxDB."),
                        influx_url: str | None = InfluxUrl, db: str | None = InfluxDb) -> None:
     """The day's seven leading indicators, hour by hour output, month and quarter to date."""
     from analysis.rollup import day_report, store_actuals
-    from shopfloor.plant import load_plant
-    from shopfloor.store import Store
 
-    plant_model, plan_model = load_plant(plant), load_plan(plan)
-    line_model = plant_model.get_line(line)
-    store = None
-    try:
-        start, end, series, store = _window_and_telemetry(plan_model, plant_model, line, telemetry,
-                                                          _parse_day(day), lambda: Store(influx_url, db))
-        actuals = (store_actuals(store, plant_model.plant, plan_model, line_model, end - 1) if store
-                   else (None, None))
-        report = day_report(plan_model, line_model, series, start, end, constraint=constraint,
-                            month_actual=actuals[0], quarter_actual=actuals[1])
+    with _inputs(plant, plan, line, telemetry, day, now, influx_url, db) as inputs:
+        actuals = (None, None)
+        if inputs.store is not None:
+            actuals = store_actuals(inputs.store, inputs.plant.plant, inputs.plan, inputs.line,
+                                    inputs.end_ms - 1)
+        report = day_report(inputs.plan, inputs.line, inputs.telemetry, inputs.start_ms, inputs.end_ms,
+                            constraint=constraint, month_actual=actuals[0], quarter_actual=actuals[1])
         if write_points:
-            store = store or Store(influx_url, db)
-            store.write(report.lines(plant_model.plant))
-    finally:
-        if store is not None:
-            store.close()
+            with Store(influx_url, db) as store:
+                store.write(report.lines(inputs.plant.plant))
     if json:
         typer.echo(orjson.dumps(report.to_json()).decode())
         return
-    _print_report(report, plan_model.calendar.zone)
+    _print_report(report, inputs.plan.calendar.zone)
 
 
 def _print_report(report, zone) -> None:
@@ -188,29 +218,56 @@ def _print_report(report, zone) -> None:
 
 @app.command("feasibility")
 def feasibility_command(plant: Path = PlantFile, plan: Path = PlanFile, line: str = LineId,
-                        telemetry: Path | None = TelemetryFile, day: str | None = Day,
+                        telemetry: Path | None = TelemetryFile, day: str | None = Day, now: str | None = Now,
                         constraint: str | None = Constraint,
                         needed: float | None = typer.Option(None, "--needed-per-hour", min=0,
                                                             help="Judge this rate instead of the plan's."),
-                        json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-                        influx_url: str | None = InfluxUrl, db: str | None = InfluxDb) -> None:
+                        scenario: Path | None = typer.Option(None, "--scenario", help="The line's simulator "
+                                                             "scenario: quantify elevating the constraint."),
+                        speedup: float = typer.Option(0.0, "--speedup", help="What-if: 0.1 = the constraint "
+                                                      "10 % faster (with --scenario)."),
+                        add_machine: int = typer.Option(0, "--add-machine", count=True, help="What-if: one "
+                                                        "more machine at the constraint (with --scenario)."),
+                        json: bool = Json, influx_url: str | None = InfluxUrl,
+                        db: str | None = InfluxDb) -> None:
     """Can the constraint's demonstrated capacity carry the rest of the plan? Names the station to elevate."""
+    from analysis.feasibility import scenario_whatif
     from analysis.rollup import feasibility
-    from shopfloor.plant import load_plant
-    from shopfloor.store import Store
 
-    plant_model, plan_model = load_plant(plant), load_plan(plan)
-    line_model = plant_model.get_line(line)
-    store = None
-    try:
-        start, end, series, store = _window_and_telemetry(plan_model, plant_model, line, telemetry,
-                                                          _parse_day(day), lambda: Store(influx_url, db))
-    finally:
-        if store is not None:
-            store.close()
-    result = feasibility(plan_model, line_model, series, start, end, constraint=constraint,
-                         needed_per_hour=needed)
+    whatif = None
+    if scenario is not None:
+        whatif = scenario_whatif(scenario, speedup=speedup, add_machines=add_machine or (0 if speedup else 1))
+    with _inputs(plant, plan, line, telemetry, day, now, influx_url, db) as inputs:
+        result = feasibility(inputs.plan, inputs.line, inputs.telemetry, inputs.start_ms, inputs.end_ms,
+                             constraint=constraint, needed_per_hour=needed, whatif=whatif)
     if json:
         typer.echo(orjson.dumps(result.to_json()).decode())
     else:
         typer.echo(f"line {line}: {result.message}")
+
+
+@app.command("check")
+def check_command(plant: Path = PlantFile, plan: Path = PlanFile, line: str = LineId, now: str | None = Now,
+                  constraint: str | None = Constraint,
+                  mqtt_url: str | None = typer.Option(None, "--mqtt-url", help="Broker for the alerts "
+                                                      "(default SHOPFLOOR_MQTT_URL)."),
+                  webhook: list[str] = typer.Option([], "--webhook", help="Also POST each alert here "
+                                                    "(repeatable)."),
+                  influx_url: str | None = InfluxUrl, db: str | None = InfluxDb) -> None:
+    """Run the escalation checks on today's stored data; send new alerts the way constraint alerts go."""
+    from analysis.alerts import AlertSink, MqttAlertPublisher
+    from analysis.rollup import escalate
+
+    with _inputs(plant, plan, line, None, None, now, influx_url, db) as inputs:
+        assert inputs.store is not None
+        publisher = MqttAlertPublisher(mqtt_url, client_id=f"shopfloor-targets-{inputs.plant.plant}-{line}")
+        try:
+            sink = AlertSink(inputs.plant.plant, line, inputs.store, publisher, webhook)
+            sent = escalate(inputs.plant.plant, inputs.plan, inputs.line, inputs.telemetry, inputs.store,
+                            inputs.start_ms, inputs.end_ms, sink.send, constraint=constraint)
+        finally:
+            publisher.close()
+    for alert in sent:
+        typer.echo(f"{alert['severity']:8} {alert['kind']}: {alert['message']}")
+    if not sent:
+        typer.echo(f"line {line}: no new escalation")
