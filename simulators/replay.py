@@ -1,0 +1,232 @@
+"""Replay: a telemetry file (or a scenario, live) published over MQTT as the line's agents would.
+
+Each station becomes one virtual agent with its own MQTT connection, its retained status and a will
+that says offline, exactly like a real edge agent, so the collector and the boards cannot tell the
+difference. Samples go out at `speed` times real time; when the publisher falls behind (a high speed,
+a slow broker) the samples that are due pile up per station and leave as one batch message (up to
+the contract's 1,000 samples) instead of a flood of single messages. Every message is QoS 1 and every
+PUBACK is awaited; each connection holds at most `max_pending` unacknowledged messages, far below
+paho's hard limit of 65,535.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import orjson
+import paho.mqtt.client as mqtt
+
+from shopfloor import __version__
+from shopfloor.contract import (
+    MAX_BATCH,
+    VERSION,
+    Sample,
+    StationKey,
+    check_identifier,
+    encode_batch,
+    encode_sample,
+    read_records,
+    status_topic,
+    telemetry_topic,
+)
+from shopfloor.errors import ShopfloorError
+from shopfloor.mqtt import make_client
+from shopfloor.settings import MqttEndpoint
+from simulators.scenario import Scenario
+from simulators.telemetry import STATE_NAMES, simulate_telemetry
+
+DEFAULT_MAX_PENDING = 1000
+ACK_TIMEOUT_S = 60.0
+Tick = tuple[int, list[tuple[StationKey, Sample]]]  # file time (ms) and the samples taken then
+
+
+class ReplayError(ShopfloorError):
+    """The broker cannot be reached or stops acknowledging."""
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def agent_id(station: str) -> str:
+    return check_identifier("agent", f"sim-{station}"[:64])
+
+
+class VirtualAgent:
+    """One station's agent: a paho client, its retained status, and its window of pending messages."""
+
+    def __init__(self, key: StationKey, endpoint: MqttEndpoint, max_pending: int):
+        self.key = key
+        self.topic = telemetry_topic(key)
+        self.status_topic = status_topic(key.plant, key.line, agent_id(key.station))
+        self.max_pending = max_pending
+        self.pending: deque[mqtt.MQTTMessageInfo] = deque()
+        self.waiting: list[Sample] = []
+        self.client = make_client(f"sim-{key.plant}-{key.line}-{key.station}-{os.getpid()}"[:128], endpoint)
+        self.client.max_inflight_messages_set(min(max_pending, 100))
+        self.client.will_set(self.status_topic, self._status(False), qos=1, retain=True)
+        try:
+            self.client.connect(endpoint.host, endpoint.port, keepalive=30)
+        except OSError as error:
+            reason = error.strerror or error
+            raise ReplayError(f"cannot reach the MQTT broker at {endpoint.display}: {reason}; "
+                              "start one (`shopfloor stack up`) or fix --mqtt-url") from None
+        self.client.loop_start()
+        self._send(self.status_topic, self._status(True), retain=True)
+
+    def _status(self, online: bool) -> bytes:
+        return orjson.dumps({"v": VERSION, "online": online, "ts": now_ms(), "version": __version__,
+                             "stations": [self.key.station]})
+
+    def _send(self, topic: str, payload: bytes, retain: bool = False) -> None:
+        while len(self.pending) >= self.max_pending:
+            self._wait(self.pending.popleft())
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS and info.rc != mqtt.MQTT_ERR_NO_CONN:
+            raise ReplayError(f"{self.key.station}: paho refused a message: {mqtt.error_string(info.rc)}")
+        self.pending.append(info)
+
+    @staticmethod
+    def _wait(info: mqtt.MQTTMessageInfo) -> None:
+        try:
+            info.wait_for_publish(ACK_TIMEOUT_S)
+        except (RuntimeError, ValueError) as error:
+            raise ReplayError(f"a message was not published: {error}") from None
+        if not info.is_published():
+            raise ReplayError(f"the broker acknowledged nothing for {ACK_TIMEOUT_S:.0f} s: is it running?")
+
+    def flush(self) -> int:
+        """Publish what is waiting: one sample alone, several as batches. Returns messages sent."""
+        messages = 0
+        for first in range(0, len(self.waiting), MAX_BATCH):
+            chunk = self.waiting[first:first + MAX_BATCH]
+            self._send(self.topic, encode_sample(chunk[0]) if len(chunk) == 1 else encode_batch(chunk))
+            messages += 1
+        self.waiting.clear()
+        return messages
+
+    def acked(self) -> int:
+        while self.pending and self.pending[0].is_published():
+            self.pending.popleft()
+        return len(self.pending)
+
+    def drain(self) -> None:
+        while self.pending:
+            self._wait(self.pending.popleft())
+
+    def close(self) -> None:
+        """Say offline (a clean disconnect sends no will), wait for it, disconnect."""
+        try:
+            self._send(self.status_topic, self._status(False), retain=True)
+            self.drain()
+        finally:
+            self.client.disconnect()
+            self.client.loop_stop()
+
+
+@dataclass
+class ReplayStats:
+    samples: int = 0
+    messages: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    stations: set[str] = field(default_factory=set)
+
+
+def file_ticks(path: str) -> tuple[list[Tick], int]:
+    """A telemetry file as ticks in time order, and its number of samples."""
+    by_time: dict[int, list[tuple[StationKey, Sample]]] = {}
+    total = 0
+    for key, sample in read_records(path):
+        by_time.setdefault(sample["ts"], []).append((key, sample))
+        total += 1
+    if not total:
+        raise ShopfloorError(f"{path} holds no samples")
+    return sorted(by_time.items()), total
+
+
+def publish_ticks(ticks: Iterable[Tick], endpoint: MqttEndpoint, *, speed: float, keep_time: bool = False,
+                  max_pending: int = DEFAULT_MAX_PENDING,
+                  on_progress: Callable[[int, int], None] | None = None,
+                  should_stop: Callable[[], bool] = lambda: False) -> ReplayStats:
+    """Publish ticks at `speed` times real time; returns when all are acknowledged (or stop is asked)."""
+    if speed <= 0:
+        raise ShopfloorError("--speed must be above 0 (1 = real time, 60 = an hour a minute)")
+    if not 1 <= max_pending < 65_535:
+        raise ShopfloorError("max pending messages must be 1 to 65,534 (paho's limit is 65,535)")
+    agents: dict[StationKey, VirtualAgent] = {}
+    stats = ReplayStats()
+    began = time.monotonic()
+    first_ts: int | None = None
+    shift = 0
+    try:
+        for ts, samples in ticks:
+            if first_ts is None:
+                first_ts = ts
+                shift = 0 if keep_time else now_ms() - ts
+            due = began + (ts - first_ts) / 1000.0 / speed
+            if due > time.monotonic():
+                stats.messages += _flush(agents, stats)
+                while not should_stop() and (wait := due - time.monotonic()) > 0:
+                    time.sleep(min(wait, 0.2))
+            if should_stop():
+                break
+            for key, sample in samples:
+                agent = agents.get(key)
+                if agent is None:
+                    agent = agents[key] = VirtualAgent(key, endpoint, max_pending)
+                    stats.stations.add(key.station)
+                agent.waiting.append({**sample, "ts": sample["ts"] + shift})
+                stats.samples += 1
+                if len(agent.waiting) >= MAX_BATCH:
+                    stats.messages += agent.flush()
+                    stats.batches += 1
+            if on_progress:
+                on_progress(stats.samples, sum(a.acked() for a in agents.values()))
+        stats.messages += _flush(agents, stats)
+        for agent in agents.values():
+            agent.drain()
+    finally:
+        for agent in agents.values():
+            agent.close()
+    stats.seconds = time.monotonic() - began
+    return stats
+
+
+def _flush(agents: dict[StationKey, VirtualAgent], stats: ReplayStats) -> int:
+    sent = 0
+    for agent in agents.values():
+        if len(agent.waiting) > 1:
+            stats.batches += 1
+        sent += agent.flush()
+    return sent
+
+
+def live_ticks(scenario: Scenario, seed: int, hours: float | None, start_ms: int) -> Iterator[Tick]:
+    """A scenario simulated block after block, for a demo feed that runs until stopped.
+
+    Each block is the scenario's `hours` with its changes (so a shift pattern repeats) and the next seed;
+    counters and sequence numbers carry on across blocks, queues and states restart from the block's
+    own warm-up. Stops after `hours` (None: never).
+    """
+    keys = [StationKey(scenario.plant_id, scenario.line_id, s) for s in scenario.station_ids]
+    total = None if hours is None else int(round(hours * 3600))
+    carried = [0] * len(keys)
+    produced = 0
+    block = 0
+    while total is None or produced < total:
+        telemetry = simulate_telemetry(scenario, seed=seed + block, start_ms=start_ms + produced * 1000)
+        count, queue, state = (a.T.tolist() for a in (telemetry.count, telemetry.queue, telemetry.state))
+        base = [carried[j] - count[0][j] for j in range(len(keys))]
+        for i, ts in enumerate(telemetry.ts_ms.tolist()):
+            if total is not None and produced >= total:
+                return
+            yield ts, [(key, {"ts": ts, "seq": produced, "count": base[j] + count[i][j], "queue": queue[i][j],
+                              "state": STATE_NAMES[state[i][j]]}) for j, key in enumerate(keys)]
+            produced += 1
+        carried = [base[j] + count[-1][j] for j in range(len(keys))]
+        block += 1
