@@ -8,8 +8,9 @@ is unbounded in our config). Why it stores nothing twice: a redelivered message 
 points (measurement, tags, timestamp), which InfluxDB overwrites in place.
 
 Threads: paho's network thread only appends deliveries to an inbox; a gather thread decodes them
-into batches; one writer thread writes each batch and then acks its messages, so acks leave in the
-order the messages arrived (MQTT requires it) while the next batch is decoded during the write.
+into numbered batches; `writers` threads write batches side by side (InfluxDB ingests more from two
+writers than from one) and a batch is acked only when it and every batch before it are written, so
+acks leave in the order the messages arrived, as MQTT requires.
 """
 
 from __future__ import annotations
@@ -84,9 +85,14 @@ class Collector:
         self._stopping = threading.Event()
         self._connection = 0
         self._connected = threading.Event()
-        self._batches: queue.Queue[list[Delivery] | None] = queue.Queue(maxsize=2)
-        self._threads = [threading.Thread(target=self._gather, name="collector-gather", daemon=True),
-                         threading.Thread(target=self._write_batches, name="collector-write", daemon=True)]
+        self._batches: queue.Queue[tuple[int, list[Delivery]] | None] = queue.Queue(config.writers + 1)
+        self._handed = 0  # batches numbered in arrival order...
+        self._acked = 0  # ...and acked in that order, whichever writer finishes first
+        self._written: dict[int, list[Delivery]] = {}
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._gather, name="collector-gather", daemon=True)] + [
+            threading.Thread(target=self._write_batches, name=f"collector-write-{n}", daemon=True)
+            for n in range(config.writers)]
         self._client = make_client(config.client_id, self._endpoint, manual_ack=True)
         self._client.on_connect = self._on_connect
         self._client.on_connect_fail = self._on_connect_fail
@@ -154,6 +160,7 @@ class Collector:
         batch: list[Delivery] = []
         samples = 0
         opened = 0.0
+        next_stats = time.monotonic() + self.config.stats_interval_s
         while True:
             if not self._inbox:
                 if batch:  # a batch is open: gather for a few ms rather than wake for every message
@@ -175,47 +182,47 @@ class Collector:
                     return
                 batch, samples = [], 0
             if stopping and not self._inbox:
-                self._hand_over(None)
+                for _ in range(self.config.writers):
+                    self._hand_over(None)
                 return
+            if time.monotonic() >= next_stats:
+                self._log_stats(write=True)
+                next_stats = time.monotonic() + self.config.stats_interval_s
 
     def _hand_over(self, batch: list[Delivery] | None) -> bool:
-        """Queue a batch for the writer, waiting while two are queued; False once the writer has quit."""
-        while self._threads[1].is_alive():
+        """Queue a numbered batch for the writers, waiting while the queue is full; False once they quit."""
+        item = None if batch is None else (self._handed, batch)
+        while any(writer.is_alive() for writer in self._threads[1:]):
             try:
-                self._batches.put(batch, timeout=0.5)
+                self._batches.put(item, timeout=0.5)
+                self._handed += batch is not None
                 return True
             except queue.Full:
                 continue
         return False
 
     def _write_batches(self) -> None:
-        """Write each batch, then ack its messages, in arrival order; meanwhile the next one is decoded."""
-        next_stats = time.monotonic() + self.config.stats_interval_s
-        while True:
+        """Write batches as they come; `_acknowledge` then acks them in the order they were handed over."""
+        while (item := self._batches.get()) is not None:
+            number, batch = item
             try:
-                batch = self._batches.get(timeout=1.0)
-            except queue.Empty:
-                batch = []
-            if batch is None:
+                self._flush(batch)
+            except _Abandoned:
+                log.warning("stopping with messages unwritten; the broker will deliver them again")
                 return
-            if batch:
-                try:
-                    self._flush(batch)
-                except _Abandoned:
-                    log.warning("stopping with %d messages unwritten; the broker will deliver them again",
-                                len(batch) + sum(len(b) for b in self._drain_batches()))
-                    return
-            if time.monotonic() >= next_stats:
-                self._log_stats(write=True)
-                next_stats = time.monotonic() + self.config.stats_interval_s
+            self._acknowledge(number, batch)
 
-    def _drain_batches(self) -> list[list[Delivery]]:
-        left = []
-        while not self._batches.empty():
-            batch = self._batches.get_nowait()
-            if batch:
-                left.append(batch)
-        return left
+    def _acknowledge(self, number: int, batch: list[Delivery]) -> None:
+        """Ack every written batch whose predecessors are all written: MQTT wants acks in arrival order."""
+        with self._lock:
+            self._written[number] = batch
+            while self._acked in self._written:
+                for delivery in self._written.pop(self._acked):
+                    if delivery.connection == self._connection:
+                        self._client.ack(delivery.mid, 1)
+                self._acked += 1
+            self.stats.samples_written += sum(len(d.lines) for d in batch if d.lines)
+            self.stats.messages_written += sum(1 for d in batch if d.lines is not None)
 
     def _decode(self, delivery: Delivery) -> int:
         """Turn a delivery into its lines of line protocol, or a reject reason. Returns the sample count."""
@@ -243,11 +250,6 @@ class Collector:
                     except StoreRejected as refused:
                         delivery.reject_reason, delivery.lines = str(refused), None
                         self._reject(delivery)
-        self.stats.samples_written += sum(len(d.lines) for d in batch if d.lines)
-        self.stats.messages_written += sum(1 for d in batch if d.lines is not None)
-        for delivery in batch:
-            if delivery.connection == self._connection:
-                self._client.ack(delivery.mid, 1)
 
     def _write(self, lines: list[str]) -> None:
         """Write until InfluxDB accepts, backing off while it is away; StoreRejected passes through."""
@@ -257,16 +259,18 @@ class Collector:
             try:
                 self.store.write(lines)
             except StoreUnavailable as error:
-                self.stats.write_retries += 1
+                with self._lock:
+                    self.stats.write_retries += 1
                 log.warning("%s; retrying in %.1fs with %d samples held", error, delay, len(lines))
                 if self._stopping.wait(delay):
                     raise _Abandoned from None
                 delay = min(delay * 2, self.config.retry_max_s)
                 continue
             elapsed_ms = (time.perf_counter() - started) * 1000
-            self.stats.batches += 1
-            self.stats.last_batch_ms = elapsed_ms
-            self.stats.max_batch_ms = max(self.stats.max_batch_ms, elapsed_ms)
+            with self._lock:
+                self.stats.batches += 1
+                self.stats.last_batch_ms = elapsed_ms
+                self.stats.max_batch_ms = max(self.stats.max_batch_ms, elapsed_ms)
             return
 
     def _reject(self, delivery: Delivery) -> None:

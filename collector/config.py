@@ -27,6 +27,7 @@ class CollectorConfig(BaseModel):
     group: str = Field("collectors", pattern=IDENTIFIER.pattern)
     batch_samples: int = Field(5000, ge=1, le=100_000)
     batch_wait_s: float = Field(0.2, gt=0, le=60)
+    writers: int = Field(2, ge=1, le=8)
     retry_first_s: float = Field(0.5, gt=0)
     retry_max_s: float = Field(30.0, gt=0)
     session_expiry_s: int = Field(3600, ge=0)
