@@ -1,64 +1,94 @@
-"""InfluxQL over what analysis writes: targets, the bottleneck timeline, indicators and alerts.
+"""InfluxQL over what analysis writes: targets, indicators, the bottleneck timeline and alerts.
 
-The measurement names and fields are the ones documented beside their constants in
-shopfloor/contract.py; this module is the only place the boards and the huddle page read them.
-Same Grafana query text and InfluxQL rules as dashboards.queries.
+The measurements and their fields are the ones documented beside their names in shopfloor/contract.py:
+- `target`: tags plant, line, grain; fields units, hours (planned production hours), end; one point per
+  period at its start (analysis/targets.py `target_lines`).
+- `indicator`: tags plant, line, period (day|shift|hour); day/shift fields output, target, pace,
+  constraint_uptime, constraint_active_share, buffer_health, constraint_oee, line_oee, scrap_rate,
+  constraint (analysis/indicators.py `indicator_lines`).
+This module is the only place the boards and the huddle page read them. Same Grafana query text and
+InfluxQL rules as dashboards.queries; one selector per statement, so rows keep their real time.
 """
 
 from __future__ import annotations
 
-from dashboards.queries import HOURS, LINE_FILTER, LOCAL_CLOCK
+from dashboards.queries import DAY_RANGE, HOURS, LINE_FILTER, LOCAL_CLOCK
 from shopfloor.contract import (
     ALERT_MEASUREMENT,
     BOTTLENECK_MEASUREMENT,
     INDICATOR_MEASUREMENT,
     TARGET_MEASUREMENT,
 )
-from shopfloor.store import quote_ident
+from shopfloor.store import quote_ident, quote_string
 
 TARGET = quote_ident(TARGET_MEASUREMENT)
 BOTTLENECK = quote_ident(BOTTLENECK_MEASUREMENT)
 INDICATOR = quote_ident(INDICATOR_MEASUREMENT)
 ALERT = quote_ident(ALERT_MEASUREMENT)
 
+# The leading indicators the huddle shows, with the unit Grafana formats them in, in reading order.
+INDICATORS = ("pace", "constraint_uptime", "constraint_active_share", "buffer_health", "constraint_oee",
+              "line_oee", "scrap_rate")
+
+
+def _grain(grain: str) -> str:
+    return f'"grain" = {quote_string(grain)}'
+
 
 def hourly_target() -> str:
     """The hour targets of the decomposition, bucketed like the actual output."""
-    return (f'SELECT sum("units") AS "target" FROM {TARGET} WHERE {LINE_FILTER} AND "grain" = \'hour\' '
+    return (f'SELECT sum("units") AS "target" FROM {TARGET} WHERE {LINE_FILTER} AND {_grain("hour")} '
             f'AND $timeFilter GROUP BY {HOURS}, "line" fill(none) {LOCAL_CLOCK}')
 
 
-def range_target() -> str:
-    return (f'SELECT sum("units") AS "target" FROM {TARGET} WHERE {LINE_FILTER} AND "grain" = \'hour\' '
-            f'AND $timeFilter GROUP BY "line"')
-
-
-CURRENT_CONSTRAINT = (f'SELECT last("station") AS "constraint" FROM {BOTTLENECK} WHERE {LINE_FILTER} '
-                      f'AND $timeFilter GROUP BY "line"')
-CONSTRAINT_SHARES = (f'SELECT mean("share") AS "share" FROM {BOTTLENECK} WHERE {LINE_FILTER} AND $timeFilter '
-                     f'GROUP BY "station"')
-LINE_INDICATORS = (f'SELECT last("value") AS "value", last("target") AS "target" FROM {INDICATOR} '
-                   f'WHERE {LINE_FILTER} AND $timeFilter GROUP BY "indicator"')
-ALERT_ANNOTATIONS = (f'SELECT "message", "kind", "severity" FROM {ALERT} WHERE {LINE_FILTER} AND $timeFilter')
+def range_target(*, by_line: bool = True) -> str:
+    """Units due over the range: the hour targets that start in it (per line, or for the plant)."""
+    group = ' GROUP BY "line"' if by_line else ""
+    return f'SELECT sum("units") AS "target" FROM {TARGET} WHERE {LINE_FILTER} AND {_grain("hour")} ' \
+           f'AND $timeFilter{group}'
 
 
 def daily_target() -> str:
-    return (f'SELECT sum("units") AS "target" FROM {TARGET} WHERE {LINE_FILTER} '
-            f'AND "grain" = \'day\' AND $timeFilter GROUP BY time(1d), "line" fill(none) {LOCAL_CLOCK}')
+    return (f'SELECT sum("units") AS "target" FROM {TARGET} WHERE {LINE_FILTER} AND {_grain("day")} '
+            f'AND $timeFilter GROUP BY time(1d), "line" fill(none) {LOCAL_CLOCK}')
 
 
-def period_target(*, by_line: bool = True) -> str:
-    """The day targets due since the panel's range start, summed (per line, or for the plant)."""
-    group = ' GROUP BY "line"' if by_line else ""
-    return (f'SELECT sum("units") AS "target" FROM {TARGET} WHERE {LINE_FILTER} '
-            f'AND "grain" = \'day\' AND $timeFilter{group}')
+def period_total(grain: str, field: str = "units") -> str:
+    """The whole period's target (its point sits at the period's start, inside a to-date range)."""
+    return (f'SELECT last({quote_ident(field)}) AS {quote_ident(field)} FROM {TARGET} WHERE {LINE_FILTER} '
+            f'AND {_grain(grain)} AND $timeFilter GROUP BY "line"')
 
 
-FORECAST = (f'SELECT last("forecast_share") AS "forecast" FROM {INDICATOR} WHERE "plant" =~ /^$plant$/ '
-            f'AND "line" =~ /^$line$/ AND $timeFilter GROUP BY "line"')
-FEASIBILITY = (f'SELECT last("load") AS "load" FROM {INDICATOR} WHERE "plant" =~ /^$plant$/ '
-               f'AND "line" =~ /^$line$/ AND $timeFilter GROUP BY "line"')
-LOST_AT_CONSTRAINT = (f'SELECT sum("lost_units") AS "lost" FROM {BOTTLENECK} WHERE "plant" =~ /^$plant$/ '
-                      f'AND "line" =~ /^$line$/ AND $timeFilter GROUP BY "line"')
-CONSTRAINT_PLACES = (f'SELECT mean("share") AS "share" FROM {BOTTLENECK} WHERE "plant" =~ /^$plant$/ '
-                     f'AND "line" =~ /^$line$/ AND $timeFilter GROUP BY "line", "station"')
+ELAPSED_HOURS = (f'SELECT sum("hours") AS "hours" FROM {TARGET} WHERE {LINE_FILTER} AND {_grain("hour")} '
+                 f'AND $timeFilter AND time <= now() GROUP BY "line"')
+
+
+# A day's (or shift's) indicator point sits at the period's start, often before a shift-long range:
+# the latest point that started up to a day before the range is the one in force.
+LATEST = f'"period" =~ /^(shift|day)$/ AND {DAY_RANGE}'
+
+
+def indicator(name: str) -> str:
+    """The latest shift (or day) value of one leading indicator."""
+    return (f'SELECT last({quote_ident(name)}) AS {quote_ident(name)} FROM {INDICATOR} WHERE {LINE_FILTER} '
+            f'AND {LATEST} GROUP BY "line"')
+
+
+def mean_indicator(name: str) -> str:
+    """The mean of one indicator over the day points in the range (a month's typical day)."""
+    return (f'SELECT mean({quote_ident(name)}) AS {quote_ident(name)} FROM {INDICATOR} WHERE {LINE_FILTER} '
+            f'AND "period" = \'day\' AND $timeFilter GROUP BY "line"')
+
+
+def constraint_days(station: str) -> str:
+    """Days (indicator day points) on which `station` was its line's constraint."""
+    return (f'SELECT count("constraint") AS "days" FROM {INDICATOR} WHERE {LINE_FILTER} '
+            f'AND "period" = \'day\' AND "constraint" = {quote_string(station)} AND $timeFilter '
+            f'GROUP BY "line"')
+
+
+CURRENT_CONSTRAINT = (f'SELECT last("constraint") AS "constraint" FROM {INDICATOR} WHERE {LINE_FILTER} '
+                      f'AND {LATEST} GROUP BY "line"')
+CONSTRAINT_SHARES = (f'SELECT mean("share") AS "share" FROM {BOTTLENECK} WHERE {LINE_FILTER} AND $timeFilter '
+                     f'GROUP BY "station"')
+ALERT_ANNOTATIONS = f'SELECT "message", "kind", "severity" FROM {ALERT} WHERE {LINE_FILTER} AND $timeFilter'

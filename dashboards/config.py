@@ -22,6 +22,9 @@ class BoardConfig:
 
     plant: Plant
     shifts: tuple[Shift, ...] = ()
+    reserve: float = 0.0  # share of constraint capacity the plan holds back (plan.toml calendar.reserve)
+    pace_tolerance: float = 0.10  # plan.toml [escalation]: the huddle's pace and uptime targets
+    constraint_uptime: float = 0.85
     influx_url: str = DEFAULT_INFLUX_URL_IN_GRAFANA  # as Grafana reaches InfluxDB (compose: service name)
     database: str = "shopfloor"
     refresh: str = "30s"
@@ -40,5 +43,9 @@ class BoardConfig:
 
 def load_config(plant_path: str | Path, plan_path: str | Path | None = None, **options: str) -> BoardConfig:
     plant = load_plant(plant_path)
-    shifts = tuple(load_plan(plan_path).calendar.shifts) if plan_path else ()
-    return BoardConfig(plant=plant, shifts=shifts, **options)
+    if plan_path is None:
+        return BoardConfig(plant=plant, **options)
+    plan = load_plan(plan_path)
+    return BoardConfig(plant=plant, shifts=tuple(plan.calendar.shifts), reserve=plan.calendar.reserve,
+                       pace_tolerance=plan.escalation.pace_tolerance,
+                       constraint_uptime=plan.escalation.constraint_uptime, **options)

@@ -16,6 +16,7 @@ from dashboards.grafana import (
     constant_variable,
     dashboard,
     influx_target,
+    math_target,
     panel,
     query_variable,
     threshold,
@@ -26,6 +27,7 @@ FILE_NAME = "executive-rollup.json"
 MAX_KPIS = 7
 MONTH = "now/M"
 QUARTER = "now/fQ"  # with Grafana's default fiscal year start (January) this is the calendar quarter
+YEAR = "now/y"
 
 
 def variables(config: BoardConfig) -> list[Json]:
@@ -42,15 +44,90 @@ def to_date_panel(title: str, period: str, exits: str, grid: Grid) -> Json:
     return panel(
         "bargauge", title, grid,
         [influx_target(q.period_output(exits), "A", alias="$tag_line actual"),
-         influx_target(aq.period_target(), "B", alias="$tag_line target"),
+         influx_target(aq.range_target(), "B", alias="$tag_line target"),
          influx_target(q.period_output(exits, by_line=False), "C", alias="plant actual"),
-         influx_target(aq.period_target(by_line=False), "D", alias="plant target")],
-        description="Units off each line's last station since the start of the period, and the target "
-                    "due by now from the decomposed annual goal.",
+         influx_target(aq.range_target(by_line=False), "D", alias="plant target")],
+        description="Units off each line's last station since the start of the period, and the units "
+                    "due by now from the decomposed annual goal (hour targets).",
         decimals=0, time_from=period,
         options={"orientation": "horizontal", "displayMode": "gradient", "showUnfilled": True,
                  "reduceOptions": {"calcs": ["lastNotNull"], "values": False},
                  "text": {"titleSize": 20, "valueSize": 32}})
+
+
+def _kpi_options(calcs: str = "lastNotNull") -> Json:
+    return {"reduceOptions": {"calcs": [calcs], "values": False}, "textMode": "value_and_name",
+            "colorMode": "background", "graphMode": "none", "text": {"valueSize": 40, "titleSize": 18}}
+
+
+def forecast_panel(exits: str, grid: Grid) -> Json:
+    """Month-end units at the month's pace so far: actual / due so far x the month's target."""
+    return panel(
+        "stat", "Month forecast vs month target", grid,
+        [influx_target(q.period_output(exits), "A", hide=True),
+         influx_target(aq.range_target(), "B", hide=True),
+         influx_target(aq.period_total("month"), "C", alias="$tag_line target"),
+         math_target("$A / $B * $C", "F")],
+        description="F: the month's target times the pace so far (actual over due), per line; "
+                    "next to it the month's target.",
+        decimals=0, time_from=MONTH, options=_kpi_options(),
+        defaults={"color": {"mode": "fixed", "fixedColor": "blue"}})
+
+
+def feasibility_panel(exits: str, reserve: float, grid: Grid) -> Json:
+    """Needed rate for the rest of the year over the constraint's demonstrated rate after the reserve."""
+    return panel(
+        "stat", "Goal load on the constraint (year)", grid,
+        [influx_target(aq.period_total("year"), "Y", hide=True),
+         influx_target(q.period_output(exits), "A", hide=True),
+         influx_target(aq.period_total("year", "hours"), "H", hide=True),
+         influx_target(aq.ELAPSED_HOURS, "E", hide=True),
+         influx_target(q.demonstrated_rate(exits), "K", hide=True),
+         math_target(f"(($Y - $A) / ($H - $E)) / ($K * {1 - reserve:.4f})", "L")],
+        description="Units per planned hour the rest of the year needs, over the line's demonstrated "
+                    f"rate (90th percentile hour this year) less the plan's reserve ({reserve:.0%}). "
+                    "Above 100 % the goal is not feasible at the constraint's capacity.",
+        unit="percentunit", decimals=0, time_from=YEAR, options=_kpi_options(),
+        thresholds=[threshold("green"), threshold("orange", 0.9), threshold("red", 1.0)])
+
+
+def lost_output_panel(exits: str, grid: Grid) -> Json:
+    """Units lost while the constraint was down, starved or blocked, at the line's demonstrated rate."""
+    return panel(
+        "stat", "Output lost at the constraint (month)", grid,
+        [influx_target(aq.mean_indicator("constraint_uptime"), "U", hide=True),
+         influx_target(aq.mean_indicator("constraint_active_share"), "S", hide=True),
+         influx_target(aq.ELAPSED_HOURS, "E", hide=True),
+         influx_target(q.demonstrated_rate(exits), "K", hide=True),
+         math_target("((1 - $U) + (1 - $S)) * $E * $K", "X")],
+        description="Planned hours this month x the constraint's down share (1 - uptime) plus its "
+                    "starved and blocked share (1 - active share) x the line's demonstrated rate.",
+        decimals=0, time_from=MONTH, options={**_kpi_options(), "colorMode": "value"},
+        defaults={"color": {"mode": "fixed", "fixedColor": "red"}})
+
+
+def constraint_places_panel(config: BoardConfig, grid: Grid) -> Json:
+    stations = sorted({station for line in config.plant.lines for station in line.station_ids})
+    refs = [_ref(index) for index in range(len(stations))]
+    return panel(
+        "piechart", "Where the constraint sat (quarter)", grid,
+        [influx_target(aq.constraint_days(station), ref, alias=f"$tag_line {station}")
+         for ref, station in zip(refs, stations, strict=True)],
+        description="Days of the quarter on which each station was its line's constraint.",
+        decimals=0, time_from=QUARTER,
+        options={"reduceOptions": {"calcs": ["lastNotNull"], "values": False}, "pieType": "donut",
+                 "legend": {"displayMode": "table", "placement": "right", "values": ["value", "percent"]},
+                 "displayLabels": ["name"]})
+
+
+def _ref(index: int) -> str:
+    """Grafana query ids: A..Z, then AA, AB, ..."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
 
 
 def board(config: BoardConfig) -> Json:
@@ -58,38 +135,11 @@ def board(config: BoardConfig) -> Json:
     panels = [
         to_date_panel("Month to date vs target", MONTH, exits, Grid(0, 0, 12, 8)),
         to_date_panel("Quarter to date vs target", QUARTER, exits, Grid(12, 0, 12, 8)),
-        panel("stat", "Forecast for the year vs goal", Grid(0, 8, 8, 7),
-              [influx_target(aq.FORECAST, "A", alias="$tag_line")],
-              description="Year-end units at the pace measured so far, as a share of the annual goal.",
-              unit="percentunit", decimals=0, time_from=QUARTER,
-              options={"reduceOptions": {"calcs": ["lastNotNull"], "values": False},
-                       "textMode": "value_and_name", "colorMode": "background", "graphMode": "none",
-                       "text": {"valueSize": 40, "titleSize": 18}},
-              thresholds=[threshold("red"), threshold("orange", 0.95), threshold("green", 1.0)]),
-        panel("stat", "Goal feasible at the constraint's capacity", Grid(8, 8, 8, 7),
-              [influx_target(aq.FEASIBILITY, "A", alias="$tag_line")],
-              description="Remaining goal divided by what the constraint can still make in the planned "
-                          "time (after the reserve): above 100 % the goal is not reachable.",
-              unit="percentunit", decimals=0, time_from=QUARTER,
-              options={"reduceOptions": {"calcs": ["lastNotNull"], "values": False},
-                       "textMode": "value_and_name", "colorMode": "background", "graphMode": "none",
-                       "text": {"valueSize": 40, "titleSize": 18}},
-              thresholds=[threshold("green"), threshold("orange", 0.9), threshold("red", 1.0)]),
-        panel("stat", "Output lost at the constraint (month)", Grid(16, 8, 8, 7),
-              [influx_target(aq.LOST_AT_CONSTRAINT, "A", alias="$tag_line")],
-              description="Units the line did not make while its constraint was down, starved or blocked.",
-              decimals=0, time_from=MONTH,
-              options={"reduceOptions": {"calcs": ["sum"], "values": False}, "textMode": "value_and_name",
-                       "colorMode": "value", "graphMode": "none", "text": {"valueSize": 40, "titleSize": 18}},
-              defaults={"color": {"mode": "fixed", "fixedColor": "red"}}),
-        panel("piechart", "Where the constraint sat (quarter)", Grid(0, 15, 12, 9),
-              [influx_target(aq.CONSTRAINT_PLACES, "A", alias="$tag_line $tag_station")],
-              description="Share of the quarter each station was its line's constraint.",
-              unit="percentunit", decimals=0, time_from=QUARTER,
-              options={"reduceOptions": {"calcs": ["lastNotNull"], "values": False}, "pieType": "donut",
-                       "legend": {"displayMode": "table", "placement": "right", "values": ["value"]},
-                       "displayLabels": ["name"]}),
-        panel("timeseries", "Daily output (month)", Grid(12, 15, 12, 9),
+        forecast_panel(exits, Grid(0, 8, 8, 7)),
+        feasibility_panel(exits, config.reserve, Grid(8, 8, 8, 7)),
+        lost_output_panel(exits, Grid(16, 8, 8, 7)),
+        constraint_places_panel(config, Grid(0, 15, 10, 9)),
+        panel("timeseries", "Daily output vs target (month)", Grid(10, 15, 14, 9),
               [influx_target(q.daily_output(exits), "A", alias="$tag_line"),
                influx_target(aq.daily_target(), "B", alias="$tag_line target")],
               description="Units per local day per line, with the day's target as a step line.",

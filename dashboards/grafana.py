@@ -40,13 +40,30 @@ class Grid:
         return {"x": self.x, "y": self.y, "w": self.w, "h": self.h}
 
 
-def influx_target(query: str, ref: str = "A", *, alias: str = "", table: bool = False) -> Json:
-    """One raw InfluxQL query of a panel (Grafana expands $timeFilter, $__interval and variables)."""
+def influx_target(query: str, ref: str = "A", *, alias: str = "", table: bool = False,
+                  hide: bool = False) -> Json:
+    """One raw InfluxQL query of a panel (Grafana expands $timeFilter, $__interval and variables).
+
+    `hide` keeps a query that only feeds a math expression out of the panel.
+    """
     target: Json = {"refId": ref, "datasource": DATASOURCE, "rawQuery": True, "query": query,
                     "resultFormat": "table" if table else "time_series"}
     if alias:
         target["alias"] = alias
+    if hide:
+        target["hide"] = True
     return target
+
+
+EXPRESSION_DATASOURCE = {"type": "__expr__", "uid": "__expr__", "name": "Expression"}
+
+
+def math_target(expression: str, ref: str) -> Json:
+    """A Grafana server-side math expression over other queries of the panel (`$A / $B * $C`).
+
+    Series are joined on their labels (the InfluxQL tags), so per-line queries give a per-line result.
+    """
+    return {"refId": ref, "datasource": EXPRESSION_DATASOURCE, "type": "math", "expression": expression}
 
 
 def panel(kind: str, title: str, grid: Grid, targets: list[Json], *, description: str = "",
@@ -175,7 +192,8 @@ def iter_queries(board: Json) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     for item in board["panels"]:
         for target in item.get("targets", []):
-            found.append((f"panel {item['title']!r} {target['refId']}", target["query"]))
+            if "query" in target:
+                found.append((f"panel {item['title']!r} {target['refId']}", target["query"]))
     for variable in board["templating"]["list"]:
         if variable["type"] == "query":
             found.append((f"variable ${variable['name']}", variable["query"]))

@@ -79,7 +79,7 @@ def constraint_panels() -> list[Json]:
     return [
         panel("stat", "Constraint now", Grid(8, 0, 8, 6),
               [influx_target(aq.CURRENT_CONSTRAINT, "A", table=True)],
-              description="The station that limits the line now (the bottleneck detector's last window).",
+              description="The station that limits the line now (the latest shift or day indicator).",
               options={**big_stat_options(text_size=72),
                        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "/^constraint$/",
                                          "values": False}},
@@ -91,12 +91,6 @@ def constraint_panels() -> list[Json]:
               options={**big_stat_options(text_size=40), "textMode": "value_and_name",
                        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}},
               thresholds=[threshold("green"), threshold("orange", 0.3), threshold("red", 0.6)]),
-        panel("bargauge", "Output per station", Grid(14, 6, 10, 9),
-              [influx_target(q.station_output(), "A", alias="$tag_station")],
-              description="Units each station finished: the flow thins at the constraint.",
-              decimals=0, options={"orientation": "horizontal", "displayMode": "basic", "showUnfilled": True,
-                                   "reduceOptions": {"calcs": ["lastNotNull"], "values": False},
-                                   "text": {"titleSize": 22, "valueSize": 28}}),
     ]
 
 
@@ -115,27 +109,38 @@ def flow_panels() -> list[Json]:
               decimals=0, defaults={"custom": {"lineWidth": 3, "fillOpacity": 10, "showPoints": "never"}},
               options={"legend": {"displayMode": "list", "placement": "right", "showLegend": True},
                        "tooltip": {"mode": "multi"}}),
-        panel("bargauge", "Buffers now", Grid(12, 22, 5, 7),
-              [influx_target(q.BUFFERS_NOW, "A", alias="$tag_station")],
-              decimals=0, options={"orientation": "horizontal", "displayMode": "lcd",
+        panel("bargauge", "Output per station", Grid(12, 22, 12, 7),
+              [influx_target(q.station_output(), "A", alias="$tag_station")],
+              description="Units each station finished in the range: the flow thins at the constraint.",
+              decimals=0, options={"orientation": "vertical", "displayMode": "basic", "showUnfilled": True,
                                    "reduceOptions": {"calcs": ["lastNotNull"], "values": False},
                                    "text": {"titleSize": 22, "valueSize": 28}}),
     ]
 
 
-def indicator_panels() -> list[Json]:
-    return [
-        panel("table", "Leading indicators", Grid(17, 22, 7, 7),
-              [influx_target(aq.LINE_INDICATORS, "A", table=True)],
-              description="Today's leading indicators against their targets (analysis/indicators).",
-              options={"showHeader": True, "cellHeight": "lg", "footer": {"show": False}},
-              defaults={"custom": {"align": "left", "cellOptions": {"type": "color-text"}}}),
-    ]
+def indicator_panel(config: BoardConfig) -> Json:
+    """The seven leading indicators of the shift; pace and constraint uptime against the plan's floors."""
+    floors = {"pace": 1 - config.pace_tolerance, "constraint_uptime": config.constraint_uptime}
+    overrides = [{"matcher": {"id": "byFrameRefID", "options": chr(65 + index)},
+                  "properties": [{"id": "thresholds", "value": {"mode": "absolute", "steps": [
+                      threshold("red"), threshold("green", floors[name])]}},
+                                 {"id": "color", "value": {"mode": "thresholds"}}]}
+                 for index, name in enumerate(aq.INDICATORS) if name in floors]
+    return panel(
+        "stat", "Leading indicators vs targets", Grid(14, 6, 10, 9),
+        [influx_target(aq.indicator(name), chr(65 + index), alias=name.replace("_", " "))
+         for index, name in enumerate(aq.INDICATORS)],
+        description=f"The shift's (or day's) leading indicators. Targets from the plan: pace at least "
+                    f"{floors['pace']:.0%}, constraint uptime at least {floors['constraint_uptime']:.0%}.",
+        unit="percentunit", decimals=0,
+        defaults={"color": {"mode": "fixed", "fixedColor": "text"}}, overrides=overrides,
+        options={**big_stat_options(text_size=40), "textMode": "value_and_name", "colorMode": "value",
+                 "text": {"valueSize": 40, "titleSize": 18}})
 
 
 def board(config: BoardConfig) -> Json:
     exits = q.exit_filter(config.plant.lines)
-    panels = [*output_panels(exits), *constraint_panels(), *flow_panels(), *indicator_panels()]
+    panels = [*output_panels(exits), *constraint_panels(), indicator_panel(config), *flow_panels()]
     return dashboard(
         UID, "Line huddle", panels, variables=variables(config),
         annotations=[annotation("Alerts", aq.ALERT_ANNOTATIONS, colour="red", tags_columns="kind,severity")],

@@ -12,7 +12,10 @@ InfluxQL rules these queries follow (DESIGN.md §3):
   (`${__from}ms - 1h`); the first returned bucket is then the first hour of the range;
 - `GROUP BY time()` aligns to the epoch: `tz('$timezone')` and the `$bucket_offset` put hour and day
   buckets on the plant's local clock and on shift starts that are not on the hour;
-- one selector per statement (several selectors return time 0).
+- one selector per statement (several selectors return time 0);
+- an outer query over the hourly differences has NO time filter of its own: InfluxDB 1.x pushes an
+  outer WHERE time range down into the subquery, which would cut off the baseline hour; the first
+  bucket yields no difference anyway, so the inner range is the panel's range.
 """
 
 from __future__ import annotations
@@ -41,25 +44,25 @@ def exit_filter(lines: Iterable[Line]) -> str:
     return "(" + " OR ".join(pairs) + ")"
 
 
+def _hourly(exits: str) -> str:
+    return (f'SELECT non_negative_difference(last("count")) AS "actual" FROM {STATION} '
+            f'WHERE {LINE_FILTER} AND {exits} AND {HOUR_RANGE} GROUP BY {HOURS}, "line" fill(none) '
+            f"{LOCAL_CLOCK}")
+
+
 def hourly_output(exits: str) -> str:
     """Units the line finished in each hour of the range (the huddle's 'actual' column)."""
-    return (f'SELECT non_negative_difference(last("count")) AS "actual" FROM {STATION} '
-            f"WHERE {LINE_FILTER} AND {exits} AND {HOUR_RANGE} GROUP BY {HOURS}, \"line\" fill(none) "
-            f"{LOCAL_CLOCK}")
+    return _hourly(exits)
 
 
 def range_output(exits: str) -> str:
     """Units the line finished over the whole range: the sum of the hourly differences."""
-    inner = (f'SELECT non_negative_difference(last("count")) AS "actual" FROM {STATION} '
-             f"WHERE {LINE_FILTER} AND {exits} AND {HOUR_RANGE} GROUP BY {HOURS}, \"line\" fill(none) "
-             f"{LOCAL_CLOCK}")
-    return f'SELECT sum("actual") AS "actual" FROM ({inner}) WHERE $timeFilter GROUP BY "line"'
+    return f'SELECT sum("actual") AS "actual" FROM ({_hourly(exits)}) GROUP BY "line"'
 
 
 def daily_output(exits: str) -> str:
-    """Units each line finished per local day (the executive rollup's base series)."""
-    return (f'SELECT non_negative_difference(last("count")) AS "actual" FROM {STATION} '
-            f'WHERE "plant" =~ /^$plant$/ AND "line" =~ /^$line$/ AND {exits} AND {DAY_RANGE} '
+    """Units each line finished per local day (the executive rollup's daily bars), summed from hours."""
+    return (f'SELECT sum("actual") AS "actual" FROM ({_hourly(exits)}) WHERE {HOUR_RANGE} '
             f'GROUP BY time(1d), "line" fill(none) {LOCAL_CLOCK}')
 
 
@@ -69,17 +72,23 @@ def period_output(exits: str, *, by_line: bool = True) -> str:
     Summed from hours, not days: a counter reset then loses at most the hour it happened in.
     """
     group = ' GROUP BY "line"' if by_line else ""
-    hourly = (f'SELECT non_negative_difference(last("count")) AS "actual" FROM {STATION} '
-              f'WHERE "plant" =~ /^$plant$/ AND "line" =~ /^$line$/ AND {exits} AND {HOUR_RANGE} '
-              f'GROUP BY {HOURS}, "line" fill(none) {LOCAL_CLOCK}')
-    return f'SELECT sum("actual") AS "actual" FROM ({hourly}) WHERE $timeFilter{group}'
+    return f'SELECT sum("actual") AS "actual" FROM ({_hourly(exits)}){group}'
+
+
+def demonstrated_rate(exits: str) -> str:
+    """The line's demonstrated units per hour: the 90th percentile of its hours in the range.
+
+    The line's output is capped by its constraint, so a good hour shows the constraint's capacity;
+    the percentile keeps one freak hour (a counter glitch) from setting it.
+    """
+    return f'SELECT percentile("actual", 90) AS "rate" FROM ({_hourly(exits)}) GROUP BY "line"'
 
 
 def station_output() -> str:
     """Units each station finished over the range: where the line's flow thins out."""
     inner = (f'SELECT non_negative_difference(last("count")) AS "units" FROM {STATION} '
              f'WHERE {LINE_FILTER} AND {HOUR_RANGE} GROUP BY {HOURS}, "station" fill(none) {LOCAL_CLOCK}')
-    return f'SELECT sum("units") AS "units" FROM ({inner}) WHERE $timeFilter GROUP BY "station"'
+    return f'SELECT sum("units") AS "units" FROM ({inner}) GROUP BY "station"'
 
 
 STATE_TIMELINE = (f'SELECT last("state") AS "state" FROM {STATION} WHERE {LINE_FILTER} AND $timeFilter '
@@ -90,13 +99,3 @@ BUFFERS_NOW = (f'SELECT last("queue") AS "queue" FROM {STATION} WHERE {LINE_FILT
                f'GROUP BY "station"')
 STATES_NOW = (f'SELECT last("state") AS "state" FROM {STATION} WHERE {LINE_FILTER} AND $timeFilter '
               f'GROUP BY "station"')
-
-
-def state_samples(state: str) -> str:
-    """How many samples each station spent in `state` over the range (a share once divided by all)."""
-    return (f'SELECT count("state") AS {quote_ident(state)} FROM {STATION} WHERE {LINE_FILTER} '
-            f'AND $timeFilter AND "state" = {quote_string(state)} GROUP BY "station"')
-
-
-ALL_STATE_SAMPLES = (f'SELECT count("state") AS "samples" FROM {STATION} WHERE {LINE_FILTER} AND $timeFilter '
-                     f'GROUP BY "station"')

@@ -87,7 +87,7 @@ def test_huddle_board_has_the_huddle_content(config):
     board = line_huddle.board(config)
     titles = [panel["title"] for panel in board["panels"]]
     for wanted in ("Hour by hour: actual vs target", "Constraint now", "Constraint share of the range",
-                   "Station states", "Buffer levels", "Leading indicators"):
+                   "Station states", "Buffer levels", "Leading indicators vs targets"):
         assert wanted in titles
     assert [v["name"] for v in board["templating"]["list"]][:2] == ["plant", "line"]
     assert board["annotations"]["list"][0]["name"] == "Alerts"
@@ -124,7 +124,7 @@ def test_huddle_is_readable_from_three_metres(config):
 def test_executive_rollup_has_at_most_seven_kpis_with_fixed_periods(config):
     board = executive.board(config)
     assert len(board["panels"]) <= executive.MAX_KPIS
-    assert {panel.get("timeFrom") for panel in board["panels"]} == {"now/M", "now/fQ"}
+    assert {panel.get("timeFrom") for panel in board["panels"]} == {"now/M", "now/fQ", "now/y"}
     # per line and for the plant
     to_date = board["panels"][0]
     assert [t["alias"] for t in to_date["targets"]] == ["$tag_line actual", "$tag_line target",
