@@ -34,7 +34,7 @@ class ModbusStation:
                 else self._client.read_input_registers)
         try:
             response = read(register.address, count=register.registers, device_id=self.spec.unit)
-        except ModbusException as error:
+        except (ModbusException, OSError) as error:  # a dropped connection can surface as either
             raise SourceError(f"{self.where}: reading {name} at {register.address}: {error}") from None
         if response.isError():
             raise SourceError(f"{self.where}: the PLC refused {name} at {register.table} register "
