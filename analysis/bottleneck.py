@@ -24,6 +24,7 @@ DEFAULT_METHOD = "combined"
 # `combined` takes the APM answer unless its lead over the runner-up is below this share of the
 # window; then the line is balanced and the turning-point rule decides between the two.
 BALANCED_MARGIN = 0.10
+DEFAULT_MEMORY_S = 0.0  # the answer of a window is judged on at least this much trailing time
 
 
 @dataclass(slots=True)
@@ -134,9 +135,26 @@ def turning_point(blocked: np.ndarray, starved: np.ndarray) -> int | None:
     return candidates[int(np.argmax(severity))]
 
 
+def _trailing(values: np.ndarray, windows: int) -> np.ndarray:
+    """Sum over each window and the `windows - 1` before it (along the last axis)."""
+    if windows <= 1:
+        return values
+    total = np.cumsum(values, axis=-1)
+    shifted = np.zeros_like(total)
+    shifted[..., windows:] = total[..., :-windows]
+    return total - shifted
+
+
 def analyze(spans: StateSpans, stations: list[str], line_id: str, window_s: float,
-            method: str = DEFAULT_METHOD) -> Timeline:
-    """The bottleneck timeline of one line from its state spans, in windows of `window_s` seconds."""
+            method: str = DEFAULT_METHOD, memory_s: float | None = None) -> Timeline:
+    """The bottleneck timeline of one line from its state spans, in windows of `window_s` seconds.
+
+    Each window's `shares` are its own; its `bottleneck` is judged on the trailing `memory_s` (default
+    DEFAULT_MEMORY_S, at least the window): a constraint that shows itself in bursts (a failing robot)
+    stays named between them, at the price of a lag of about half the memory after a real move.
+    """
+    memory_s = DEFAULT_MEMORY_S if memory_s is None else memory_s
+    depth = max(1, int(round(max(memory_s, window_s) / window_s)))
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     n = len(stations)
@@ -147,26 +165,34 @@ def analyze(spans: StateSpans, stations: list[str], line_id: str, window_s: floa
                    np.concatenate([momentary.sole.start, momentary.shifting.start]),
                    np.concatenate([momentary.sole.stop, momentary.shifting.stop]))
     denominator = np.maximum(observed, 1)
-    shares = per_window(both, n, edges) / denominator
+    shares_ms = per_window(both, n, edges)
+    blocked_ms = per_window(spans.periods((BLOCKED,)), n, edges)
+    starved_ms = per_window(spans.periods((STARVED,)), n, edges)
+    shares = shares_ms / denominator
     sole = per_window(momentary.sole, n, edges) / denominator
     shifting = per_window(momentary.shifting, n, edges) / denominator
-    blocked = per_window(spans.periods((BLOCKED,)), n, edges) / denominator
-    starved = per_window(spans.periods((STARVED,)), n, edges) / denominator
+    blocked = blocked_ms / denominator
+    starved = starved_ms / denominator
+    # What the answer is judged on: the trailing memory, in the same units (share of observed time).
+    memory = np.maximum(_trailing(observed, depth), 1)
+    judged = _trailing(shares_ms, depth) / memory
+    judged_blocked = _trailing(blocked_ms, depth) / memory
+    judged_starved = _trailing(starved_ms, depth) / memory
     windows = []
     for w in np.flatnonzero(observed > 0).tolist():
-        column = shares[:, w]
+        column = judged[:, w]
         ranked = np.argsort(-column, kind="stable")
         best, second = int(ranked[0]), (int(ranked[1]) if n > 1 else None)
         margin = float(column[best] - (column[second] if second is not None else 0.0))
         pick: int | None = best if column[best] > 0 else None
-        arrow = turning_point(blocked[:, w], starved[:, w])
+        arrow = turning_point(judged_blocked[:, w], judged_starved[:, w])
         if method == "turning-point" or (method == "combined" and margin < BALANCED_MARGIN
                                          and arrow is not None and arrow in (best, second)):
             pick = arrow if arrow is not None else pick
         windows.append(Window(
             start=int(edges[w]), end=int(edges[w + 1]),
             bottleneck=stations[pick] if pick is not None else None,
-            shares={s: round(float(column[i]), 4) for i, s in enumerate(stations)},
+            shares={s: round(float(shares[i, w]), 4) for i, s in enumerate(stations)},
             shifting=[s for i, s in enumerate(stations) if shifting[i, w] > 0],
             sole={s: round(float(sole[i, w]), 4) for i, s in enumerate(stations)},
             blocked={s: round(float(blocked[i, w]), 4) for i, s in enumerate(stations)},

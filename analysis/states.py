@@ -9,12 +9,12 @@ state is inferred where it is missing, minding the known pitfalls:
   starved;
 - a down station with an empty input buffer is active (it holds its unit, so WIP = 1);
 - blocked: the next station's input buffer is full and this station made no progress for longer than
-  its cycle (or holds nothing to work on);
+  one ideal cycle since its last departure (or holds nothing to work on);
 - down: it holds a unit and made no progress for longer than its cycle without being blocked (a
   slow cycle looks the same for a while; both are active, so the detector does not care);
 - sampling gaps: a sample's state holds until the next sample only if that comes within `max_gap_ms`;
   beyond that the station is unknown (counted as not active) after one nominal sample interval.
-The first station of a line has no upstream to count, so it is never inferred starved.
+The first station of a line has no upstream to count: a saturated source, never inferred starved.
 Inference runs on a regular grid (the median sample interval) since stations sample at their own
 moments; reported states keep their exact sample times.
 """
@@ -138,15 +138,19 @@ def inferred(telemetry: LineTelemetry, max_gap_ms: int = DEFAULT_MAX_GAP_MS) -> 
         if i > 0:
             raw_wip = (good[i - 1] - good[i - 1][0]) - (queue[i] - queue[i][0]) - (count[i] - count[i][0])
             both_seen = seen[i] & seen[i - 1]
-            floor = raw_wip[both_seen].min() if both_seen.any() else 0
-            holding = (raw_wip - floor) >= 1
+            low = raw_wip[both_seen].min() if both_seen.any() else 0
+            high = raw_wip[both_seen].max() if both_seen.any() else 0
+            # WIP is 0 at its lowest, unless it never changes: a station never empty always holds one.
+            holding = (raw_wip - min(low, high - 1)) >= 1
             starved = ~holding & (queue[i] == 0) & both_seen
         else:
-            holding = ~stalled
+            holding = np.ones(len(grid), dtype=bool)  # a saturated source: always a unit to work on
             starved = np.zeros(len(grid), dtype=bool)
         if i + 1 < n:
+            # Blocked after service: downstream full, and the unit started at the last departure should
+            # be done by now (one ideal cycle), or there is no unit inside at all.
             full = queue[i + 1] >= stations[i + 1].buffer
-            blocked = full & (stalled | ~holding) & seen[i + 1]
+            blocked = full & ((since_progress > cycle_ms) | ~holding) & seen[i + 1]
         else:
             blocked = np.zeros(len(grid), dtype=bool)
         codes[i][holding & stalled & ~blocked] = DOWN  # holds a unit and makes no progress
