@@ -230,7 +230,7 @@ def test_executive_kpis_from_the_file_and_the_plan(filled, config):
     assert forecast["F"][0]["value"] == pytest.approx(actual / due * whole)
     load = _run_panel(store, config, board, _panel(board, "Goal load on the constraint (year)"), start, end)
     assert 0.5 < load["L"][0]["value"] < 5  # the demo goal is close to the line's capacity
-    lost = _run_panel(store, config, board, _panel(board, "Output lost at the constraint (month)"), start, end)
-    assert lost["X"][0]["value"] >= 0
+    lost = _panel(board, "Output lost at the constraint (month)")
+    assert _run_panel(store, config, board, lost, start, end)["X"][0]["value"] >= 0
     places = _run_panel(store, config, board, _panel(board, "Where the constraint sat (quarter)"), start, end)
     assert sum(row["days"] for rows in places.values() for row in rows) == 1  # one day point written
