@@ -291,9 +291,12 @@ def line_output(telemetry: Telemetry, line: Line, edges: np.ndarray) -> np.ndarr
 
 def hour_by_hour(telemetry: Telemetry, line: Line, targets: Decomposition, start_ms: int, end_ms: int
                  ) -> list[dict]:
-    """Each clock hour of [start, end): good units out of the line against the hour's target."""
+    """Each clock hour of [start, end): good units out of the line against the hour's target; an hour
+    still running at `end` is cut there, with its target pro rata."""
     edges, _ = targets.boundaries("hour")
     edges = edges[(edges >= start_ms) & (edges <= end_ms)]
+    if len(edges) and edges[-1] < end_ms:
+        edges = np.append(edges, end_ms)
     if len(edges) < 2:
         return []
     output = line_output(telemetry, line, edges)
