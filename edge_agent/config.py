@@ -17,7 +17,7 @@ from shopfloor.contract import IDENTIFIER, STATES
 from shopfloor.errors import ConfigError
 from shopfloor.plant import read_toml
 
-Identifier = Field(pattern=IDENTIFIER.pattern, min_length=1, max_length=64)
+Identifier = Field(pattern=f"^{IDENTIFIER.pattern}$")  # anchored: pydantic's pattern only searches
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -123,7 +123,7 @@ class Mqtt(BaseModel):
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
-    client_id: str | None = Field(None, pattern=IDENTIFIER.pattern)
+    client_id: str | None = Field(None, pattern=f"^{IDENTIFIER.pattern}$")
     window: int = Field(100, ge=1, le=10_000)
     keepalive_s: int = Field(30, ge=5, le=3600)
     reconnect_max_s: float = Field(30.0, gt=0)

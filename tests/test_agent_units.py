@@ -1,0 +1,249 @@
+"""The agent's pure logic without servers: counters, time order, config errors, outbox, file source,
+the `check` and `install` commands."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+
+import pytest
+from test_agent_support import write_config
+
+from edge_agent.config import config_problems, load_config
+from edge_agent.counters import Counter, StationTrack
+from edge_agent.outbox import Outbox, OutboxError, StationState
+from edge_agent.sources import SourceError, open_source
+from edge_agent.sources.base import Reading
+from edge_agent.systemd import unit_text
+from shopfloor.contract import STATES
+from shopfloor.errors import ConfigError
+from shopfloor.stack import free_port
+
+# --- counters -------------------------------------------------------------------------------------
+
+
+def test_a_16_bit_counter_wraps_into_a_growing_count():
+    counter = Counter(width=16, max_step=100)
+    assert [counter.update(raw) for raw in (65_530, 65_535, 4, 60)] == [65_530, 65_535, 65_540, 65_596]
+    assert counter.wraps == 1 and counter.resets == 0
+
+
+def test_a_32_bit_counter_wraps_too():
+    counter = Counter(width=32, max_step=1000)
+    assert counter.update(2**32 - 10) == 2**32 - 10
+    assert counter.update(5) == 2**32 + 5
+
+
+def test_a_drop_that_is_no_plausible_wrap_is_a_reset_and_keeps_the_units_before_it():
+    counter = Counter(width=16, max_step=100)
+    assert [counter.update(raw) for raw in (500, 520, 0, 7)] == [500, 520, 520, 527]
+    assert counter.resets == 1 and counter.wraps == 0
+    unwrapped = Counter(width=0, max_step=100)  # a counter that never wraps can only be reset
+    assert [unwrapped.update(raw) for raw in (65_535, 3)] == [65_535, 65_538]
+
+
+def test_repeated_reads_of_the_same_value_change_nothing():
+    counter = Counter(width=16, max_step=100)
+    assert [counter.update(raw) for raw in (10, 10, 10, 11)] == [10, 10, 10, 11]
+
+
+def test_counter_state_survives_a_restart():
+    counter = Counter(width=16, max_step=100)
+    for raw in (65_500, 20):
+        counter.update(raw)
+    again = Counter.restored(16, 100, counter.saved())
+    assert again.update(30) == 65_536 + 30
+
+
+def test_a_value_outside_the_counter_width_is_refused():
+    with pytest.raises(ValueError, match="outside 0..65535"):
+        Counter(width=16, max_step=100).update(70_000)
+
+
+def test_duplicate_source_readings_are_dropped_and_a_clock_step_back_keeps_time_order():
+    track = StationTrack("s1", StationState(), count_width=0, scrap_width=0, max_step=100)
+    first = track.sample(Reading(count=1, queue=0, ts_ms=1000), read_ms=5000)
+    assert first == {"ts": 1000, "seq": 0, "count": 1, "queue": 0}
+    assert track.sample(Reading(count=1, queue=0, ts_ms=1000), read_ms=5001) is None  # read twice
+    assert track.duplicates == 1
+    polled = track.sample(Reading(count=2, queue=1, state="working"), read_ms=6000)
+    back = track.sample(Reading(count=3, queue=1), read_ms=4000)  # the agent's clock stepped back
+    assert polled["ts"] == 6000 and back["ts"] == 6001 and back["seq"] == 2
+    saved = track.state()
+    assert (saved.next_seq, saved.last_ts) == (3, 6001)
+
+
+# --- config -----------------------------------------------------------------------------------------
+
+
+def test_every_config_problem_is_one_line_naming_the_option(tmp_path):
+    path = tmp_path / "agent.toml"
+    path.write_text('agent = "a 1"\nplant = "p"\nline = "l"\nintervall_s = 1\n[[station]]\nid = "s1"\n'
+                    'source = { kind = "modbus", host = "h", count = { address = 0 }, '
+                    'queue = { address = 1 }, state = { address = 2, states = { 1 = "running" } } }\n')
+    config, problems = config_problems(path)
+    assert config is None and len(problems) == 3
+    assert all("\n" not in line and line.startswith(str(path)) for line in problems)
+    text = " | ".join(problems)
+    assert "agent:" in text and "intervall_s" in text and "'running'" in text and "working" in text
+    with pytest.raises(ConfigError, match=r"\(\+2 more: run `shopfloor agent check"):
+        load_config(path)
+
+
+def test_a_missing_config_file_and_a_bad_mqtt_url_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml")
+    path = write_config(tmp_path / "agent.toml", plant="p", mqtt_url="http://broker:1883")
+    with pytest.raises(ConfigError, match="mqtt.url: MQTT URL 'http://broker:1883' is not mqtt://"):
+        load_config(path)
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path):
+    config = load_config(write_config(tmp_path / "agent.toml", plant="p", mqtt_url="mqtt://127.0.0.1:1",
+                                      stations={"f": '{ kind = "file", path = "lines.jsonl" }'}))
+    assert config.outbox == tmp_path / "outbox.sqlite"
+    assert config.stations[0].source.path == tmp_path / "lines.jsonl"
+
+
+# --- outbox -----------------------------------------------------------------------------------------
+
+
+def test_outbox_keeps_samples_and_station_state_across_reopen(tmp_path):
+    outbox = Outbox(tmp_path / "o.sqlite")
+    samples = [("s1", {"ts": n, "seq": n, "count": n, "queue": 0, "state": "working"}) for n in range(5)]
+    outbox.append(samples, {"s1": StationState(5, 4, {"count": {"last_raw": 4, "offset": 0}})})
+    rows = outbox.after(0, 10)
+    outbox.delete([rows[0].id, rows[1].id])
+    outbox.close()
+    again = Outbox(tmp_path / "o.sqlite")
+    assert again.backlog == 3
+    assert [row.sample["seq"] for row in again.after(0, 10)] == [2, 3, 4]
+    assert again.station_state("s1") == StationState(5, 4, {"count": {"last_raw": 4, "offset": 0}})
+    again.append([("s1", {"ts": 9, "seq": 5, "count": 5, "queue": 0})], {})
+    assert again.after(rows[-1].id, 10)[0].sample["seq"] == 5  # ids are never reused after a delete
+
+
+def test_a_full_disk_is_one_clear_outbox_error(tmp_path):
+    outbox = Outbox(tmp_path / "o.sqlite")
+    outbox._db.execute("PRAGMA max_page_count = 8")  # what a full disk looks like to SQLite
+    sample = {"ts": 1, "seq": 1, "count": 1, "queue": 1, "state": "working"}
+    with pytest.raises(OutboxError) as caught:
+        for _ in range(200):
+            outbox.append([("s1", sample)] * 100, {})
+    message = str(caught.value)
+    assert message.startswith(f"outbox {tmp_path / 'o.sqlite'}: database or disk is full: free disk space")
+    assert "\n" not in message
+
+
+def test_an_outbox_in_a_read_only_place_is_one_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(OutboxError, match="cannot create its folder.*writable path"):
+        Outbox(blocker / "sub" / "o.sqlite")
+
+
+def test_the_outbox_is_in_wal_mode(tmp_path):
+    Outbox(tmp_path / "o.sqlite").close()
+    assert sqlite3.connect(tmp_path / "o.sqlite").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+# --- sources ----------------------------------------------------------------------------------------
+
+
+def _station(tmp_path, source: str):
+    return load_config(write_config(tmp_path / "agent.toml", plant="p", mqtt_url="mqtt://127.0.0.1:1",
+                                    stations={"s1": source})).stations[0]
+
+
+def test_file_source_reads_whole_lines_only_and_starts_again_after_truncation(tmp_path):
+    lines = tmp_path / "s1.jsonl"
+    lines.write_bytes(b'{"ts": 1790000000, "count": 1, "queue": 0}\n{"ts": "2026-09-21T12:00:01+00:00", ')
+    source = open_source(_station(tmp_path, f'{{ kind = "file", path = "{lines}" }}'))
+    assert [r.ts_ms for r in source.read()] == [1_790_000_000_000]  # seconds became ms
+    with open(lines, "ab") as out:
+        out.write(b'"count": 2, "queue": 1, "state": "setup"}\n')
+    noon = int(datetime(2026, 9, 21, 12, 0, 1, tzinfo=UTC).timestamp() * 1000)
+    assert source.read() == [Reading(count=2, queue=1, state="setup", ts_ms=noon)]
+    assert source.read() == []
+    lines.write_bytes(b'{"ts": 1790000009000, "count": 0, "queue": 0}\n')
+    assert [r.count for r in source.read()] == [0]
+
+
+def test_file_source_names_the_bad_line(tmp_path):
+    lines = tmp_path / "s1.csv"
+    lines.write_text("ts,count,queue,state\n1790000000000,1,0,working\n1790000001000,x,0,working\n")
+    source = open_source(_station(tmp_path, f'{{ kind = "file", path = "{lines}", format = "csv" }}'))
+    with pytest.raises(SourceError, match=r"s1.csv:3 count: 'x' is not a number"):
+        source.read()
+
+
+def test_a_state_value_missing_from_the_table_is_a_source_error(tmp_path):
+    lines = tmp_path / "s1.jsonl"
+    lines.write_text('{"ts": 1790000000000, "count": 1, "queue": 0, "state": 7}\n')
+    source = open_source(_station(tmp_path, f'{{ kind = "file", path = "{lines}", '
+                                            f'states = {{ 1 = "down" }} }}'))
+    with pytest.raises(SourceError, match=r"state value '7' is not in the state table \(known: 1\)"):
+        source.read()
+
+
+def test_simulated_source_is_plausible(tmp_path):
+    source = open_source(_station(tmp_path, '{ kind = "simulated", cycle_s = 0.0005, buffer = 5 }'))
+    readings = []
+    for _ in range(300):
+        time.sleep(0.001)
+        readings.extend(source.read())
+    counts = [r.count for r in readings]
+    assert counts == sorted(counts) and counts[-1] > 0
+    assert all(0 <= r.queue <= 5 and r.state in STATES and r.scrap <= r.count for r in readings)
+
+
+def test_a_modbus_plc_that_is_not_there_is_a_source_error(tmp_path):
+    station = _station(tmp_path, f'{{ kind = "modbus", host = "127.0.0.1", port = {free_port()}, '
+                                 f'count = {{ address = 0 }}, queue = {{ address = 1 }} }}')
+    with pytest.raises(SourceError, match="no connection"):
+        open_source(station)
+
+
+# --- check and install --------------------------------------------------------------------------------
+
+
+def test_check_prints_one_line_per_problem(tmp_path):
+    port = free_port()
+    config = write_config(tmp_path / "agent.toml", plant="p", mqtt_url=f"mqtt://127.0.0.1:{port}",
+                          stations={"sim": '{ kind = "simulated" }',
+                                    "f1": f'{{ kind = "file", path = "{tmp_path / "missing.jsonl"}" }}'})
+    done = subprocess.run([sys.executable, "-m", "shopfloor", "agent", "check", "--config", str(config),
+                           "--timeout", "2"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = done.stdout.strip().splitlines()
+    problems = [line for line in lines if line.startswith("problem")]
+    assert len(problems) == 2, done.stdout
+    assert f"broker mqtt://127.0.0.1:{port}" in problems[0]
+    assert "station f1 (file)" in problems[1] and "No such file" in problems[1]
+    assert any(line.startswith("ok       station sim (simulated): count=") for line in lines)
+
+
+def test_check_lists_each_config_problem(tmp_path):
+    path = tmp_path / "agent.toml"
+    path.write_text('agent = "a"\nplant = "p"\n[[station]]\nid = "s"\nsource = { kind = "plc" }\n')
+    done = subprocess.run([sys.executable, "-m", "shopfloor", "agent", "check", "--config", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    problems = done.stdout.strip().splitlines()
+    assert len(problems) == 2 and all(line.startswith(f"problem  {path}") for line in problems)
+    assert "line" in problems[0] and "'plc'" in problems[1]
+
+
+def test_install_writes_a_systemd_unit_that_runs_this_config(tmp_path):
+    config = write_config(tmp_path / "agent.toml", plant="p", mqtt_url="mqtt://127.0.0.1:1883", agent="line3")
+    done = subprocess.run([sys.executable, "-m", "shopfloor", "agent", "install", "--systemd", "--config",
+                           str(config), "--unit-dir", str(tmp_path), "--user", "shopfloor"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    unit = (tmp_path / "shopfloor-agent-line3.service").read_text()
+    assert unit == unit_text(config, "shopfloor")
+    assert f"ExecStart={sys.executable} -m shopfloor agent run --config {config}" in unit
+    assert "User=shopfloor" in unit and "Restart=always" in unit and "WantedBy=multi-user.target" in unit
