@@ -1,0 +1,105 @@
+"""HTTP endpoints for targets, indicators and feasibility: an APIRouter the analysis service includes.
+
+Why a router of its own: the service (analysis/service.py) owns the app, the live loop and the
+huddle page; this file owns only the three read-only views of issue 5, built on the same glue as
+the `shopfloor targets` commands (analysis.rollup), so the API and the command line agree.
+
+    GET /lines/{line}/targets?grain=day[&year=2027][&as_of=2027-07-01&delivered=560000]
+        -> {"line", "grain", "targets": [{"start", "end", "units"}, ...]}   (DESIGN.md §7)
+    GET /lines/{line}/indicators[?day=YYYY-MM-DD][&now=ISO]   -> the day's report (rollup.DayReport)
+    GET /lines/{line}/feasibility[?day=YYYY-MM-DD][&now=ISO][&needed_per_hour=X]
+
+A user-fixable problem answers 4xx with its one-line message as `detail`; InfluxDB down answers 503.
+Handlers are plain functions: FastAPI runs them in its thread pool, so the blocking store is fine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+from fastapi import APIRouter, HTTPException, Query
+
+from analysis.feasibility import NotMeasurable
+from analysis.indicators import NoTelemetry, by_station
+from analysis.rollup import day_report, day_window, feasibility, store_actuals
+from analysis.targets import GRAINS, decompose, to_local
+from analysis.telemetry import TelemetryError, from_store
+from shopfloor.errors import ShopfloorError
+from shopfloor.plan import Plan
+from shopfloor.plant import Plant
+from shopfloor.store import Store, StoreUnavailable
+
+
+def _http_error(error: ShopfloorError) -> HTTPException:
+    if isinstance(error, StoreUnavailable):
+        return HTTPException(503, str(error))
+    if isinstance(error, NoTelemetry | NotMeasurable | TelemetryError):
+        return HTTPException(404, str(error))
+    return HTTPException(400, str(error))
+
+
+def _moment(now: str | None) -> int:
+    if now is None:
+        return int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    try:
+        moment = dt.datetime.fromisoformat(now.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise HTTPException(400, f"now={now!r} is not an ISO 8601 time with an offset")
+    return int(moment.timestamp() * 1000)
+
+
+def targets_router(plant: Plant, plan: Plan, store: Callable[[], Store]) -> APIRouter:
+    """The router for one plant and plan; `store()` gives a Store the handler closes after use."""
+    router = APIRouter(tags=["targets"])
+
+    def window(day: dt.date | None, now_ms: int) -> tuple[int, int]:
+        start, end = day_window(plan, day or to_local(now_ms, plan.calendar.zone).date())
+        return start, min(end, now_ms)
+
+    @router.get("/lines/{line}/targets")
+    def targets(line: str, grain: str = Query("day", description=", ".join(GRAINS)), year: int | None = None,
+                as_of: dt.datetime | None = None, delivered: int | None = Query(None, ge=0)) -> dict:
+        if grain not in GRAINS:
+            raise HTTPException(400, f"unknown grain {grain!r}: use one of {', '.join(GRAINS)}")
+        try:
+            periods = decompose(plan, line, year, as_of=as_of, delivered=delivered).periods(grain)
+        except ShopfloorError as error:
+            raise _http_error(error) from None
+        return {"line": line, "grain": grain, "targets": [period.to_json() for period in periods]}
+
+    @router.get("/lines/{line}/indicators")
+    def indicators(line: str, day: dt.date | None = None, now: str | None = None,
+                   constraint: str | None = None) -> dict:
+        now_ms = _moment(now)
+        try:
+            line_model = plant.get_line(line)
+            start, end = window(day, now_ms)
+            with store() as client:
+                telemetry = by_station(from_store(client, plant, line, start, end))
+                month, quarter = store_actuals(client, plant.plant, plan, line_model, end - 1)
+            report = day_report(plan, line_model, telemetry, start, end, constraint=constraint,
+                                month_actual=month, quarter_actual=quarter)
+        except ShopfloorError as error:
+            raise _http_error(error) from None
+        return report.to_json()
+
+    @router.get("/lines/{line}/feasibility")
+    def feasibility_view(line: str, day: dt.date | None = None, now: str | None = None,
+                         constraint: str | None = None,
+                         needed_per_hour: float | None = Query(None, gt=0)) -> dict:
+        now_ms = _moment(now)
+        try:
+            line_model = plant.get_line(line)
+            start, end = window(day, now_ms)
+            with store() as client:
+                telemetry = by_station(from_store(client, plant, line, start, end))
+            result = feasibility(plan, line_model, telemetry, start, end, constraint=constraint,
+                                 needed_per_hour=needed_per_hour)
+        except ShopfloorError as error:
+            raise _http_error(error) from None
+        return result.to_json()
+
+    return router
