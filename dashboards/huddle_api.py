@@ -35,6 +35,7 @@ from shopfloor.store import Store, StoreError
 PAGE = Path(__file__).with_name("huddle.html")
 HOUR_MS = 3_600_000
 TIMELINE_BUCKETS = 96  # the page draws at most this many state segments per station
+CONSTRAINT_WINDOW_S = 900.0  # the detector's window for the huddle: 15 minutes
 Json = dict[str, Any]
 
 
@@ -137,18 +138,37 @@ class HuddleReader:
         return {"interval": interval, "stations": series}
 
     def constraint(self, line: Line, span: HuddleRange, now_ms: int) -> Json | None:
-        """The detector's current constraint and each station's share of this shift as the constraint."""
-        context = self._context(line, span.start_ms, min(span.end_ms, now_ms))
+        """The constraint now and each station's share of this shift as (sole or shifting) bottleneck.
+
+        Runs the bottleneck detector (analysis.bottleneck) on the shift's samples in windows of
+        CONSTRAINT_WINDOW_S; the current constraint is the last window's, `since` the start of its run.
+        """
+        from analysis.bottleneck import analyze
+        from analysis.states import spans
+        from analysis.telemetry import TelemetryError, from_store
+
+        end = min(span.end_ms, now_ms)
         try:
-            current = self._rows(aq.CURRENT_CONSTRAINT, context)
-            shares = {row["station"]: row["share"] for row in self._rows(aq.CONSTRAINT_SHARES, context)}
-        except StoreError:
+            data = from_store(self.store, self.plant, line.id, span.start_ms, end)
+            timeline = analyze(spans(data), data.stations, line.id, CONSTRAINT_WINDOW_S)
+        except (TelemetryError, ValueError):
             return None
-        if not current or current[0].get("constraint") is None:
+        windows = [window for window in timeline.windows if window.bottleneck]
+        if not windows:
             return None
-        station = current[0]["constraint"]
-        return {"station": station, "share": shares.get(station), "since": current[0]["time"],
-                "shares": shares}
+        weights = [window.end - window.start for window in timeline.windows]
+        total = sum(weights) or 1
+        shares = {station: round(sum(window.shares.get(station, 0.0) * weight for window, weight
+                                     in zip(timeline.windows, weights, strict=True)) / total, 4)
+                  for station in line.station_ids}
+        station = windows[-1].bottleneck
+        since = windows[-1].start
+        for window in reversed(windows):
+            if window.bottleneck != station:
+                break
+            since = window.start
+        return {"station": station, "share": shares.get(station), "since": since, "shares": shares,
+                "window_s": CONSTRAINT_WINDOW_S}
 
     def alerts(self, line: Line, span: HuddleRange, now_ms: int) -> list[Json]:
         context = self._context(line, span.start_ms, min(span.end_ms, now_ms))
@@ -166,7 +186,9 @@ class HuddleReader:
             span = HuddleRange(start_ms, end_ms, "Chosen range")
         hours = self.hours(line, span, now_ms)
         actual = sum(row["actual"] or 0 for row in hours)
-        due = round(sum((row["target"] or 0) * _elapsed(row, now_ms) for row in hours))
+        # an hour without samples (the line not reporting yet) counts on neither side
+        due = round(sum((row["target"] or 0) * _elapsed(row, now_ms) for row in hours
+                        if row["actual"] is not None))
         return {
             "plant": self.plant.plant, "line": line.id, "name": line.name or line.id,
             "timezone": self.plant.timezone, "now": now_ms,

@@ -1,0 +1,144 @@
+"""The built-in huddle page in real headless Chromium, on real data, with no Grafana.
+
+The analysis service's router (dashboards.huddle_api) serves the page and its JSON from a real
+InfluxDB filled with three hours of the demo line from the simulator, ending now; Chromium loads the
+page, runs its JavaScript, and the test reads the rendered DOM and takes a 1920x1080 screenshot.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from typer.testing import CliRunner
+
+from analysis.alerts import alert_line, make_alert
+from analysis.targets import decompose, target_lines
+from dashboards.huddle_api import HuddleReader, huddle_router
+from shopfloor.cli import _mount_subcommands, app
+from shopfloor.contract import STATES, read_records, sample_line
+from shopfloor.plan import load_plan
+from shopfloor.plant import load_plant
+from shopfloor.stack import free_port
+from shopfloor.store import Store
+
+pytestmark = pytest.mark.servers
+
+DOCKER = Path(__file__).parents[1] / "docker"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--window-size=1920,1080", "--hide-scrollbars", "--virtual-time-budget=15000"]
+
+
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found:
+        return found
+    if os.environ.get("CI"):
+        pytest.fail("Debian's chromium is missing: the install script must `apt-get install -y chromium`")
+    pytest.skip("Debian's chromium is not installed here (`apt-get install -y chromium`)")
+
+
+@pytest.fixture(scope="module")
+def served(stack, tmp_path_factory):
+    """The huddle router on a free loopback port, over a database with the last three hours of the line."""
+    folder = tmp_path_factory.mktemp("huddle")
+    start = (datetime.now(UTC) - timedelta(hours=3)).replace(microsecond=0)
+    telemetry = folder / "line.jsonl"
+    subprocess.run([sys.executable, "-m", "shopfloor", "sim", "run", str(DOCKER / "scenario.toml"),
+                    "--hours", "3", "--seed", "5", "--start", start.isoformat(), "--out", str(telemetry)],
+                   check=True, timeout=60, capture_output=True)
+    plant, plan = load_plant(DOCKER / "plant.toml"), load_plan(DOCKER / "plan.toml")
+    line = plant.lines[0]
+    store = Store(stack.influxdb.url, f"test_huddle_{uuid.uuid4().hex[:10]}")
+    store.create_database()
+    points = [sample_line(key, sample) for key, sample in read_records(telemetry)]
+    for first in range(0, len(points), 5000):
+        store.write(points[first:first + 5000])
+    store.write(target_lines(decompose(plan, line.id, start.year), plant.plant, grains=("day", "hour")))
+    _mount_subcommands()
+    written = CliRunner().invoke(app, [
+        "targets", "indicators", "--plant", str(DOCKER / "plant.toml"), "--plan", str(DOCKER / "plan.toml"),
+        "--line", line.id, "--telemetry", str(telemetry), "--write", "--influx-url", store.url,
+        "--db", store.database])
+    assert written.exit_code == 0, written.output
+    alert_ms = int(time.time() * 1000) - 20 * 60_000
+    store.write([alert_line(plant.plant, line.id, make_alert(alert_ms, "constraint_down", "critical", "s3",
+                                                             "Line l1: constraint s3 is down"), 9.0)])
+
+    api = FastAPI()
+    api.include_router(huddle_router(plant, lambda: Store(store.url, store.database), plan))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the huddle server did not start in 15 s"
+    yield f"http://127.0.0.1:{port}", store, plant, plan
+    server.should_exit = True
+    thread.join(timeout=10)
+    store.close()
+
+
+def test_huddle_json_has_the_huddle_content(served):
+    url, store, plant, plan = served
+    body = httpx.get(f"{url}/api/huddle/l1", timeout=30).json()
+    assert body["line"] == "l1" and body["range"]["label"].startswith("Shift ")
+    started = [hour for hour in body["hours"] if hour["start"] <= body["now"]]
+    assert started and all(hour["target"] is not None for hour in body["hours"])
+    assert any(hour["actual"] for hour in started)
+    assert body["constraint"]["station"] in plant.lines[0].station_ids
+    assert 0 < body["constraint"]["share"] <= 1
+    assert [s["station"] for s in body["stations"]] == plant.lines[0].station_ids
+    assert {s["state"] for s in body["stations"]} <= set(STATES)
+    assert body["alerts"][0]["message"] == "Line l1: constraint s3 is down"
+    assert httpx.get(f"{url}/api/huddle/nope", timeout=10).status_code == 404
+    lines = httpx.get(f"{url}/api/huddle", timeout=10).json()["lines"]
+    assert lines == [{"id": "l1", "name": "Final assembly"}]
+
+
+def test_page_has_no_external_assets(served):
+    url = served[0]
+    page = httpx.get(f"{url}/huddle", timeout=10).text
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
+    assert "@import" not in page and "url(http" not in page
+
+
+def test_page_renders_constraint_and_hour_table_in_chromium(served, tmp_path):
+    url, store, plant, plan = served
+    browser = chromium()
+    profile = tmp_path / "profile"
+    dom = subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom",
+                          f"{url}/huddle?line=l1"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    expected = HuddleReader(store, plant, plan).snapshot("l1")
+    assert re.search(rf'<div class="big" id="constraint">{expected["constraint"]["station"]}</div>', dom), dom
+    rows = re.findall(r"<tr( class=\"[a-z]*\")?><td>(\d\d:\d\d)–(\d\d:\d\d)</td>"
+                      r"<td>(\d+)</td><td>([^<]*)</td>", dom)
+    assert len(rows) == len(expected["hours"]) >= 8
+    assert [int(row[3]) for row in rows] == [hour["target"] for hour in expected["hours"]]
+    shown = [int(row[4]) for row in rows if row[4].isdigit()]
+    assert shown and shown == [hour["actual"] for hour in expected["hours"] if hour["actual"] is not None]
+    updated = re.search(r"<div class=\"status\" id=\"status\">plant p1 · updated", dom)
+    assert updated, "the page did not update"
+    shot = tmp_path / "huddle.png"
+    subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={shot}",
+                    f"{url}/huddle?line=l1"], capture_output=True, timeout=60, check=True)
+    assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
+    keep = os.environ.get("SHOPFLOOR_SCREENSHOTS")
+    if keep:
+        shutil.copy(shot, Path(keep) / "huddle.png")
