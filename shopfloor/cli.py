@@ -66,6 +66,7 @@ def _mount_subcommands() -> None:
     from collector.cli import app as collector_app
     from dashboards.cli import app as dashboards_app
     from edge_agent.cli import app as agent_app
+    from shopfloor.security_cli import app as security_app
     from simulators.cli import app as sim_app
 
     app.add_typer(agent_app, name="agent")
@@ -75,6 +76,7 @@ def _mount_subcommands() -> None:
     app.add_typer(analysis_app, name="analysis")
     app.add_typer(analyze_app, name="analyze")
     app.add_typer(sim_app, name="sim")
+    app.add_typer(security_app, name="security")
 
 
 def main() -> None:

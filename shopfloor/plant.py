@@ -22,6 +22,15 @@ class Station(BaseModel):
     id: str = Identifier
     buffer: int = Field(ge=0, description="capacity of the input buffer in front of this station")
     ideal_cycle_s: float = Field(gt=0)
+    # Optional: the edge agent (line PC) that publishes this station, as its agent.toml names it. Stations
+    # of one line with the same agent share one broker credential (`shopfloor security init`). Default: an
+    # agent per station, named after the station.
+    agent: str | None = Field(None, pattern=IDENTIFIER.pattern, min_length=1, max_length=64)
+
+    @property
+    def agent_id(self) -> str:
+        """The agent that publishes this station: the `agent` key, else the station's own id."""
+        return self.agent or self.id
 
 
 class Line(BaseModel):

@@ -72,6 +72,9 @@ class Server:
     port: int
     rpc_port: int = 0
     pid: int | None = None
+    # Extra broker lines (password_file, acl_file, a TLS listener) from shopfloor.security; when set,
+    # anonymous clients are refused. Empty: the open loopback broker of the local demo and the tests.
+    broker_auth: str = ""
 
     @property
     def url(self) -> str:
@@ -83,7 +86,9 @@ class Server:
         template = Template((CONFIG_DIR / f"{self.kind}.conf").read_text())
         config = self.data_dir / f"{self.kind}.conf"
         config.write_text(template.substitute(port=self.port, rpc_port=self.rpc_port or free_port(),
-                                              data_dir=self.data_dir, user=getpass.getuser()))
+                                              data_dir=self.data_dir, user=getpass.getuser(),
+                                              allow_anonymous="false" if self.broker_auth else "true",
+                                              broker_auth=self.broker_auth))
         return config
 
     def start(self, timeout_s: float = 30.0) -> None:
@@ -156,8 +161,11 @@ class Server:
         return " | ".join(lines[-3:]) or "no output"
 
     def as_dict(self) -> dict:
-        return {"kind": self.kind, "data_dir": str(self.data_dir), "port": self.port,
-                "rpc_port": self.rpc_port, "pid": self.pid}
+        state = {"kind": self.kind, "data_dir": str(self.data_dir), "port": self.port,
+                 "rpc_port": self.rpc_port, "pid": self.pid}
+        if self.broker_auth:
+            state["broker_auth"] = self.broker_auth
+        return state
 
 
 def _reap(pid: int) -> None:
@@ -168,10 +176,13 @@ def _reap(pid: int) -> None:
 class Stack:
     """The broker and the database of one state folder."""
 
-    def __init__(self, state_dir: Path | str = DEFAULT_STATE_DIR):
+    def __init__(self, state_dir: Path | str = DEFAULT_STATE_DIR, broker_auth: str | None = None):
+        """`broker_auth`: Mosquitto lines from `shopfloor.security.broker_config` for a secured broker."""
         self.state_dir = Path(state_dir)
         self.state_file = self.state_dir / "stack.json"
         self.mosquitto, self.influxdb = self._load()
+        if broker_auth is not None:
+            self.mosquitto.broker_auth = broker_auth
 
     def _load(self) -> tuple[Server, Server]:
         if self.state_file.exists():
