@@ -21,6 +21,7 @@ rows where a change falls between the guess and the start, station by station, e
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,7 +29,7 @@ import numpy as np
 from simulators.draws import US, Chunk, DrawStream, Failures, StationLaws
 from simulators.scenario import Period, Scenario
 
-CHUNK_UNITS = 512
+CHUNK_ELEMENTS = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,12 +124,17 @@ class Rates:
     def active_times(self, chunk: Chunk) -> np.ndarray:
         """(period, unit, row, station): setup + work + repairs of every unit at each period's rates."""
         rows = self.rep_of_row
-        process = chunk.process_us[:, rows, :]
-        repair = chunk.repair_us[:, rows, :]
-        setup = np.rint(self.setup[None] * chunk.setup_us[:, rows, :]).astype(np.int64)
-        work = np.rint(self.process[:, None] * process[None]).astype(np.int64)
-        fixes = np.rint(self.repair[:, None] * repair[None]).astype(np.int64)
-        return setup[None] + work + fixes
+        process = chunk.process_us[:, rows, :].astype(np.float64)
+        active = np.empty((len(self.process), *process.shape), np.int64)
+        for p, rate in enumerate(self.process):
+            active[p] = np.rint(process * rate)
+        if chunk.repair_us.any():
+            repair = chunk.repair_us[:, rows, :].astype(np.float64)
+            for p, rate in enumerate(self.repair):
+                active[p] += np.rint(repair * rate).astype(np.int64)
+        if chunk.setup_us.any():
+            active += np.rint(self.setup[None] * chunk.setup_us[:, rows, :]).astype(np.int64)[None]
+        return active
 
 
 @dataclass
@@ -177,66 +183,103 @@ def simulate(model: LineModel, end_us: int, *, reps: int = 1, seed: int = 0, str
     ring_len = int(max(lag_self.max(), lag_next.max())) + 1
     ring = np.zeros((ring_len, rows, width), np.int64)
     flat = ring.reshape(-1)
-    base_self = (np.arange(rows)[:, None] * width + np.arange(m)[None, :])
-    base_next = base_self + 1
-    stride = rows * width
-    row_index = np.arange(rows)[:, None]
-    col_index = np.arange(m)[None, :]
+    # Where D[n - lag] sits in the ring depends only on n % ring_len: one gather table per slot.
+    base = np.arange(rows)[:, None] * width + np.arange(m)[None, :]
+    slots = np.arange(ring_len)[:, None, None]
+    take_self = ((slots - lag_self[None]) % ring_len) * (rows * width) + base[None]
+    take_next = ((slots - lag_next[None]) % ring_len) * (rows * width) + base[None] + 1
+    one_machine = bool((rates.machines == 1).all())  # then D[n - c] is simply the previous unit's row
     breaks = model.breaks_us
-    changing = len(breaks) > 0
+    bounds = breaks.tolist()
     stream_of_draws = DrawStream(model.laws, seed, reps, stream)
     last, starts, departs, periods, chunks = [], [], [], [], []
     n = 0
+    # Bound a chunk's arrays (period x unit x row x station) so they stay in cache-friendly sizes.
+    most = max(64, CHUNK_ELEMENTS // (len(model.slow) * rows * m))
+    size = min(_first_chunk(model, rates, end_us), most)
     while True:
-        chunk = stream_of_draws.next(CHUNK_UNITS)
+        chunk = stream_of_draws.next(size)
         active = rates.active_times(chunk)
-        size = active.shape[1]
+        running = np.cumsum(active, axis=3)
         s_out = np.empty((size, rows, m), np.int64) if record else None
         d_out = np.empty((size, rows, m), np.int64) if record else None
-        p_out = np.zeros((size, rows, m), np.int8) if record else None
+        p_out = np.zeros((size, rows, m), np.int16) if record else None
         l_out = np.empty((size, rows), np.int64)
-        first_start = start = None
+        start = None
         for i in range(size):
-            guess = flat[((n - lag_self) % ring_len) * stride + base_self]
-            blocker = flat[((n - lag_next) % ring_len) * stride + base_next]
+            slot = n % ring_len
             previous = ring[(n - 1) % ring_len, :, :m]
-            if changing:
-                period = np.searchsorted(breaks, guess, side="right")
-                effort = active[period, i, row_index, col_index]
-            else:
-                effort = active[0, i]
-            ready = np.maximum(np.maximum(guess + effort, blocker), previous)
-            running = np.cumsum(effort, axis=1)
-            depart = running + np.maximum.accumulate(ready - running, axis=1)
-            start = guess.copy()
-            start[:, 1:] = np.maximum(depart[:, :-1], guess[:, 1:])
-            if changing:
-                actual = np.searchsorted(breaks, start, side="right")
-                wrong = (actual != period).any(axis=1)
-                if wrong.any():
-                    _redo(np.flatnonzero(wrong), active[:, i], guess, blocker, previous, breaks,
-                          start, depart, period)
-            ring[n % ring_len, :, :m] = depart
+            guess = previous if one_machine else flat.take(take_self[slot])
+            blocker = flat.take(take_next[slot])
+            period = bisect_right(bounds, int(guess.min())) if bounds else 0
+            ready = guess + active[period, i]
+            np.maximum(ready, blocker, out=ready)
+            if not one_machine:
+                np.maximum(ready, previous, out=ready)
+            ready -= running[period, i]
+            depart = np.maximum.accumulate(ready, axis=1)
+            depart += running[period, i]
+            if record or bounds:
+                start = guess.copy()
+                np.maximum(depart[:, :-1], guess[:, 1:], out=start[:, 1:])
+            if period < len(bounds) and int(start.max()) >= bounds[period]:
+                # A rate change falls between some guess and its true start: period per row and station.
+                period = _mixed_periods(active[:, i], guess, blocker, previous, breaks, start, depart)
+            ring[slot, :, :m] = depart
             l_out[i] = depart[:, m - 1]
             if record:
-                s_out[i], d_out[i] = start, depart
-                if changing:
-                    p_out[i] = period
+                s_out[i], d_out[i], p_out[i] = start, depart, period
             n += 1
-        first_start = start[:, 0]
+        first = ring[(n - 1) % ring_len, :, 0] if one_machine else flat.take(take_self[n % ring_len])[:, 0]
         last.append(l_out)
         if record:
             starts.append(s_out)
             departs.append(d_out)
             periods.append(p_out)
             chunks.append(chunk)
-        if (first_start > end_us).all():
+        if (first > end_us).all():  # the next unit would start at station 1 after the end: done
             break
+        size = min(_next_chunk(n, int(first.min()), end_us), most)
     run = Run(model, rates, reps, len(variants), end_us, np.concatenate(last))
     if record:
         run.start, run.depart, run.period = map(np.concatenate, (starts, departs, periods))
         run.chunks = chunks
     return run
+
+
+def _first_chunk(model: LineModel, rates: Rates, end_us: int) -> int:
+    """Units to draw first: enough for the slowest station's mean pace to reach `end_us`, plus the
+    line's capacity (units inside it) and a margin, so most runs need a single chunk."""
+    laws = model.laws
+    failing = np.where(np.isfinite(laws.mtbf_us), laws.mttr_us / laws.mtbf_us, 0.0)
+    setups = np.where(laws.setup_every > 0, laws.setup_us / np.maximum(laws.setup_every, 1), 0.0)
+    cycle = (laws.cycle_us * rates.process.max(axis=(0, 1)) * (1 + failing * rates.repair.max(axis=(0, 1)))
+             + setups) / rates.machines.max(axis=0)
+    inside = int((model.buffer + rates.machines.max(axis=0)).sum())
+    return int(min(max(end_us / cycle.max() * 1.05 + inside + 32, 64), 200_000))
+
+
+def _next_chunk(units: int, reached_us: int, end_us: int) -> int:
+    """Units to draw next, from the pace station 1 has shown so far."""
+    pace = max(reached_us, 1) / max(units, 1)
+    return int(min(max((end_us - reached_us) / pace * 1.1 + 32, 64), 200_000))
+
+
+def _mixed_periods(active: np.ndarray, guess: np.ndarray, blocker: np.ndarray, previous: np.ndarray,
+                   breaks: np.ndarray, start: np.ndarray, depart: np.ndarray) -> np.ndarray:
+    """The unit's step when rows or stations run under different periods; fills start and depart."""
+    rows, m = guess.shape
+    period = np.searchsorted(breaks, guess, side="right")
+    effort = active[period, np.arange(rows)[:, None], np.arange(m)[None, :]]
+    ready = np.maximum(np.maximum(guess + effort, blocker), previous)
+    running = np.cumsum(effort, axis=1)
+    depart[:] = running + np.maximum.accumulate(ready - running, axis=1)
+    start[:] = guess
+    np.maximum(depart[:, :-1], guess[:, 1:], out=start[:, 1:])
+    wrong = (np.searchsorted(breaks, start, side="right") != period).any(axis=1)
+    if wrong.any():
+        _redo(np.flatnonzero(wrong), active, guess, blocker, previous, breaks, start, depart, period)
+    return period
 
 
 def _redo(rows: np.ndarray, active: np.ndarray, guess: np.ndarray, blocker: np.ndarray,
