@@ -240,6 +240,20 @@ class Plan(BaseModel):
             raise ValueError(f"line {twice[0][0]} has two objectives for {twice[0][1]}: keep one")
         return self
 
+    @model_validator(mode="after")
+    def _dates_in_the_plan_years(self) -> Plan:
+        """A holiday or downtime in a year no objective covers is a typo (2072 for 2027), not a plan;
+        the previous year's dates count too, since its last night shift reaches into the plan year."""
+        years = {goal.year for goal in self.objective}
+        known = years | {year - 1 for year in years}
+        dates = [("holiday", day) for day in self.calendar.holidays]
+        dates += [("downtime", down.date) for down in self.calendar.downtime]
+        for what, day in dates:
+            if day.year not in known:
+                raise ValueError(f"{what} {day} is in no year of the plan's objectives "
+                                 f"({', '.join(map(str, sorted(years)))}): fix the date")
+        return self
+
     def objective_for(self, line: str, year: int | None = None) -> Objective:
         """The line's objective; `year` may be left out when the plan has one year for the line."""
         goals = [goal for goal in self.objective if goal.line == line]

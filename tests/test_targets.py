@@ -207,8 +207,8 @@ def test_largest_remainder_is_exact_and_within_one_unit(units: int, day_weights:
 def test_sums_are_exact_for_any_units_year_and_zone(tmp_path_factory, units: int, year: int, zone: str,
                                                     night: bool) -> None:
     text = (BERLIN.replace("units = 1234567", f"units = {units}").replace("year = 2027", f"year = {year}")
-            .replace("Europe/Berlin", zone).replace("downtime = [", "downtime_off = ["))
-    text = text.replace("downtime_off", "# downtime")
+            .replace("Europe/Berlin", zone).replace("downtime = [", "# downtime = ["))
+    text = text.replace('"2027-', f'"{year}-')
     if not night:
         text = text.replace(', { name = "N", start = "22:00", end = "06:00" }', "")
     targets = decompose(load_plan(write_plan(tmp_path_factory.mktemp("p"), text)), "l1")
@@ -222,6 +222,8 @@ def test_sums_are_exact_for_any_units_year_and_zone(tmp_path_factory, units: int
     (('end = "14:00" }', 'end = "15:00" }'), "shifts A and B overlap"),
     (('start = "22:00", end = "06:00"', 'start = "22:00", end = "06:30"'), "shifts A and N overlap"),
     (('"2027-05-01"', '"2027-02-30"'), "'2027-02-30' is not a date that exists"),
+    (('"2027-05-01"', '"2072-05-01"'), "holiday 2072-05-01 is in no year of the plan's objectives (2027)"),
+    (('"2027-05-01"', '2027-05-01T10:00:00'), "is a date and time: give a date like 2027-08-02"),
     (('{ date = "2027-08-02", hours = 16 }', '{ date = "2027-08-08", hours = 4 }'),
      "downtime on 2027-08-08 falls on a day without shifts"),
     (('{ date = "2027-08-02", hours = 16 }', '{ date = "2027-08-02", hours = 25 }'),
