@@ -21,9 +21,11 @@ from analysis.telemetry import BLOCKED, STARVED
 
 METHODS = ("apm", "turning-point", "combined")
 DEFAULT_METHOD = "combined"
-# `combined` takes the APM answer unless its lead over the runner-up is below this share of the
-# window; then the line is balanced and the turning-point rule decides between the two.
-BALANCED_MARGIN = 0.10
+# `combined` takes the APM answer when it is decisive (its station leads the runner-up by at least this
+# share of the window), else the turning-point rule's. Measured over the scenario library (5 seeds,
+# 30 min windows, bench/README.md): 0.9 gave clear 91.2 % / balanced 86.2 % with states, against
+# 90.4 % / 72.5 % for APM alone and 90.0 % / 87.5 % for the turning point alone.
+BALANCED_MARGIN = 0.9
 DEFAULT_MEMORY_S = 0.0  # the answer of a window is judged on at least this much trailing time
 
 
@@ -186,8 +188,7 @@ def analyze(spans: StateSpans, stations: list[str], line_id: str, window_s: floa
         margin = float(column[best] - (column[second] if second is not None else 0.0))
         pick: int | None = best if column[best] > 0 else None
         arrow = turning_point(judged_blocked[:, w], judged_starved[:, w])
-        if method == "turning-point" or (method == "combined" and margin < BALANCED_MARGIN
-                                         and arrow is not None and arrow in (best, second)):
+        if method == "turning-point" or (method == "combined" and margin < BALANCED_MARGIN):
             pick = arrow if arrow is not None else pick
         windows.append(Window(
             start=int(edges[w]), end=int(edges[w + 1]),
