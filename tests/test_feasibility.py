@@ -145,7 +145,10 @@ def test_the_commands_judge_a_telemetry_file(files: tuple[Path, Path, Path]) -> 
     assert len(executive) == 7 and report["indicators"]["constraint"] == "b"
     assert executive["constraint_uptime"] == pytest.approx(0.9, abs=0.01)
     assert executive["constraint_active_share"] == pytest.approx(1.0)
-    assert report["indicators"]["output"] == 648 - 64 and len(report["hours"]) == 2
+    assert report["indicators"]["output"] == 648 - 64
+    # two whole hours and the moment of the last sample (08:00:00.000), an hour just begun
+    assert [hour["output"] for hour in report["hours"]] == [292, 292, 0]
+    assert report["hours"][-1]["end"] - report["hours"][-1]["start"] == 1
     assert report["month_to_date"]["actual"] == 648 - 64
     table = run_cli("targets", "indicators", *common)
     assert table.returncode == 0 and "constraint uptime" in table.stdout
