@@ -185,10 +185,11 @@ class HuddleReader:
         if start_ms is not None and end_ms is not None:
             span = HuddleRange(start_ms, end_ms, "Chosen range")
         hours = self.hours(line, span, now_ms)
+        for row in hours:  # the part of the hour's target due by now: the current hour pro rata
+            row["due"] = None if row["target"] is None else round(row["target"] * _elapsed(row, now_ms))
         actual = sum(row["actual"] or 0 for row in hours)
         # an hour without samples (the line not reporting yet) counts on neither side
-        due = round(sum((row["target"] or 0) * _elapsed(row, now_ms) for row in hours
-                        if row["actual"] is not None))
+        due = sum(row["due"] or 0 for row in hours if row["actual"] is not None)
         return {
             "plant": self.plant.plant, "line": line.id, "name": line.name or line.id,
             "timezone": self.plant.timezone, "now": now_ms,

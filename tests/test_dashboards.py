@@ -326,3 +326,30 @@ def test_push_errors_are_one_line(config, grafana_double):
     handler.status_override = None
     with pytest.raises(PushError, match="is it running"):
         push("http://127.0.0.1:9", "", config)
+
+
+# --- the huddle page's range: the current shift ---------------------------------------------------
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def test_huddle_range_is_the_shift_that_holds_now(config, plant_files):
+    from dashboards.huddle_api import current_range
+    from shopfloor.plan import load_plan
+
+    plan = load_plan(plant_files[1])
+    during_b = current_range(config.plant, plan, _ms(datetime(2027, 5, 19, 15, 0, tzinfo=BERLIN)))
+    assert (during_b.start_ms, during_b.end_ms) == (_ms(datetime(2027, 5, 19, 13, 30, tzinfo=BERLIN)),
+                                                    _ms(datetime(2027, 5, 19, 21, 30, tzinfo=BERLIN)))
+    assert during_b.label == "Shift B 13:30-21:30"
+    # after the last shift the huddle still looks at it; before the first, at yesterday's last
+    late = current_range(config.plant, plan, _ms(datetime(2027, 5, 19, 23, 0, tzinfo=BERLIN)))
+    assert late.label.startswith("Shift B") and late.start_ms == during_b.start_ms
+    early = current_range(config.plant, plan, _ms(datetime(2027, 5, 20, 4, 0, tzinfo=BERLIN)))
+    assert early.start_ms == during_b.start_ms
+    # without a plan: today in the plant's timezone
+    today = current_range(config.plant, None, _ms(datetime(2027, 5, 19, 15, 0, tzinfo=BERLIN)))
+    assert today.start_ms == _ms(datetime(2027, 5, 19, tzinfo=BERLIN))
+    assert today.end_ms - today.start_ms == 24 * 3_600_000
