@@ -35,6 +35,7 @@ from shopfloor.plant import read_toml, validation_message
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _CLOCK = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 MINUTES_A_DAY = 24 * 60
+MAX_UNITS = 1_000_000_000
 
 
 def _clock_minutes(value: object) -> int:
@@ -197,9 +198,10 @@ class Objective(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     line: str = Field(pattern=IDENTIFIER.pattern)
     year: int = Field(ge=1970, le=2200)
-    units: int = Field(ge=0)
+    # at most a billion units a line a year keeps the exact integer apportionment inside int64
+    units: int = Field(ge=0, le=MAX_UNITS)
     as_of: LocalDateTime | None = None
-    delivered: int | None = Field(default=None, ge=0)
+    delivered: int | None = Field(default=None, ge=0, le=MAX_UNITS)
 
     @model_validator(mode="after")
     def _replan_complete(self) -> Objective:

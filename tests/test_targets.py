@@ -291,3 +291,16 @@ def test_the_example_plan_decomposes() -> None:
     example = Path(__file__).parent.parent / "examples" / "plan.toml"
     targets = decompose(load_plan(example), "l1")
     assert targets.total_units == 1_200_000 and targets.calendar.reserve == 0.10
+
+
+def test_a_billion_units_on_a_24_hour_shift_in_a_leap_year_stay_exact() -> None:
+    plan = Plan.model_validate({"objective": [{"line": "l1", "year": 2028, "units": 10**9}], "calendar": {
+        "workdays": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+        "shifts": [{"name": "D", "start": "00:00", "end": "00:00"}]}})
+    targets = decompose(plan, "l1")
+    days = targets.periods("day")
+    assert len(days) == 366 and targets.production_hours == 366 * 24
+    assert sum(d.units for d in days) == 10**9 and {d.units for d in days} <= {2732240, 2732241}
+    with pytest.raises(ValueError, match="less than or equal to 1000000000"):
+        Plan.model_validate({**plan.model_dump(),
+                             "objective": [{"line": "l1", "year": 2028, "units": 10**9 + 1}]})
