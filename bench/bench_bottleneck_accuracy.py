@@ -49,14 +49,17 @@ def line_telemetry(scenario: Scenario, hours: float, seed: int) -> LineTelemetry
 
 
 def score(data: LineTelemetry, truth: dict, window_s: float, method: str, use_states: bool,
-          memory_s: float, rule: str):
+          memory_s: float | None, rule: str, settle_s: float = 0.0):
     """(regime -> [agreeing windows, windows, chance-level agreements]) for one run."""
     timeline = analyze(spans(data, use_states=use_states), data.stations, data.line.id, window_s, method,
                        memory_s)
     tally: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0.0])
-    for period in truth["periods"]:
+    for number, period in enumerate(truth["periods"]):
         ok = accepted(period, truth["clear_margin"], rule)
-        inside = [w for w in timeline.windows if w.start >= period["start"] and w.end <= period["end"]]
+        # After a change the line needs time to reach the steady state the truth describes (the first
+        # period is already settled by the simulator's warm-up).
+        begin = period["start"] + (settle_s * 1000 if number else 0)
+        inside = [w for w in timeline.windows if w.start >= begin and w.end <= period["end"]]
         for window in inside:
             entry = tally[period["regime"]]
             entry[0] += window.bottleneck in ok
@@ -79,6 +82,8 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--memory", type=float, default=None, help="trailing seconds the answer is "
                         "judged on (default: the detector's)")
+    parser.add_argument("--settle", type=float, default=0.0, help="seconds after a truth period's start "
+                        "(a change of the line) left out of the score")
     parser.add_argument("--accept", choices=("strict", "lenient"), default="strict",
                         help="balanced periods: strict = truth bottleneck or runner-up; lenient = every "
                         "station with at least (1 - clear_margin) of the best gain")
@@ -96,7 +101,8 @@ def main() -> None:
             for method in methods:
                 for source, use_states in (("states", True), ("queues", False)):
                     for regime, (hit, n, chance) in score(data, truth, args.window, method, use_states,
-                                                                   args.memory, args.accept).items():
+                                                                   args.memory, args.accept,
+                                                                   args.settle).items():
                         keys = [(totals, (method, source, regime))]
                         if "whole" not in regime:
                             keys.append((per_scenario, (path.stem, method, source)))
@@ -106,6 +112,7 @@ def main() -> None:
                             table[key][2] += chance
         print(f"# {path.stem}: {len(truth['periods'])} truth period(s), {regimes}", flush=True)
     print(f"\n{args.seeds} seeds x {args.hours:g} h per scenario, windows of {args.window:g} s, "
+          f"balanced accepted: {args.accept}, settle {args.settle:g} s after a change, "
           f"{time.perf_counter() - began:.0f} s in all\n")
     print("| method | input | regime | agreement | windows (periods) | chance level |")
     print("|---|---|---|---|---|---|")
