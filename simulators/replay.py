@@ -137,16 +137,33 @@ class ReplayStats:
     stations: set[str] = field(default_factory=set)
 
 
-def file_ticks(path: str) -> tuple[list[Tick], int]:
-    """A telemetry file as ticks in time order, and its number of samples."""
-    by_time: dict[int, list[tuple[StationKey, Sample]]] = {}
-    total = 0
-    for key, sample in read_records(path):
-        by_time.setdefault(sample["ts"], []).append((key, sample))
+def file_ticks(path: str) -> tuple[Iterator[Tick], int]:
+    """A telemetry file as ticks in time order, and its number of samples.
+
+    The file is read once up front, so a bad line stops the replay before anything is published. A
+    time-ordered file (what `sim run` writes) then streams; any other order is sorted in memory.
+    """
+    total, ordered, latest = 0, True, -1
+    for _, sample in read_records(path):
         total += 1
+        ordered = ordered and sample["ts"] >= latest
+        latest = max(latest, sample["ts"])
     if not total:
         raise ShopfloorError(f"{path} holds no samples")
-    return sorted(by_time.items()), total
+    records = read_records(path) if ordered else iter(sorted(read_records(path), key=lambda r: r[1]["ts"]))
+    return _by_time(records), total
+
+
+def _by_time(records: Iterator[tuple[StationKey, Sample]]) -> Iterator[Tick]:
+    ts, group = None, []
+    for key, sample in records:
+        if sample["ts"] != ts:
+            if group:
+                yield ts, group
+            ts, group = sample["ts"], []
+        group.append((key, sample))
+    if group:
+        yield ts, group
 
 
 def publish_ticks(ticks: Iterable[Tick], endpoint: MqttEndpoint, *, speed: float, keep_time: bool = False,

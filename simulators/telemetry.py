@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from shopfloor.contract import Sample, StationKey
+from shopfloor.errors import ConfigError
 from simulators.draws import US
 from simulators.engine import Run
 from simulators.scenario import Scenario
@@ -28,8 +29,6 @@ DEFAULT_START = "2026-09-21T06:00:00Z"
 
 def parse_start(text: str) -> int:
     """Milliseconds since the epoch of an ISO 8601 time (`Z` or an offset), or `now`."""
-    from shopfloor.errors import ConfigError
-
     if text == "now":
         return int(datetime.now(UTC).timestamp()) * 1000
     try:

@@ -108,3 +108,27 @@ def test_replay_without_a_broker_is_one_clear_line(tmp_path):
     done = sim("replay", str(path), "--quiet", "--mqtt-url", "mqtt://127.0.0.1:9")
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "cannot reach the MQTT broker" in done.stderr
+
+
+def test_a_file_in_station_order_replays_every_sample_on_one_clock(stack, store, plant_id, collector_process,
+                                                           tmp_path):
+    telemetry = simulate_telemetry(small_line(plant_id), hours=0.02, seed=1)
+    records = sorted(telemetry.records(plant_id, "l1"), key=lambda r: (r[0].station, r[1]["ts"]))
+    path = tmp_path / "by_station.jsonl"
+    write_records(path, records)
+    collector_process(stack, store.database)
+    done = sim("replay", str(path), "--speed", "100", "--quiet", "--mqtt-url", stack.mosquitto.url)
+    assert done.returncode == 0, done.stderr
+    wait_until(lambda: stored_total(store, plant_id) >= len(records), 60, f"{len(records)} points")
+    got = stored(store, plant_id)
+    assert {station: len(points) for station, points in got.items()} == {f"s{j}": 72 for j in range(4)}
+    first = [points[0][0] for points in got.values()]
+    assert max(first) - min(first) == 0, "shifted to now together: every station starts at the same time"
+
+
+def test_a_bad_line_stops_the_replay_before_anything_is_published(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"plant":"p1","line":"l1","station":"s1","ts":1,"seq":0,"count":1,"queue":0}\n'
+                    '{"plant":"p1","line":"l1","station":"s1","ts":2,"seq":1,"count":"x","queue":0}\n')
+    done = sim("replay", str(path), "--quiet", "--mqtt-url", "mqtt://127.0.0.1:9")
+    assert done.returncode == 2 and f"{path}:2: count" in done.stderr
