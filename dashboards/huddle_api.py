@@ -13,6 +13,7 @@ decomposition (analysis.targets) when a plan is given, else from the `target` me
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,13 +71,48 @@ def current_range(plant: Plant, plan: Plan | None, now_ms: int) -> HuddleRange:
                        f"Today {today:%Y-%m-%d}")
 
 
+class ConstraintCache:
+    """The detector's answer per line and shift, recomputed at most every `ttl_s` seconds.
+
+    Reading a shift of 1 Hz samples of a line takes seconds (2.4 s for 5 stations x 8 h here), and
+    every wall screen refreshes every 30 s: one computation serves all screens of a line. Only a
+    cache: after a restart it is simply computed again.
+    """
+
+    def __init__(self, ttl_s: float = 60.0):
+        self.ttl_s = ttl_s
+        self._entries: dict[tuple[str, str, int], tuple[float, Json | None]] = {}
+        self._locks: dict[tuple[str, str, int], threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _fresh(self, key: tuple[str, str, int]) -> tuple[float, Json | None] | None:
+        found = self._entries.get(key)
+        return found if found and time.monotonic() - found[0] < self.ttl_s else None
+
+    def get(self, key: tuple[str, str, int], compute: Callable[[], Json | None]) -> Json | None:
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:  # one computation per line and shift; the screens waiting on it then find it fresh
+            found = self._fresh(key)
+            if found:
+                return found[1]
+            value = compute()
+            with self._guard:
+                self._entries = {k: v for k, v in self._entries.items() if self._fresh(k)}
+                self._locks = {k: v for k, v in self._locks.items() if k in self._entries or k == key}
+                self._entries[key] = (time.monotonic(), value)
+            return value
+
+
 class HuddleReader:
     """Reads one line's huddle numbers from InfluxDB with the boards' own queries."""
 
-    def __init__(self, store: Store, plant: Plant, plan: Plan | None = None):
+    def __init__(self, store: Store, plant: Plant, plan: Plan | None = None,
+                 cache: ConstraintCache | None = None):
         self.store = store
         self.plant = plant
         self.plan = plan
+        self.cache = cache
 
     def _context(self, line: Line, start_ms: int, end_ms: int, interval: str | None = None) -> QueryContext:
         offset = f"{self.plan.calendar.shifts[0].start % 60}m" if self.plan else "0m"
@@ -170,6 +206,12 @@ class HuddleReader:
         return {"station": station, "share": shares.get(station), "since": since, "shares": shares,
                 "window_s": CONSTRAINT_WINDOW_S}
 
+    def _cached_constraint(self, line: Line, span: HuddleRange, now_ms: int) -> Json | None:
+        if self.cache is None:
+            return self.constraint(line, span, now_ms)
+        key = (self.store.database, line.id, span.start_ms)
+        return self.cache.get(key, lambda: self.constraint(line, span, now_ms))
+
     def alerts(self, line: Line, span: HuddleRange, now_ms: int) -> list[Json]:
         context = self._context(line, span.start_ms, min(span.end_ms, now_ms))
         rows = sorted(self._rows(aq.ALERT_ANNOTATIONS, context), key=lambda row: row["time"], reverse=True)
@@ -197,7 +239,7 @@ class HuddleReader:
             "hours": hours,
             "total": {"actual": actual, "target_due": due,
                       "target": sum(row["target"] or 0 for row in hours)},
-            "constraint": self.constraint(line, span, now_ms),
+            "constraint": self._cached_constraint(line, span, now_ms),
             "stations": self.stations(line, span, now_ms),
             "timeline": self.timeline(line, span, now_ms),
             "alerts": self.alerts(line, span, now_ms),
@@ -212,6 +254,7 @@ def _elapsed(hour: Json, now_ms: int) -> float:
 def huddle_router(plant: Plant, store_factory: Callable[[], Store], plan: Plan | None = None) -> APIRouter:
     """The page and its JSON; `store_factory` gives a Store per request (closed after it)."""
     router = APIRouter()
+    cache = ConstraintCache()
 
     @router.get("/huddle", response_class=HTMLResponse, include_in_schema=False)
     def page() -> HTMLResponse:
@@ -229,7 +272,7 @@ def huddle_router(plant: Plant, store_factory: Callable[[], Store], plan: Plan |
             raise HTTPException(404, f"plant {plant.plant} has no line {line!r}")
         with store_factory() as store:
             try:
-                return HuddleReader(store, plant, plan).snapshot(line, start_ms=start, end_ms=end)
+                return HuddleReader(store, plant, plan, cache).snapshot(line, start_ms=start, end_ms=end)
             except StoreError as error:
                 raise HTTPException(503, str(error)) from None
 

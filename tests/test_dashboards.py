@@ -353,3 +353,28 @@ def test_huddle_range_is_the_shift_that_holds_now(config, plant_files):
     today = current_range(config.plant, None, _ms(datetime(2027, 5, 19, 15, 0, tzinfo=BERLIN)))
     assert today.start_ms == _ms(datetime(2027, 5, 19, tzinfo=BERLIN))
     assert today.end_ms - today.start_ms == 24 * 3_600_000
+
+
+def test_constraint_cache_computes_once_per_line_and_shift_within_its_lifetime():
+    from dashboards.huddle_api import ConstraintCache
+
+    calls = []
+    cache = ConstraintCache(ttl_s=60)
+
+    def compute(name):
+        calls.append(name)
+        return {"station": name}
+
+    threads = [threading.Thread(target=cache.get, args=(("db", "l1", 0), lambda: compute("s3")))
+               for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert calls == ["s3"]
+    assert cache.get(("db", "l2", 0), lambda: compute("s9")) == {"station": "s9"}
+    assert calls == ["s3", "s9"]
+    expired = ConstraintCache(ttl_s=0)
+    expired.get(("db", "l1", 0), lambda: compute("a"))
+    expired.get(("db", "l1", 0), lambda: compute("b"))
+    assert calls[-2:] == ["a", "b"]
