@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from shopfloor.contract import IDENTIFIER
 from shopfloor.errors import ConfigError
 
-Identifier = Field(pattern=IDENTIFIER.pattern, min_length=1, max_length=64)
+# Anchored: pydantic matches a pattern anywhere in the value, so "s 1" would pass the bare pattern.
+IDENTIFIER_PATTERN = f"^{IDENTIFIER.pattern}$"
+Identifier = Field(pattern=IDENTIFIER_PATTERN, min_length=1, max_length=64)
 
 
 class Station(BaseModel):
@@ -25,7 +27,7 @@ class Station(BaseModel):
     # Optional: the edge agent (line PC) that publishes this station, as its agent.toml names it. Stations
     # of one line with the same agent share one broker credential (`shopfloor security init`). Default: an
     # agent per station, named after the station.
-    agent: str | None = Field(None, pattern=IDENTIFIER.pattern, min_length=1, max_length=64)
+    agent: str | None = Field(None, pattern=IDENTIFIER_PATTERN, min_length=1, max_length=64)
 
     @property
     def agent_id(self) -> str:
