@@ -17,6 +17,8 @@ import queue
 import threading
 import time
 
+import orjson
+
 from edge_agent.config import AgentConfig
 from edge_agent.counters import StationTrack
 from edge_agent.link import Ack, Connection, Link
@@ -233,7 +235,8 @@ class Agent:
             for station, group in by_station.items():
                 for start in range(0, len(group), MAX_BATCH):
                     chunk = group[start:start + MAX_BATCH]
+                    # stored bodies go into the batch as they are (orjson fragments), not decoded again
                     payload = (encode_sample(chunk[0].sample) if len(chunk) == 1
-                               else encode_batch([row.sample for row in chunk]))
+                               else encode_batch([orjson.Fragment(row.body) for row in chunk]))
                     info = self.link.publish(self._topic(station), payload)
                     self.inflight[info.mid] = [row.id for row in chunk]

@@ -5,6 +5,9 @@ append returned is on disk. The same file keeps each station's state (next `seq`
 counter offsets), written in the same transaction as the samples, so after a restart `seq` goes on
 increasing and a wrapped counter keeps its offset. Only the agent's main thread touches the
 connection; inserts and deletes are batched, one transaction per call.
+
+Each sample is kept as its contract JSON (`body`), encoded once when it is stored: a drain then moves
+bytes, not Python objects, and acknowledged rows go in id ranges (one statement per range).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import orjson
 
@@ -23,12 +27,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: the send cursor relies on it
     station TEXT NOT NULL,
-    ts INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    count INTEGER NOT NULL,
-    queue INTEGER NOT NULL,
-    scrap INTEGER,
-    state TEXT
+    body BLOB NOT NULL  -- the sample as contract JSON, without `v`
 );
 CREATE TABLE IF NOT EXISTS station_state (
     station TEXT PRIMARY KEY,
@@ -52,11 +51,14 @@ class StationState:
     counters: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class Row:
+class Row(NamedTuple):
     id: int
     station: str
-    sample: Sample
+    body: bytes  # the sample's JSON
+
+    @property
+    def sample(self) -> Sample:
+        return orjson.loads(self.body)
 
 
 def _fix(path: Path, error: sqlite3.Error) -> OutboxError:
@@ -106,14 +108,12 @@ class Outbox:
         """Store samples and the stations' new states in one transaction (all or nothing)."""
         if not samples and not states:
             return
-        rows = [(station, s["ts"], s["seq"], s["count"], s["queue"], s.get("scrap"), s.get("state"))
-                for station, s in samples]
+        rows = [(station, orjson.dumps(sample)) for station, sample in samples]
         try:
             self._db.execute("PRAGMA synchronous=FULL")
             with self._transaction():
                 self._db.executemany(
-                    "INSERT INTO outbox (station, ts, seq, count, queue, scrap, state) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                    "INSERT INTO outbox (station, body) VALUES (?, ?)", rows)
                 self._db.executemany(
                     "INSERT OR REPLACE INTO station_state (station, next_seq, last_ts, counters) "
                     "VALUES (?, ?, ?, ?)",
@@ -125,34 +125,41 @@ class Outbox:
 
     def after(self, cursor: int, limit: int) -> list[Row]:
         """Up to `limit` samples with an id above `cursor`, oldest first."""
-        result = []
-        for id_, station, ts, seq, count, queue, scrap, state in self._db.execute(
-                "SELECT id, station, ts, seq, count, queue, scrap, state FROM outbox WHERE id > ? "
-                "ORDER BY id LIMIT ?", (cursor, limit)):
-            sample: Sample = {"ts": ts, "seq": seq, "count": count, "queue": queue}
-            if scrap is not None:
-                sample["scrap"] = scrap
-            if state is not None:
-                sample["state"] = state
-            result.append(Row(id_, station, sample))
-        return result
+        return list(map(Row._make, self._db.execute(
+            "SELECT id, station, body FROM outbox WHERE id > ? ORDER BY id LIMIT ?", (cursor, limit))))
 
     def delete(self, ids: Iterable[int]) -> None:
-        """Forget acknowledged samples (one transaction)."""
-        params = [(id_,) for id_ in ids]
-        if not params:
+        """Forget acknowledged samples (one transaction, one statement per run of consecutive ids)."""
+        ranges = id_ranges(ids)
+        if not ranges:
             return
         try:
             # a delete lost to a power cut only means a duplicate send, which lands on the same point
             self._db.execute("PRAGMA synchronous=NORMAL")
             with self._transaction():
-                deleted = self._db.executemany("DELETE FROM outbox WHERE id = ?", params).rowcount
+                deleted = self._db.executemany("DELETE FROM outbox WHERE id BETWEEN ? AND ?", ranges).rowcount
         except sqlite3.Error as error:
             raise _fix(self.path, error) from None
         self._backlog -= deleted
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
+
+
+def id_ranges(ids: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted ids as (first, last) runs: the acks of a drained backlog collapse into a few ranges."""
+    ranges: list[tuple[int, int]] = []
+    first = last = None
+    for id_ in sorted(set(ids)):
+        if last is not None and id_ == last + 1:
+            last = id_
+            continue
+        if first is not None:
+            ranges.append((first, last))
+        first = last = id_
+    if first is not None:
+        ranges.append((first, last))
+    return ranges
 
 
 class _Transaction:

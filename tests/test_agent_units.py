@@ -14,7 +14,7 @@ from test_agent_support import write_config
 
 from edge_agent.config import config_problems, load_config
 from edge_agent.counters import Counter, StationTrack
-from edge_agent.outbox import Outbox, OutboxError, StationState
+from edge_agent.outbox import Outbox, OutboxError, StationState, id_ranges
 from edge_agent.sources import SourceError, open_source
 from edge_agent.sources.base import Reading
 from edge_agent.systemd import unit_text
@@ -124,6 +124,11 @@ def test_outbox_keeps_samples_and_station_state_across_reopen(tmp_path):
     assert again.station_state("s1") == StationState(5, 4, {"count": {"last_raw": 4, "offset": 0}})
     again.append([("s1", {"ts": 9, "seq": 5, "count": 5, "queue": 0})], {})
     assert again.after(rows[-1].id, 10)[0].sample["seq"] == 5  # ids are never reused after a delete
+
+
+def test_acknowledged_ids_are_deleted_in_runs():
+    assert id_ranges([7, 3, 4, 5, 9, 8, 12, 4]) == [(3, 5), (7, 9), (12, 12)]
+    assert id_ranges([]) == []
 
 
 def test_a_full_disk_is_one_clear_outbox_error(tmp_path):
