@@ -132,3 +132,31 @@ def test_a_bad_line_stops_the_replay_before_anything_is_published(tmp_path):
                     '{"plant":"p1","line":"l1","station":"s1","ts":2,"seq":1,"count":"x","queue":0}\n')
     done = sim("replay", str(path), "--quiet", "--mqtt-url", "mqtt://127.0.0.1:9")
     assert done.returncode == 2 and f"{path}:2: count" in done.stderr
+
+
+def test_ctrl_c_stops_a_live_feed_cleanly(stack, plant_id, tmp_path):
+    import signal
+    import time
+
+    feed = subprocess.Popen([sys.executable, "-m", "shopfloor", "sim", "replay", "--live",
+                             _write_live(tmp_path, plant_id),
+                             "--speed", "20", "--quiet", "--mqtt-url", stack.mosquitto.url],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3)
+        assert feed.poll() is None, feed.stderr.read() if feed.stderr else ""
+        feed.send_signal(signal.SIGINT)
+        out, err = feed.communicate(timeout=30)
+    finally:
+        if feed.poll() is None:
+            feed.kill()
+    assert feed.returncode == 0, err
+    assert "every one acknowledged (stopped)" in out
+
+
+def _write_live(tmp_path, plant: str) -> str:
+    path = tmp_path / "feed.toml"
+    path.write_text(f'plant = "{plant}"\n'
+                    '[[station]]\nid = "a"\ncycle_s = 20.0\ncv = 0.2\n'
+                    '[[station]]\nid = "b"\ncycle_s = 25.0\ncv = 0.2\n')
+    return str(path)
