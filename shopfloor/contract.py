@@ -37,8 +37,17 @@ SEVERITIES = ("info", "warning", "critical")
 # Measurement names in InfluxDB (DESIGN.md §5), named here once. Each writer documents its fields
 # beside the constant; the boards and tests query by these names.
 STATION_MEASUREMENT = "station"  # tags plant,line,station; fields count,scrap,queue,state,seq
-BOTTLENECK_MEASUREMENT = "bottleneck"  # the detector's timeline per line (analysis/)
-ALERT_MEASUREMENT = "alert"  # every alert published, for board annotations (analysis/)
+# The detector's timeline per line (analysis/live.py writes it; timestamps = window start or tick):
+#   per window, tags plant,line: fields bottleneck (str), bottleneck_share (float 0-1), runner_up (str),
+#     margin (float), shifting (str, comma-separated stations), method (str), window_s (int),
+#     final (bool: no active period that touches the window is still open);
+#   per window and station, tags plant,line,station: fields share (sole + shifting, 0-1), sole,
+#     blocked, starved (shares of the window, 0-1);
+#   per tick, tags plant,line: fields current (str: the live answer, with hysteresis), since (int ms).
+BOTTLENECK_MEASUREMENT = "bottleneck"
+# Every alert sent (analysis/alerts.py), one point per alert at the event's start: tags plant, line,
+# station, kind; fields severity (str), message (str), lost_units (float, when known).
+ALERT_MEASUREMENT = "alert"
 # decomposed targets (analysis/targets.py `target_lines`, `shopfloor targets write`): one point per period
 # at its start; tags plant,line,grain (year|quarter|month|week|day|shift|hour); fields units (int),
 # hours (planned production hours, float), end (period end, ms since the epoch, int)
