@@ -29,7 +29,7 @@ class StationSpec(BaseModel):
     cycle_s: float = Field(gt=0, description="mean process time of one unit on one machine")
     distribution: Distribution = "gamma"
     cv: float = Field(0.0, ge=0, le=3, description="coefficient of variation of the process time")
-    buffer: int = Field(5, ge=0, le=100_000, description="input buffer capacity in front of the station")
+    buffer: int = Field(5, ge=0, le=1000, description="input buffer capacity in front of the station")
     machines: int = Field(1, ge=1, le=64, description="identical parallel machines sharing the buffer")
     mtbf_min: float | None = Field(None, gt=0, description="mean operating minutes between failures")
     mttr_min: float = Field(0.0, ge=0, description="mean minutes to repair")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulators.draws import US
 from simulators.engine import LineModel, Variant, simulate
@@ -130,3 +132,17 @@ def test_a_day_of_a_20_station_line_simulates_in_well_under_a_second():
     elapsed = time.perf_counter() - began
     assert run.output(model.warmup_us, model.warmup_us + 24 * 3600 * US)[0, 0] > 2000
     assert elapsed < 0.5, f"a day of 20 stations took {elapsed:.2f} s"
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), stations=st.integers(1, 5))
+def test_any_small_line_matches_simpy(seed: int, stations: int):
+    scenario = line(seed, stations, hours=0.5)
+    model = LineModel.of(scenario)
+    run = simulate(model, model.warmup_us + 1800 * US, seed=seed, record=True)
+    reference = simulate_reference(run)
+    assert np.array_equal(reference.depart, run.depart[:, 0])
+    times = model.warmup_us + np.arange(1800, dtype=np.int64) * US
+    telemetry = sample(run, model.warmup_us, 1800, 0)
+    expected = reference_states(reference, times)
+    assert all([STATE_NAMES[c] for c in telemetry.state[j]] == expected[j] for j in range(model.size))
