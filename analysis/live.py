@@ -1,0 +1,176 @@
+"""The live detector: every few seconds, the current bottleneck of a line, from InfluxDB back to InfluxDB.
+
+Why it is built this way:
+- The active period method needs the END of an active period, which live data does not have yet. Each
+  tick re-reads the last `lookback_s` of telemetry, treats open periods as lasting until now (a lower
+  bound), and rewrites the timeline windows of the recent past (`rewrite_s`): once periods close, the
+  windows they touch are recomputed with the full lengths and marked `final`. Older windows keep their
+  last, better-informed version.
+- The live answer (`current`) has hysteresis: a challenger replaces it only after it has been each
+  window's answer for `confirm_s`; the move takes effect at the start of that run. Each window's own
+  answer is judged on `memory_s` of trailing time, which also damps flapping.
+- Nothing that matters lives only in this process: the current answer and since when are written
+  every tick, and a restarted detector reads them back (`history`); alerts are deduplicated by the
+  store (analysis/alerts.py). Any instance can take over a line.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from analysis.alerts import AlertRules, AlertSink, constraint_alerts
+from analysis.bottleneck import DEFAULT_METHOD, Timeline, analyze
+from analysis.states import spans as state_spans
+from analysis.telemetry import TelemetryError, from_store
+from shopfloor.contract import BOTTLENECK_MEASUREMENT, line_protocol
+from shopfloor.plant import Plant
+from shopfloor.store import Store, quote_ident, quote_string
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveConfig:
+    interval_s: float = 5.0  # how often a tick runs
+    lookback_s: float = 3600.0  # telemetry each tick re-reads (the longest period it can see whole)
+    rewrite_s: float = 1800.0  # windows newer than this are rewritten each tick
+    window_s: float = 60.0  # timeline resolution
+    memory_s: float = 600.0  # each window's answer is judged on this much trailing time
+    confirm_s: float = 300.0  # a new bottleneck must hold this long before it becomes current
+    method: str = DEFAULT_METHOD
+    rules: AlertRules = field(default_factory=AlertRules)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveStatus:
+    """What one tick concluded for one line."""
+
+    line: str
+    now_ms: int
+    current: str | None
+    since_ms: int | None
+    timeline: Timeline
+    alerts_sent: int
+
+
+def history(store: Store, plant: str, line: str, since_ms: int) -> list[tuple[int, str]]:
+    """The live answer's history from the store: (since ms, station), oldest first, one per change."""
+    result = store.query(
+        f'SELECT "current", "since" FROM {quote_ident(BOTTLENECK_MEASUREMENT)} WHERE plant = '
+        f"{quote_string(plant)} AND line = {quote_string(line)} AND time >= {since_ms}ms")
+    changes: list[tuple[int, str]] = []
+    for row in sorted(result.rows(), key=lambda row: row["time"]):
+        if row["current"] is None:
+            continue
+        since = int(row["since"] if row["since"] is not None else row["time"])
+        if not changes or changes[-1][1] != row["current"]:
+            changes.append((since, row["current"]))
+    return changes
+
+
+def last_current(store: Store, plant: str, line: str) -> tuple[int, str] | None:
+    """The latest stored live answer of a line (since ms, station), or None."""
+    rows = store.query(
+        f'SELECT "current", "since" FROM {quote_ident(BOTTLENECK_MEASUREMENT)} WHERE plant = '
+        f"{quote_string(plant)} AND line = {quote_string(line)} ORDER BY time DESC LIMIT 1").rows()
+    if not rows or rows[0]["current"] is None:
+        return None
+    since = rows[0]["since"] if rows[0]["since"] is not None else rows[0]["time"]
+    return int(since), rows[0]["current"]
+
+
+def decide(previous: tuple[int, str] | None, timeline: Timeline, confirm_s: float) -> tuple[int, str] | None:
+    """The live answer with hysteresis: keep `previous` unless a challenger held for `confirm_s`."""
+    answers = [(w.start, w.bottleneck) for w in timeline.windows if w.bottleneck]
+    if not answers:
+        return previous
+    needed = max(1, int(np.ceil(confirm_s / max(1, (timeline.windows[0].end - timeline.windows[0].start)
+                                                   / 1000))))
+    latest = answers[-1][1]
+    run_start = answers[-1][0]
+    held = 0
+    for start, station in reversed(answers):
+        if station != latest:
+            break
+        held += 1
+        run_start = start
+    if previous is None:
+        return run_start, latest
+    if latest != previous[1] and held >= needed:
+        return run_start, latest
+    return previous
+
+
+def timeline_lines(plant: str, timeline: Timeline, window_s: float, from_ms: int, open_since_ms: int
+                   ) -> list[str]:
+    """The timeline windows starting at or after `from_ms` as points (see shopfloor/contract.py)."""
+    lines = []
+    for w in timeline.windows:
+        if w.start < from_ms:
+            continue
+        tags = {"plant": plant, "line": timeline.line}
+        fields: dict = {"bottleneck_share": float(w.shares.get(w.bottleneck, 0.0)) if w.bottleneck else 0.0,
+                        "margin": float(w.margin), "shifting": ",".join(w.shifting),
+                        "method": timeline.method, "window_s": int(window_s),
+                        "final": bool(w.end <= open_since_ms)}
+        if w.bottleneck:
+            fields["bottleneck"] = w.bottleneck
+        if w.runner_up:
+            fields["runner_up"] = w.runner_up
+        lines.append(line_protocol(BOTTLENECK_MEASUREMENT, tags, fields, w.start))
+        for station in timeline.stations:
+            lines.append(line_protocol(BOTTLENECK_MEASUREMENT, {**tags, "station": station}, {
+                "share": float(w.shares[station]), "sole": float(w.sole.get(station, 0.0)),
+                "blocked": float(w.blocked.get(station, 0.0)), "starved": float(w.starved.get(station, 0.0)),
+            }, w.start))
+    return lines
+
+
+class LiveDetector:
+    """One line's live detector; `tick(now_ms)` does one round and returns what it concluded."""
+
+    def __init__(self, store: Store, plant: Plant, line_id: str, config: LiveConfig = LiveConfig(),
+                 sink: AlertSink | None = None):
+        self.store = store
+        self.plant = plant
+        self.line = plant.get_line(line_id)
+        self.config = config
+        self.sink = sink
+
+    def tick(self, now_ms: int) -> LiveStatus | None:
+        config = self.config
+        begin = now_ms - int(config.lookback_s * 1000)
+        try:
+            data = from_store(self.store, self.plant, self.line.id, begin, now_ms)
+        except TelemetryError:
+            return None  # no telemetry in the lookback: nothing to say, nothing to write
+        spans = state_spans(data)
+        timeline = analyze(spans, data.stations, self.line.id, config.window_s, config.method,
+                           config.memory_s)
+        active = spans.active()
+        still_open = active.stop >= spans.end_ms
+        open_since = int(active.start[still_open].min()) if still_open.any() else spans.end_ms
+        previous = last_current(self.store, self.plant.plant, self.line.id)
+        current = decide(previous, timeline, config.confirm_s)
+        lines = timeline_lines(self.plant.plant, timeline, config.window_s,
+                               now_ms - int(config.rewrite_s * 1000), open_since)
+        if current is not None:
+            tags = {"plant": self.plant.plant, "line": self.line.id}
+            lines.append(line_protocol(BOTTLENECK_MEASUREMENT, tags,
+                                       {"current": current[1], "since": int(current[0])}, now_ms))
+        self.store.write(lines)
+        sent = 0
+        if self.sink is not None and current is not None:
+            changes = history(self.store, self.plant.plant, self.line.id, begin)
+            if not changes or changes[-1][1] != current[1]:
+                changes.append(current)
+            # Runs cut by the lookback's start are not events of their own: their start is unknown.
+            alerts = [(alert, lost) for alert, lost in constraint_alerts(self.line, changes, spans, now_ms,
+                                                                         config.rules)
+                      if alert["ts"] > spans.begin_ms]
+            sent = len(self.sink.send_all(alerts))
+        return LiveStatus(self.line.id, now_ms, current[1] if current else None,
+                          current[0] if current else None, timeline, sent)
