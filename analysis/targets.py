@@ -266,8 +266,7 @@ class Decomposition:
             edges = np.arange(self.year_start_ms, self.year_end_ms + 1, HOUR_MS, dtype=np.int64)
             if edges[-1] != self.year_end_ms:
                 edges = np.append(edges, self.year_end_ms)
-            labels = [to_local(ms, zone).strftime("%Y-%m-%d %H:%M%z") for ms in edges[:-1]]
-            return edges, labels
+            return edges, []  # hour labels are made from the local times in `periods`
         else:
             raise PlanError(f"unknown grain {grain!r}: use one of {', '.join(GRAINS)}")
         edges = np.array([local_ms(day, 0, zone) for day in starts] + [self.year_end_ms], dtype=np.int64)
@@ -278,11 +277,15 @@ class Decomposition:
         if grain == "shift":
             return self._shift_periods()
         edges, labels = self.boundaries(grain)
+        count = len(edges) - 1
         index = np.searchsorted(edges, self.leaf_start_ms, side="right") - 1
-        units = np.bincount(index, weights=self.leaf_units, minlength=len(labels)).round().astype(np.int64)
-        millis = np.bincount(index, weights=self.leaf_end_ms - self.leaf_start_ms, minlength=len(labels))
-        return [Period(to_local(edges[i], self.zone), to_local(edges[i + 1], self.zone), int(units[i]),
-                       labels[i], float(millis[i]) / HOUR_MS) for i in range(len(labels))]
+        units = np.bincount(index, weights=self.leaf_units, minlength=count).round().astype(np.int64).tolist()
+        hours = (np.bincount(index, weights=self.leaf_end_ms - self.leaf_start_ms, minlength=count)
+                 / HOUR_MS).tolist()
+        moments = [to_local(ms, self.zone) for ms in edges.tolist()]
+        if not labels:
+            labels = [f"{moment:%Y-%m-%d %H:%M%z}" for moment in moments[:-1]]
+        return [Period(moments[i], moments[i + 1], units[i], labels[i], hours[i]) for i in range(count)]
 
     def _shift_periods(self) -> list[Period]:
         count = len(self.occurrences)
