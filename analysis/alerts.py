@@ -30,6 +30,7 @@ from analysis.telemetry import BLOCKED, DOWN, STARVED
 from shopfloor.contract import ALERT_MEASUREMENT, SEVERITIES, VERSION, alerts_topic, line_protocol
 from shopfloor.errors import ShopfloorError
 from shopfloor.plant import Line
+from shopfloor.security import check_webhook_url, redact_url
 from shopfloor.store import Store, quote_ident, quote_string
 
 log = logging.getLogger(__name__)
@@ -175,6 +176,9 @@ class AlertSink:
     webhook_timeout_s: float = 5.0
     _known: set[tuple[str, str, int]] | None = None
 
+    def __post_init__(self) -> None:
+        self.webhooks = [check_webhook_url(url) for url in self.webhooks]  # http(s) only, or ConfigError
+
     def _seen(self, alert: Alert) -> bool:
         if self._known is None:
             since = alert["ts"] - DEDUPE_LOOKBACK_MS
@@ -198,7 +202,8 @@ class AlertSink:
                 httpx.post(url, content=payload, headers={"content-type": "application/json"},
                            timeout=self.webhook_timeout_s).raise_for_status()
             except httpx.HTTPError as error:
-                log.warning("webhook %s refused alert %s: %s", url, alert["kind"], error)
+                failure = getattr(getattr(error, "response", None), "status_code", type(error).__name__)
+                log.warning("webhook %s refused alert %s: %s", redact_url(url), alert["kind"], failure)
         log.info("alert %s %s: %s", alert["kind"], alert["station"], alert["message"])
         return True
 

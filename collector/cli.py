@@ -11,6 +11,7 @@ import typer
 
 from collector.collector import Collector
 from collector.config import load_config
+from shopfloor.settings import without_userinfo
 
 app = typer.Typer(help="The collector: MQTT telemetry into InfluxDB, acked only after the write.",
                   no_args_is_help=True)
@@ -44,6 +45,6 @@ def run(
         signal.signal(signum, lambda *_: done.set())
     collector.start()
     typer.echo(f"collector {settings.client_id}: {settings.subscription} -> "
-               f"{settings.influx_url}/{settings.influx_db}", err=True)
+               f"{without_userinfo(settings.influx_url or '')}/{settings.influx_db}", err=True)
     done.wait()
     collector.stop()

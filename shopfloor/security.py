@@ -25,7 +25,9 @@ name is generated here as a secret, handed out with the collector credential onl
 from __future__ import annotations
 
 import hmac
+import logging
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -337,3 +339,29 @@ def check_webhook_url(url: str) -> str:
         raise ConfigError(f"webhook URL {redact_url(url)} is not http(s)://host/...: only http and https "
                           f"webhooks are sent")
     return url
+
+
+_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s\"'<>]+", re.IGNORECASE)
+
+
+class RedactUrls(logging.Filter):
+    """Rewrites every URL in a log record to `redact_url`'s form (no password, no path, no query)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _URL.sub(lambda match: redact_url(match.group(0)), message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def redact_http_logs() -> None:
+    """httpx logs every request's full URL at INFO, with a webhook's password and secret path: not here."""
+    for name in ("httpx", "httpcore"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactUrls) for f in logger.filters):
+            logger.addFilter(RedactUrls())
+
+
+# Any process that can send to a webhook imports this module (analysis.alerts): its HTTP logs are safe.
+redact_http_logs()

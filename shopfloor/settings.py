@@ -15,6 +15,8 @@ from shopfloor.errors import ConfigError
 MQTT_URL_ENV = "SHOPFLOOR_MQTT_URL"
 INFLUX_URL_ENV = "SHOPFLOOR_INFLUX_URL"
 INFLUX_DB_ENV = "SHOPFLOOR_INFLUX_DB"
+INFLUX_USER_ENV = "SHOPFLOOR_INFLUX_USER"  # InfluxDB credentials (auth-enabled); or userinfo in the URL
+INFLUX_PASSWORD_ENV = "SHOPFLOOR_INFLUX_PASSWORD"
 DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
 DEFAULT_INFLUX_URL = "http://127.0.0.1:8086"
 DEFAULT_INFLUX_DB = "shopfloor"
@@ -48,11 +50,13 @@ def mqtt_endpoint(url: str | None = None) -> MqttEndpoint:
     url = mqtt_url(url)
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise SettingsError(f"MQTT URL {url!r} is not mqtt://[user:password@]host:port (or mqtts:// for TLS)")
+        raise SettingsError(f"MQTT URL {hide_password(url)!r} is not mqtt://[user:password@]host:port "
+                            f"(or mqtts:// for TLS)")
     try:
         port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
     except ValueError:
-        raise SettingsError(f"MQTT URL {url!r} has a bad port: use a number from 1 to 65535") from None
+        raise SettingsError(f"MQTT URL {hide_password(url)!r} has a bad port: use a number from 1 to 65535"
+                            ) from None
     return MqttEndpoint(
         host=parts.hostname,
         port=port,
@@ -66,8 +70,31 @@ def influx_url(url: str | None = None) -> str:
     url = url or os.environ.get(INFLUX_URL_ENV) or DEFAULT_INFLUX_URL
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SettingsError(f"InfluxDB URL {url!r} is not http://host:port (or https://)")
+        raise SettingsError(f"InfluxDB URL {hide_password(url)!r} is not http://host:port (or https://)")
     return url.rstrip("/")
+
+
+def influx_credentials(url: str | None = None) -> tuple[str | None, str | None]:
+    """(user, password) for InfluxDB: the URL's userinfo, else SHOPFLOOR_INFLUX_USER/_PASSWORD, else none."""
+    parts = urlsplit(influx_url(url))
+    if parts.username:
+        return unquote(parts.username), unquote(parts.password or "")
+    return os.environ.get(INFLUX_USER_ENV) or None, os.environ.get(INFLUX_PASSWORD_ENV) or None
+
+
+def hide_password(url: str) -> str:
+    """The URL with any password in its userinfo replaced by ***, for error messages and logs."""
+    head, sep, rest = url.partition("://")
+    userinfo, at, host = rest.partition("@")
+    if not sep or not at or "/" in userinfo or ":" not in userinfo:
+        return url
+    return f"{head}://{userinfo.split(':', 1)[0]}:***@{host}"
+
+
+def without_userinfo(url: str) -> str:
+    """The URL without `user:password@`, for logs and for the HTTP client (credentials go in a header)."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl() if "@" in parts.netloc else url
 
 
 def influx_db(name: str | None = None) -> str:

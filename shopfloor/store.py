@@ -74,7 +74,9 @@ class Store:
 
     def __init__(self, url: str | None = None, database: str | None = None, *,
                  username: str | None = None, password: str | None = None, timeout_s: float = 10.0):
-        self.url = settings.influx_url(url)
+        if username is None:  # from the URL's userinfo or the environment; never kept in `self.url`
+            username, password = settings.influx_credentials(url)
+        self.url = settings.without_userinfo(settings.influx_url(url))
         self.database = settings.influx_db(database)
         auth = (username, password or "") if username else None
         self._http = httpx.Client(base_url=self.url, timeout=timeout_s, auth=auth)
