@@ -96,3 +96,12 @@ def test_scenario_errors_name_the_field(tmp_path):
                        'station = "s9"\nslow_by_pct = 10\n')
     done = sim("plant", str(unknown), "--out", str(tmp_path / "p.toml"))
     assert done.returncode == 2 and "names station 's9'" in done.stderr
+
+
+def test_every_shipped_scenario_and_the_example_load():
+    paths = [*sorted(SCENARIOS.glob("*.toml")), SCENARIOS.parent / "scenario.example.toml"]
+    assert len(paths) == 5
+    for path in paths:
+        scenario = load_scenario(path)
+        assert scenario.plant.get_line(scenario.line_id).station_ids == scenario.station_ids
+        assert scenario.periods()[-1].end_h == scenario.hours
