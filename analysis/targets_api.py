@@ -4,19 +4,21 @@ Why a router of its own: the service (analysis/service.py) owns the app, the liv
 huddle page; this file owns only the three read-only views of issue 5, built on the same glue as
 the `shopfloor targets` commands (analysis.rollup), so the API and the command line agree.
 
-    GET /lines/{line}/targets?grain=day[&year=2027][&as_of=2027-07-01&delivered=560000]
+    GET /api/lines/{line}/targets?grain=day[&year=2027][&as_of=2027-07-01T00:00&delivered=560000]
         -> {"line", "grain", "targets": [{"start", "end", "units"}, ...]}   (DESIGN.md §7)
-    GET /lines/{line}/indicators[?day=YYYY-MM-DD][&now=ISO]   -> the day's report (rollup.DayReport)
-    GET /lines/{line}/feasibility[?day=YYYY-MM-DD][&now=ISO][&needed_per_hour=X]
+    GET /api/lines/{line}/indicators[?day=YYYY-MM-DD][&now=ISO]   -> the day's report (rollup.DayReport)
+    GET /api/lines/{line}/feasibility[?day=YYYY-MM-DD][&now=ISO][&needed_per_hour=X]
 
 A user-fixable problem answers 4xx with its one-line message as `detail`; InfluxDB down answers 503.
 Handlers are plain functions: FastAPI runs them in its thread pool, so the blocking store is fine.
+The service joins it through `router_factory` (analysis.service.register_router).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Query
 
@@ -26,7 +28,7 @@ from analysis.rollup import day_report, day_window, feasibility, store_actuals
 from analysis.targets import GRAINS, decompose, to_local
 from analysis.telemetry import TelemetryError, from_store
 from shopfloor.errors import ShopfloorError
-from shopfloor.plan import Plan
+from shopfloor.plan import Plan, load_plan
 from shopfloor.plant import Plant
 from shopfloor.store import Store, StoreUnavailable
 
@@ -51,15 +53,39 @@ def _moment(now: str | None) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def targets_router(plant: Plant, plan: Plan, store: Callable[[], Store]) -> APIRouter:
+def router_factory(plant: Plant, store_factory: Callable[[], Store], plan: Plan | str | Path | None
+                   ) -> APIRouter:
+    """The service's hook: the targets router for the plan it serves (a Plan or a plan file).
+
+    Without a plan the same paths answer 404 saying how to give one, instead of not existing.
+    """
+    if plan is None:
+        return _without_plan()
+    return targets_router(plant, plan if isinstance(plan, Plan) else load_plan(plan), store_factory)
+
+
+def _without_plan(prefix: str = "/api") -> APIRouter:
+    router = APIRouter(prefix=prefix, tags=["targets"])
+
+    @router.get("/lines/{line}/targets", summary="Targets (needs a plan)")
+    @router.get("/lines/{line}/indicators", summary="Leading indicators (needs a plan)")
+    @router.get("/lines/{line}/feasibility", summary="Goal feasibility (needs a plan)")
+    def no_plan(line: str) -> dict:
+        raise HTTPException(404, "the analysis service runs without a plan file: start it with "
+                                 "--plan PLAN.toml")
+
+    return router
+
+
+def targets_router(plant: Plant, plan: Plan, store: Callable[[], Store], prefix: str = "/api") -> APIRouter:
     """The router for one plant and plan; `store()` gives a Store the handler closes after use."""
-    router = APIRouter(tags=["targets"])
+    router = APIRouter(prefix=prefix, tags=["targets"])
 
     def window(day: dt.date | None, now_ms: int) -> tuple[int, int]:
         start, end = day_window(plan, day or to_local(now_ms, plan.calendar.zone).date())
         return start, min(end, now_ms)
 
-    @router.get("/lines/{line}/targets")
+    @router.get("/lines/{line}/targets", summary="The decomposed goal at one grain (DESIGN.md §7)")
     def targets(line: str, grain: str = Query("day", description=", ".join(GRAINS)), year: int | None = None,
                 as_of: dt.datetime | None = None, delivered: int | None = Query(None, ge=0)) -> dict:
         if grain not in GRAINS:
@@ -70,7 +96,7 @@ def targets_router(plant: Plant, plan: Plan, store: Callable[[], Store]) -> APIR
             raise _http_error(error) from None
         return {"line": line, "grain": grain, "targets": [period.to_json() for period in periods]}
 
-    @router.get("/lines/{line}/indicators")
+    @router.get("/lines/{line}/indicators", summary="The day's seven leading indicators, hours, to date")
     def indicators(line: str, day: dt.date | None = None, now: str | None = None,
                    constraint: str | None = None) -> dict:
         now_ms = _moment(now)
@@ -86,7 +112,7 @@ def targets_router(plant: Plant, plan: Plan, store: Callable[[], Store]) -> APIR
             raise _http_error(error) from None
         return report.to_json()
 
-    @router.get("/lines/{line}/feasibility")
+    @router.get("/lines/{line}/feasibility", summary="The plan's rate against the constraint's capacity")
     def feasibility_view(line: str, day: dt.date | None = None, now: str | None = None,
                          constraint: str | None = None,
                          needed_per_hour: float | None = Query(None, gt=0)) -> dict:

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from analysis.targets import decompose
-from analysis.targets_api import targets_router
+from analysis.targets_api import router_factory, targets_router
 from shopfloor.plan import load_plan
 from shopfloor.plant import Plant, load_plant
 from shopfloor.store import Store
@@ -26,29 +26,43 @@ def client_for(plant: Plant, plan_path: Path, store_factory) -> TestClient:
     return TestClient(app)
 
 
+def test_the_service_hook_loads_the_plan_file_or_says_how_to_give_one() -> None:
+    plant = load_plant(EXAMPLES / "plant.toml")
+    app = FastAPI()
+    app.include_router(router_factory(plant, unreachable, EXAMPLES / "plan.toml"))
+    assert TestClient(app).get("/api/lines/l1/targets", params={"grain": "year"}).json()["targets"][0][
+        "units"] == 1_200_000
+    bare = FastAPI()
+    bare.include_router(router_factory(plant, unreachable, None))
+    for view in ("targets", "indicators", "feasibility"):
+        answer = TestClient(bare).get(f"/api/lines/l1/{view}")
+        assert answer.status_code == 404 and "--plan PLAN.toml" in answer.json()["detail"]
+
+
 def unreachable() -> Store:
     return Store("http://127.0.0.1:9", "nowhere", timeout_s=1)
 
 
 def test_targets_over_http_are_the_decomposition() -> None:
     client = client_for(load_plant(EXAMPLES / "plant.toml"), EXAMPLES / "plan.toml", unreachable)
-    answer = client.get("/lines/l1/targets", params={"grain": "week"})
+    answer = client.get("/api/lines/l1/targets", params={"grain": "week"})
     assert answer.status_code == 200
     document = answer.json()
     expected = decompose(load_plan(EXAMPLES / "plan.toml"), "l1").periods("week")
     assert document == {"line": "l1", "grain": "week", "targets": [p.to_json() for p in expected]}
-    replanned = client.get("/lines/l1/targets", params={"grain": "quarter", "as_of": "2027-07-01T00:00:00",
-                                                        "delivered": 500_000}).json()["targets"]
+    replan = {"grain": "quarter", "as_of": "2027-07-01T00:00:00", "delivered": 500_000}
+    replanned = client.get("/api/lines/l1/targets", params=replan).json()["targets"]
     assert sum(q["units"] for q in replanned[:2]) == 500_000
     assert sum(q["units"] for q in replanned) == 1_200_000
-    assert client.get("/lines/l1/targets", params={"grain": "fortnight"}).status_code == 400
-    missing = client.get("/lines/l9/targets")
+    assert client.get("/api/lines/l1/targets", params={"grain": "fortnight"}).status_code == 400
+    missing = client.get("/api/lines/l9/targets")
     assert missing.status_code == 400 and "no objective for line 'l9'" in missing.json()["detail"]
 
 
 def test_a_store_that_is_down_answers_503_in_one_line() -> None:
     client = client_for(load_plant(EXAMPLES / "plant.toml"), EXAMPLES / "plan.toml", unreachable)
-    answer = client.get("/lines/l1/indicators", params={"day": "2027-03-02", "now": "2027-03-02T10:00:00Z"})
+    moment = {"day": "2027-03-02", "now": "2027-03-02T10:00:00Z"}
+    answer = client.get("/api/lines/l1/indicators", params=moment)
     assert answer.status_code == 503 and "not reachable" in answer.json()["detail"]
 
 
@@ -61,13 +75,14 @@ def test_indicators_and_feasibility_from_the_store(stack, store, plant_id, tmp_p
                     'shifts = [{ name = "A", start = "06:00", end = "14:00" }]\nreserve = 0.1\n')
     client = client_for(plant, plan, lambda: Store(stack.influxdb.url, store.database))
     moment = {"day": "2027-03-02", "now": "2027-03-02T08:00:10Z"}
-    report = client.get("/lines/l1/indicators", params=moment)
+    report = client.get("/api/lines/l1/indicators", params=moment)
     assert report.status_code == 200, report.text
     body = report.json()
     assert body["indicators"]["constraint"] == "b" and body["indicators"]["output"] == 584
     assert body["month_to_date"]["actual"] == 584 and len(body["indicators"]["executive"]) == 7
-    verdict = client.get("/lines/l1/feasibility", params=moment).json()
+    verdict = client.get("/api/lines/l1/feasibility", params=moment).json()
     assert verdict["constraint"] == "b" and verdict["feasible"] is False
     assert verdict["shortfall"] == pytest.approx(0.25, abs=0.01)
-    empty = client.get("/lines/l1/indicators", params={"day": "2027-03-03", "now": "2027-03-03T10:00:00Z"})
+    next_day = {"day": "2027-03-03", "now": "2027-03-03T10:00:00Z"}
+    empty = client.get("/api/lines/l1/indicators", params=next_day)
     assert empty.status_code == 404 and "no samples" in empty.json()["detail"]
