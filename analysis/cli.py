@@ -15,7 +15,7 @@ import typer
 
 from analysis.bottleneck import DEFAULT_METHOD, METHODS, Timeline, analyze
 from analysis.states import DEFAULT_MAX_GAP_MS, spans
-from analysis.telemetry import TelemetryError, from_file, from_store
+from analysis.telemetry import TelemetryError, from_file, from_store, parse_time
 from shopfloor.errors import ConfigError
 from shopfloor.plant import load_plant
 
@@ -26,20 +26,6 @@ analysis_app = typer.Typer(help="The analysis service: live bottleneck, alerts, 
 
 PlantFile = typer.Option(..., "--plant", help="The plant file (plant.toml): lines, stations, buffers.")
 LineId = typer.Option(..., "--line", help="The line to analyse.")
-
-
-def parse_time(value: str, flag: str) -> int:
-    """Milliseconds since the epoch from an integer or an ISO 8601 time (UTC unless it has an offset)."""
-    text = value.strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
-    try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"{flag} {value!r} is neither ms since the epoch nor an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return int(moment.timestamp() * 1000)
 
 
 def _print_table(timeline: Timeline) -> None:
@@ -93,3 +79,59 @@ def bottleneck(
         typer.echo(orjson.dumps(timeline.contract()).decode())
     else:
         _print_table(timeline)
+
+
+@analysis_app.command("serve")
+def serve(
+    plant: Path = PlantFile,
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 for all)."),
+    port: int = typer.Option(8080, "--port"),
+    plan: Path = typer.Option(None, "--plan", help="The plan file, for pages that show targets."),
+    influx_url: str = typer.Option(None, "--influx-url", envvar="SHOPFLOOR_INFLUX_URL"),
+    influx_db: str = typer.Option(None, "--influx-db", envvar="SHOPFLOOR_INFLUX_DB"),
+    mqtt_url: str = typer.Option(None, "--mqtt-url", envvar="SHOPFLOOR_MQTT_URL",
+                                 help="Broker the alerts are published to."),
+    webhook: list[str] = typer.Option([], "--webhook", help="POST every alert to this URL (repeatable)."),
+    interval: float = typer.Option(5.0, "--interval", help="Seconds between live detector ticks."),
+    window: float = typer.Option(60.0, "--window", help="Timeline window of the live detector (s)."),
+    no_live: bool = typer.Option(False, "--no-live", help="Only serve the API; run no detector loop "
+                                 "(another instance owns the lines)."),
+    no_alerts: bool = typer.Option(False, "--no-alerts", help="Run the detector but send no alerts."),
+    first_shift: str = typer.Option("06:00", "--first-shift", help="Local start of the first shift, for "
+                                    "shares per shift."),
+    shift_hours: float = typer.Option(8.0, "--shift-hours", help="Length of a shift in hours."),
+    verbose: bool = typer.Option(False, "-v", "--verbose", help="Log every alert and tick problem."),
+) -> None:
+    """Run the analysis service: the live detector of every line and its HTTP API (docs at /docs)."""
+    import logging
+
+    import uvicorn
+
+    from analysis.live import LiveConfig
+    from analysis.service import create_app
+    from shopfloor.settings import influx_db as resolve_db
+    from shopfloor.settings import influx_url as resolve_url
+    from shopfloor.settings import mqtt_endpoint
+    from shopfloor.store import Store
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    plant_model = load_plant(plant)
+    plan_model = None
+    if plan is not None:
+        from shopfloor.plan import load_plan
+
+        plan_model = load_plan(plan)
+    url, database = resolve_url(influx_url), resolve_db(influx_db)
+    if not no_alerts and not no_live:
+        mqtt_endpoint(mqtt_url)  # a malformed URL is a one-line error now, not in the loop
+    try:
+        dt.datetime.strptime(first_shift, "%H:%M")
+    except ValueError:
+        raise ConfigError(f"--first-shift {first_shift!r} is not HH:MM") from None
+    live = None if no_live else LiveConfig(interval_s=interval, window_s=window)
+    app = create_app(plant_model, lambda: Store(url, database), live=live, mqtt_url=mqtt_url,
+                     webhooks=tuple(webhook), alerts=not no_alerts, plan=plan_model,
+                     first_shift=first_shift, shift_hours=shift_hours)
+    typer.echo(f"analysis service on http://{host}:{port} (API docs at /docs), InfluxDB {url} db {database}")
+    uvicorn.run(app, host=host, port=port, log_level="info" if verbose else "warning")

@@ -7,6 +7,7 @@ once delivery may repeat a sample; the store keeps the last, and so does this).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from shopfloor.contract import STATES, ContractError, Sample, StationKey, read_records
-from shopfloor.errors import ShopfloorError
+from shopfloor.errors import ConfigError, ShopfloorError
 from shopfloor.plant import Line, Plant
 
 UNKNOWN = -1
@@ -163,3 +164,17 @@ def from_store(store, plant: Plant, line_id: str, from_ms: int, to_ms: int,
                                     "scrap": row["scrap"], "state": row["state"]}
 
     return gather(plant, line_id, samples(), f"InfluxDB {store.url} database {store.database}")
+
+
+def parse_time(value: str, flag: str) -> int:
+    """Milliseconds since the epoch from an integer or an ISO 8601 time (UTC unless it has an offset)."""
+    text = value.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{flag} {value!r} is neither ms since the epoch nor an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp() * 1000)

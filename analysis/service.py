@@ -1,0 +1,256 @@
+"""The analysis service (`shopfloor analysis serve`): live detector loop plus an HTTP API over its results.
+
+Why it is built this way:
+- Everything it answers is read back from InfluxDB through shopfloor.store (the timeline, the live
+  answer, alerts), so any number of service instances, or a restarted one, answer the same.
+- The live loop runs in one background thread for the lines of the plant file; a tick that fails
+  (InfluxDB away, broker away) is logged and retried at the next interval, it never stops the service.
+- Other parts add their pages and endpoints without analysis importing them (data flows one way):
+  they call `register_router(factory)` when imported, and `create_app` includes every registered
+  router. The dashboards' huddle page joins this way.
+FastAPI serves the OpenAPI document at /openapi.json and the docs at /docs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, FastAPI, HTTPException, Query
+
+from analysis.alerts import AlertSink, MqttAlertPublisher, stored_alerts
+from analysis.live import LiveConfig, LiveDetector, last_current
+from shopfloor.contract import BOTTLENECK_MEASUREMENT
+from shopfloor.errors import ShopfloorError
+from shopfloor.plant import Line, Plant
+from shopfloor.store import Store, quote_ident, quote_string
+
+log = logging.getLogger(__name__)
+
+HOUR_MS = 3_600_000
+Json = dict[str, Any]
+RouterFactory = Callable[..., APIRouter]
+_ROUTER_FACTORIES: list[RouterFactory] = []
+
+
+def register_router(factory: RouterFactory) -> None:
+    """Add a router to every service built later: `factory(plant, store_factory, plan) -> APIRouter`."""
+    if factory not in _ROUTER_FACTORIES:
+        _ROUTER_FACTORIES.append(factory)
+
+
+class LiveLoop:
+    """The live detectors of all lines, ticking every `interval_s` in one daemon thread."""
+
+    def __init__(self, plant: Plant, store_factory: Callable[[], Store], config: LiveConfig,
+                 mqtt_url: str | None = None, webhooks: tuple[str, ...] = (), alerts: bool = True):
+        self.plant, self.store_factory, self.config = plant, store_factory, config
+        self.mqtt_url, self.webhooks, self.alerts = mqtt_url, webhooks, alerts
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="live-detector", daemon=True)
+        self.ticks = 0
+        self.last_error: str | None = None
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout=30)
+
+    def _run(self) -> None:
+        store = self.store_factory()
+        publisher = None
+        detectors: list[LiveDetector] = []
+        try:
+            while not self.stop_event.is_set():
+                began = time.monotonic()
+                try:
+                    if not detectors:
+                        if self.alerts and publisher is None:
+                            publisher = MqttAlertPublisher(self.mqtt_url,
+                                                           client_id=f"shopfloor-analysis-{self.plant.plant}")
+                        detectors = [self._detector(store, line, publisher) for line in self.plant.lines]
+                    now = int(time.time() * 1000)
+                    for detector in detectors:
+                        detector.tick(now)
+                    self.ticks += 1
+                    self.last_error = None
+                except ShopfloorError as error:
+                    if str(error) != self.last_error:
+                        log.warning("live detector: %s (retrying every %.0f s)", error,
+                                    self.config.interval_s)
+                    self.last_error = str(error)
+                self.stop_event.wait(max(0.0, self.config.interval_s - (time.monotonic() - began)))
+        finally:
+            if publisher is not None:
+                publisher.close()
+            store.close()
+
+    def _detector(self, store: Store, line: Line, publisher: MqttAlertPublisher | None) -> LiveDetector:
+        sink = None
+        if self.alerts:
+            sink = AlertSink(self.plant.plant, line.id, store, publisher, list(self.webhooks))
+        return LiveDetector(store, self.plant, line.id, self.config, sink)
+
+
+def _ms(value: str | None, default: int) -> int:
+    if value is None:
+        return default
+    from analysis.telemetry import parse_time
+
+    try:
+        return parse_time(value, "time")
+    except ShopfloorError as error:
+        raise HTTPException(status_code=422, detail=str(error)) from None
+
+
+def shift_edges(zone: ZoneInfo, from_ms: int, to_ms: int, first_shift: str, shift_hours: float) -> list[int]:
+    """Shift boundaries (ms) covering [from_ms, to_ms): shifts of `shift_hours` from `first_shift` local."""
+    hour, minute = (int(part) for part in first_shift.split(":"))
+    day = dt.datetime.fromtimestamp(from_ms / 1000, zone).date() - dt.timedelta(days=1)
+    edges: list[int] = []
+    while True:
+        start = dt.datetime.combine(day, dt.time(hour, minute), tzinfo=zone)
+        for k in range(max(1, int(round(24 / shift_hours)))):
+            moment = int((start + dt.timedelta(hours=k * shift_hours)).timestamp() * 1000)
+            edges.append(moment)
+        if edges[-1] > to_ms:
+            break
+        day += dt.timedelta(days=1)
+    inside = [e for e in edges if from_ms < e < to_ms]
+    before = max(e for e in edges if e <= from_ms)
+    after = min(e for e in edges if e >= to_ms)
+    return [before, *inside, after]
+
+
+def analysis_router(plant: Plant, store_factory: Callable[[], Store], *, first_shift: str = "06:00",
+                    shift_hours: float = 8.0) -> APIRouter:
+    router = APIRouter(prefix="/api")
+    zone = ZoneInfo(plant.timezone)
+
+    @contextlib.contextmanager
+    def store() -> Iterator[Store]:
+        opened = store_factory()
+        try:
+            yield opened
+        except ShopfloorError as error:
+            raise HTTPException(status_code=503, detail=str(error)) from None
+        finally:
+            opened.close()
+
+    def known(line_id: str) -> Line:
+        try:
+            return plant.get_line(line_id)
+        except ShopfloorError as error:
+            raise HTTPException(status_code=404, detail=str(error)) from None
+
+    def where(line_id: str) -> str:
+        return f"plant = {quote_string(plant.plant)} AND line = {quote_string(line_id)}"
+
+    @router.get("/lines", summary="The plant's lines and their stations in flow order")
+    def lines() -> Json:
+        return {"plant": plant.plant, "lines": [
+            {"id": line.id, "name": line.name, "stations": line.station_ids} for line in plant.lines]}
+
+    @router.get("/lines/{line_id}/bottleneck", summary="The line's bottleneck now (the live answer)")
+    def current(line_id: str) -> Json:
+        known(line_id)
+        with store() as s:
+            latest = last_current(s, plant.plant, line_id)
+        return {"line": line_id, "station": latest[1] if latest else None,
+                "since": latest[0] if latest else None}
+
+    @router.get("/lines/{line_id}/timeline", summary="The bottleneck per window, oldest first")
+    def timeline(line_id: str, start: str | None = Query(None, alias="from", description="ISO 8601 or ms"),
+                 end: str | None = Query(None, alias="to", description="ISO 8601 or ms")) -> Json:
+        known(line_id)
+        now = int(time.time() * 1000)
+        to_ms = _ms(end, now)
+        from_ms = _ms(start, to_ms - 8 * HOUR_MS)
+        with store() as s:
+            rows = s.query(
+                f'SELECT "bottleneck", "bottleneck_share", "runner_up", "margin", "shifting", "final" FROM '
+                f"{quote_ident(BOTTLENECK_MEASUREMENT)} WHERE {where(line_id)} AND time >= {from_ms}ms "
+                f"AND time < {to_ms}ms").rows()
+        windows = [{"start": row["time"], "bottleneck": row["bottleneck"], "share": row["bottleneck_share"],
+                    "runner_up": row["runner_up"], "margin": row["margin"],
+                    "shifting": [x for x in (row["shifting"] or "").split(",") if x], "final": row["final"]}
+                   for row in rows if row["bottleneck_share"] is not None]
+        return {"line": line_id, "windows": windows}
+
+    @router.get("/lines/{line_id}/shares", summary="Each station's bottleneck share per shift")
+    def shares(line_id: str, start: str | None = Query(None, alias="from", description="ISO 8601 or ms"),
+               end: str | None = Query(None, alias="to", description="ISO 8601 or ms")) -> Json:
+        line = known(line_id)
+        now = int(time.time() * 1000)
+        to_ms = _ms(end, now)
+        from_ms = _ms(start, to_ms - 24 * HOUR_MS)
+        edges = shift_edges(zone, from_ms, to_ms, first_shift, shift_hours)
+        with store() as s:
+            result = s.query(
+                f'SELECT "share" FROM {quote_ident(BOTTLENECK_MEASUREMENT)} WHERE {where(line_id)} '
+                f"AND time >= {edges[0]}ms AND time < {edges[-1]}ms GROUP BY station")
+        shifts = []
+        for begin, finish in zip(edges[:-1], edges[1:], strict=True):
+            per_station = {}
+            for series in result.series:
+                values = [v for t, v in series.values if begin <= t < finish and v is not None]
+                if values:
+                    per_station[series.tags["station"]] = round(sum(values) / len(values), 4)
+            if per_station:
+                top = max(per_station, key=per_station.__getitem__)
+                shifts.append({"start": begin, "end": finish, "bottleneck": top,
+                               "shares": {s: per_station.get(s, 0.0) for s in line.station_ids}})
+        return {"line": line_id, "shifts": shifts}
+
+    @router.get("/lines/{line_id}/alerts", summary="Alerts sent for the line, oldest first")
+    def alerts(line_id: str, start: str | None = Query(None, alias="from", description="ISO 8601 or ms"),
+               end: str | None = Query(None, alias="to", description="ISO 8601 or ms")) -> Json:
+        known(line_id)
+        now = int(time.time() * 1000)
+        to_ms = _ms(end, now + 1)
+        from_ms = _ms(start, to_ms - 24 * HOUR_MS)
+        with store() as s:
+            rows = stored_alerts(s, plant.plant, line_id, from_ms, to_ms)
+        return {"line": line_id, "alerts": rows}
+
+    return router
+
+
+def create_app(plant: Plant, store_factory: Callable[[], Store], *, live: LiveConfig | None = None,
+               mqtt_url: str | None = None, webhooks: tuple[str, ...] = (), alerts: bool = True,
+               plan: Any = None, first_shift: str = "06:00", shift_hours: float = 8.0) -> FastAPI:
+    """The service app; with `live`, the live detector loop runs while the app does."""
+    loop = LiveLoop(plant, store_factory, live, mqtt_url, webhooks, alerts) if live is not None else None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if loop is not None:
+            loop.start()
+        try:
+            yield
+        finally:
+            if loop is not None:
+                loop.stop()
+
+    app = FastAPI(title="Shop-floor constraint monitor: analysis", lifespan=lifespan,
+                  description="The moving bottleneck of each line, its share per shift, constraint alerts.")
+    app.state.live_loop = loop
+
+    @app.get("/healthz", summary="Liveness, and how many live ticks ran")
+    def health() -> Json:
+        return {"ok": True, "ticks": loop.ticks if loop else None,
+                "last_error": loop.last_error if loop else None}
+
+    app.include_router(analysis_router(plant, store_factory, first_shift=first_shift,
+                                       shift_hours=shift_hours))
+    for factory in _ROUTER_FACTORIES:
+        app.include_router(factory(plant, store_factory, plan))
+    return app

@@ -1,0 +1,95 @@
+"""The live detector and the analysis service on the real InfluxDB and Mosquitto, with simulated telemetry
+whose bottleneck moves from s3 to s2 half an hour in."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import wait_until
+from fastapi.testclient import TestClient
+
+from analysis.alerts import AlertRules, AlertSink, MqttAlertPublisher, stored_alerts
+from analysis.live import LiveConfig, LiveDetector, history
+from analysis.service import create_app
+from shopfloor.contract import sample_line
+from shopfloor.store import Store
+from simulators.scenario import Scenario
+from simulators.telemetry import simulate_telemetry
+
+pytestmark = pytest.mark.servers
+MIN = 60_000
+CONFIG = LiveConfig(window_s=60, memory_s=300, confirm_s=180, lookback_s=3600, rewrite_s=1800,
+                    rules=AlertRules(moved_dwell_min=5))
+
+
+def moving_line(plant_id: str) -> Scenario:
+    """Four stations at 10 s; s3 at 13 s for the first half hour, then s2 at 13 s."""
+    stations = [{"id": f"s{i}", "cycle_s": 13.0 if i == 3 else 10.0, "cv": 0.2, "buffer": 3}
+                for i in range(1, 5)]
+    return Scenario.model_validate({"name": "moving", "plant": plant_id, "line": "l1", "warmup_min": 20,
+                                    "station": stations, "change": [
+                                        {"at_hour": 0.5, "station": "s3", "slow_by_pct": -23.08},
+                                        {"at_hour": 0.5, "station": "s2", "slow_by_pct": 30}]})
+
+
+def store_run(store: Store, scenario: Scenario, start_ms: int, hours: float) -> None:
+    telemetry = simulate_telemetry(scenario, hours, 1, start_ms)
+    store.write([sample_line(key, sample) for key, sample in telemetry.records(scenario.plant_id, "l1")])
+
+
+def test_live_detector_follows_the_move_alerts_once_and_rebuilds_after_a_restart(stack, store, plant_id):
+    scenario = moving_line(plant_id)
+    t0 = 1_790_000_040_000
+    store_run(store, scenario, t0, 1.1)
+    publisher = MqttAlertPublisher(stack.mosquitto.url, client_id=f"live-{plant_id}")
+    try:
+        def detector() -> LiveDetector:
+            sink = AlertSink(plant_id, "l1", store, publisher)
+            return LiveDetector(store, scenario.plant, "l1", CONFIG, sink)
+
+        first = detector()
+        answers = {}
+        for minute in range(6, 46, 3):
+            answers[minute] = first.tick(t0 + minute * MIN).current
+        assert answers[27] == "s3" and answers[45] == "s2"
+        # A restarted detector (nothing in memory) continues from the store: same answer, no repeats.
+        second = detector()
+        status = second.tick(t0 + 48 * MIN)
+        assert status.current == "s2" and status.alerts_sent == 0
+        for minute in range(51, 64, 3):
+            assert second.tick(t0 + minute * MIN).current == "s2"
+        changes = history(store, plant_id, "l1", t0 - 60 * MIN)
+        assert [station for _, station in changes] == ["s3", "s2"]
+        assert t0 + 29 * MIN <= changes[1][0] <= t0 + 40 * MIN
+        moved = [a for a in stored_alerts(store, plant_id, "l1", t0 - MIN) if a["kind"] == "bottleneck_moved"]
+        assert [(a["station"], a["ts"]) for a in moved] == [("s2", changes[1][0])]
+        assert "from s3 to s2" in moved[0]["message"]
+    finally:
+        publisher.close()
+
+
+def test_service_serves_the_live_answer_timeline_shares_and_alerts(stack, store, plant_id):
+    scenario = moving_line(plant_id)
+    now = int(time.time() * 1000)
+    store_run(store, scenario, now - 65 * MIN, 65 / 60)
+    live = LiveConfig(interval_s=0.5, window_s=60, memory_s=300, confirm_s=180)
+    app = create_app(scenario.plant, lambda: Store(store.url, store.database), live=live,
+                     mqtt_url=stack.mosquitto.url)
+    with TestClient(app) as client:
+        wait_until(lambda: client.get("/healthz").json()["ticks"] >= 1, 30, "a live tick")
+        assert client.get("/healthz").json()["last_error"] is None
+        current = client.get("/api/lines/l1/bottleneck").json()
+        assert current["station"] == "s2" and current["since"] <= now
+        timeline = client.get("/api/lines/l1/timeline", params={"from": now - 30 * MIN}).json()
+        assert len(timeline["windows"]) >= 25
+        assert {w["bottleneck"] for w in timeline["windows"][-10:]} == {"s2"}
+        shares = client.get("/api/lines/l1/shares").json()["shifts"]
+        assert shares and set(shares[-1]["shares"]) == {"s1", "s2", "s3", "s4"}
+        assert client.get("/api/lines/l1/alerts").status_code == 200
+        assert client.get("/api/lines/l9/bottleneck").status_code == 404
+        assert "/api/lines/{line_id}/timeline" in client.get("/openapi.json").json()["paths"]
+    # A second service instance (a restart) answers the same from the store alone.
+    again = create_app(scenario.plant, lambda: Store(store.url, store.database), live=None)
+    with TestClient(again) as client:
+        assert client.get("/api/lines/l1/bottleneck").json() == current
