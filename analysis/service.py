@@ -26,6 +26,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Query
 
 from analysis.alerts import AlertSink, MqttAlertPublisher, stored_alerts
 from analysis.live import LiveConfig, LiveDetector, last_current
+from analysis.targets_api import router_factory as targets_router_factory
 from shopfloor.contract import BOTTLENECK_MEASUREMENT
 from shopfloor.errors import ShopfloorError
 from shopfloor.plant import Line, Plant
@@ -43,6 +44,9 @@ def register_router(factory: RouterFactory) -> None:
     """Add a router to every service built later: `factory(plant, store_factory, plan) -> APIRouter`."""
     if factory not in _ROUTER_FACTORIES:
         _ROUTER_FACTORIES.append(factory)
+
+
+register_router(targets_router_factory)  # issue 5: /api/lines/{line}/targets, /indicators, /feasibility
 
 
 class LiveLoop:
