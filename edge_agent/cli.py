@@ -9,8 +9,10 @@ from pathlib import Path
 import typer
 
 from edge_agent.config import load_config
+from shopfloor.errors import ShopfloorError
 
-app = typer.Typer(help="The edge agent: station counters -> disk outbox -> MQTT.", no_args_is_help=True)
+app = typer.Typer(help="The edge agent: station counters -> disk outbox -> MQTT.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
 
 ConfigOption = typer.Option(..., "--config", "-c", help="agent.toml (see edge_agent/agent.example.toml).")
 
@@ -61,7 +63,7 @@ def install(config: Path = ConfigOption,
     from edge_agent.systemd import write_unit
 
     if not systemd:
-        raise typer.BadParameter("say how to install: --systemd (Windows: see edge_agent/README.md)")
+        raise ShopfloorError("say how to install: --systemd (on Windows see edge_agent/README.md)")
     load_config(config)  # never install a unit for a config that cannot start
     path = write_unit(config, unit_dir, user)
     typer.echo(f"wrote {path}")

@@ -1,8 +1,9 @@
 """`shopfloor agent install --systemd`: a unit file that starts the agent at boot and after a crash.
 
-Why `python -m shopfloor` with this interpreter's full path: under pipx the agent lives in its own
+Why `python -m edge_agent` with this interpreter's full path: under pipx the agent lives in its own
 virtual environment; that interpreter is the one that has the agent installed, whatever PATH holds
-when systemd starts it.
+when systemd starts it. `edge_agent` rather than `shopfloor agent`: the same commands without
+loading the analysis stack, about 20 MB less on the line PC (see __main__.py).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ WantedBy=multi-user.target
 def unit_text(config_path: Path, user: str | None = None) -> str:
     config = load_config(config_path)
     config_path = config_path.resolve()
-    exec_start = shlex.join([sys.executable, "-m", "shopfloor", "agent", "run", "--config", str(config_path)])
+    exec_start = shlex.join([sys.executable, "-m", "edge_agent", "run", "--config", str(config_path)])
     return UNIT.format(agent=config.agent, plant=config.plant, line=config.line,
                        user=user or getpass.getuser(), workdir=config_path.parent, exec_start=exec_start,
                        readme=Path(__file__).with_name("README.md"))

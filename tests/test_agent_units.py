@@ -250,5 +250,5 @@ def test_install_writes_a_systemd_unit_that_runs_this_config(tmp_path):
     assert done.returncode == 0, done.stderr
     unit = (tmp_path / "shopfloor-agent-line3.service").read_text()
     assert unit == unit_text(config, "shopfloor")
-    assert f"ExecStart={sys.executable} -m shopfloor agent run --config {config}" in unit
+    assert f"ExecStart={sys.executable} -m edge_agent run --config {config}" in unit
     assert "User=shopfloor" in unit and "Restart=always" in unit and "WantedBy=multi-user.target" in unit
