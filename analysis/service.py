@@ -77,6 +77,7 @@ class LiveLoop:
                 began = time.monotonic()
                 try:
                     if not detectors:
+                        store.create_database()  # analysis creates it when it is missing (DESIGN.md §5)
                         if self.alerts and publisher is None:
                             publisher = MqttAlertPublisher(self.mqtt_url,
                                                            client_id=f"shopfloor-analysis-{self.plant.plant}")
@@ -236,6 +237,8 @@ def create_app(plant: Plant, store_factory: Callable[[], Store], *, live: LiveCo
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
+        with contextlib.suppress(ShopfloorError), store_factory() as store:
+            store.create_database()  # so the API answers "nothing yet" rather than an error
         if loop is not None:
             loop.start()
         try:
