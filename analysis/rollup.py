@@ -47,20 +47,44 @@ def targets_at(plan: Plan, line: str, moment_ms: int) -> Decomposition:
 
 @dataclass(frozen=True)
 class DayReport:
-    """The huddle's view of a window: seven indicators, the hours, month and quarter to date."""
+    """The huddle's view of a window: seven indicators, the hours, each planned shift in it (as far as
+    it ran), month and quarter to date."""
 
     line: str
     indicators: Indicators
     hours: list[dict]
+    shifts: list[tuple[str, Indicators]]
     month: ToDate
     quarter: ToDate
 
     def to_json(self) -> dict:
         return {"line": self.line, "indicators": self.indicators.to_json(), "hours": self.hours,
+                "shifts": [{"shift": name, **result.to_json()} for name, result in self.shifts],
                 "month_to_date": self.month.to_json(), "quarter_to_date": self.quarter.to_json()}
 
-    def lines(self, plant: str, period: str = "day") -> list[str]:
-        return indicator_lines(plant, self.line, self.indicators, self.hours, period)
+    def lines(self, plant: str) -> list[str]:
+        """The day's, each shift's and each hour's points of measurement `indicator`."""
+        points = indicator_lines(plant, self.line, self.indicators, self.hours, "day")
+        for _, result in self.shifts:
+            points += indicator_lines(plant, self.line, result, [], "shift")
+        return points
+
+
+def shift_indicators(targets: Decomposition, line: Line, telemetry: Telemetry, start_ms: int, end_ms: int,
+                     constraint: str | None = None) -> list[tuple[str, Indicators]]:
+    """Indicators of each planned shift that overlaps [start, end) and has output samples in it."""
+    last = telemetry[line.stations[-1].id]
+    shifts = []
+    for occurrence in targets.occurrences:
+        begin, until = max(occurrence.start_ms, start_ms), min(occurrence.end_ms, end_ms)
+        if begin >= until or not targets.production_ms_between(begin, until):
+            continue
+        if not ((last.ts >= begin) & (last.ts < until)).any():
+            continue
+        name = f"{occurrence.day.isoformat()} {occurrence.name}"
+        due = targets.due_between(begin, until)
+        shifts.append((name, indicators(telemetry, line, begin, until, target=due, constraint=constraint)))
+    return shifts
 
 
 def day_report(plan: Plan, line: Line, telemetry: Telemetry, start_ms: int, end_ms: int, *,
@@ -84,7 +108,8 @@ def day_report(plan: Plan, line: Line, telemetry: Telemetry, start_ms: int, end_
         if actual is None:
             actual = units_between(last, begin, now_ms, good=True)
         rollups.append(to_date(targets, grain, now_ms, actual))
-    return DayReport(line.id, result, hour_by_hour(telemetry, line, targets, start_ms, end_ms), *rollups)
+    return DayReport(line.id, result, hour_by_hour(telemetry, line, targets, start_ms, end_ms),
+                     shift_indicators(targets, line, telemetry, start_ms, end_ms, constraint), *rollups)
 
 
 def store_actuals(store: Store, plant: str, plan: Plan, line: Line, now_ms: int) -> tuple[int, int]:

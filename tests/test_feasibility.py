@@ -150,6 +150,7 @@ def test_the_commands_judge_a_telemetry_file(files: tuple[Path, Path, Path]) -> 
     assert [hour["output"] for hour in report["hours"]] == [292, 292, 0]
     assert report["hours"][-1]["end"] - report["hours"][-1]["start"] == 1
     assert report["month_to_date"]["actual"] == 648 - 64
+    assert [(shift["shift"], shift["output"]) for shift in report["shifts"]] == [("2027-03-02 A", 584)]
     table = run_cli("targets", "indicators", *common)
     assert table.returncode == 0 and "constraint uptime" in table.stdout
     bad = run_cli("targets", "indicators", *common[:-1], str(telemetry.with_name("missing.jsonl")))

@@ -107,6 +107,11 @@ def test_stored_indicators_match_the_file_and_are_written_for_the_boards(stack, 
     assert len(by_period["hour"]) == 9 and sum(row["output"] for row in by_period["hour"]) == 584
     day = by_period["day"][0]
     assert day["time"] == start and day["constraint"] == "b" and day["output"] == 584
+    # shift A (06:00-14:00 UTC) so far: all of the day's output, due 700 by 08:00:10
+    [shift] = by_period["shift"]
+    assert shift["time"] == start + 6 * 3_600_000 and shift["output"] == 584
+    assert shift["target"] == pytest.approx(700 + 350 * 10 / 3600) and shift["pace"] < 1
+    assert live["shifts"][0]["shift"] == "2027-03-02 A"
     assert day["constraint_uptime"] == pytest.approx(live["indicators"]["executive"]["constraint_uptime"])
 
 
