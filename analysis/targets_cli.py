@@ -206,6 +206,16 @@ def _print_report(report, zone) -> None:
         head.add_row(f"{rollup.grain} to date / due / target / forecast",
                      f"{rollup.actual:,} / {rollup.due:,.0f} / {rollup.target:,} / {forecast}")
     console.print(head)
+    if report.shifts:
+        shifts = Table(title="shifts")
+        for column in ("shift", "output", "target", "constraint", "uptime", "OEE", "line OEE"):
+            shifts.add_column(column, justify="left" if column in ("shift", "constraint") else "right",
+                              no_wrap=True)
+        for name, shift in report.shifts:
+            shifts.add_row(name, f"{shift.output:,}", f"{shift.target:,.0f}", shift.constraint,
+                           f"{shift.constraint_uptime:.0%}", f"{shift.constraint_oee.oee:.0%}",
+                           f"{shift.line_oee.oee:.0%}")
+        console.print(shifts)
     hours = Table(title="hour by hour")
     for column in ("hour", "output", "target", "gap"):
         hours.add_column(column, justify="right")
