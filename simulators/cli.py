@@ -101,6 +101,8 @@ def replay(
     mqtt_url: str = typer.Option(None, "--mqtt-url", help="Broker URL; else SHOPFLOOR_MQTT_URL."),
     max_pending: int = typer.Option(1000, "--max-pending", help="Unacknowledged messages allowed per agent "
                                     "(below paho's 65,535)."),
+    max_rate: float = typer.Option(5000.0, "--max-rate", help="Messages a second at most; beyond it "
+                                   "samples leave as batches."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
 ) -> None:
     """Publish telemetry over MQTT as one virtual agent per station, QoS 1, waiting for every ack."""
@@ -139,7 +141,7 @@ def replay(
                 progress.update(task, completed=published, unacked=unacked)
 
             stats = publish_ticks(ticks, endpoint, speed=speed, keep_time=keep_time, max_pending=max_pending,
-                                  on_progress=report, should_stop=lambda: stop["asked"])
+                                  max_rate=max_rate, on_progress=report, should_stop=lambda: stop["asked"])
             progress.update(task, completed=stats.samples, unacked=0)
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -3,10 +3,10 @@
 Each station becomes one virtual agent with its own MQTT connection, its retained status and a will
 that says offline, exactly like a real edge agent, so the collector and the boards cannot tell the
 difference. Samples go out at `speed` times real time; when the publisher falls behind (a high speed,
-a slow broker) the samples that are due pile up per station and leave as one batch message (up to
-the contract's 1,000 samples) instead of a flood of single messages. Every message is QoS 1 and every
-PUBACK is awaited; each connection holds at most `max_pending` unacknowledged messages, far below
-paho's hard limit of 65,535.
+a slow broker) or reaches its message-rate bound, the samples that are due pile up per station and
+leave as one batch message (up to the contract's 1,000 samples) instead of a flood of single messages.
+Every message is QoS 1 and every PUBACK is awaited; each connection holds at most `max_pending`
+unacknowledged messages, far below paho's hard limit of 65,535.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from simulators.scenario import Scenario
 from simulators.telemetry import STATE_NAMES, simulate_telemetry
 
 DEFAULT_MAX_PENDING = 1000
+DEFAULT_MAX_RATE = 5000.0  # messages a second; a collector takes about 20,000 QoS 1 messages a second
 ACK_TIMEOUT_S = 60.0
 Tick = tuple[int, list[tuple[StationKey, Sample]]]  # file time (ms) and the samples taken then
 
@@ -167,12 +168,18 @@ def _by_time(records: Iterator[tuple[StationKey, Sample]]) -> Iterator[Tick]:
 
 
 def publish_ticks(ticks: Iterable[Tick], endpoint: MqttEndpoint, *, speed: float, keep_time: bool = False,
-                  max_pending: int = DEFAULT_MAX_PENDING,
+                  max_pending: int = DEFAULT_MAX_PENDING, max_rate: float = DEFAULT_MAX_RATE,
                   on_progress: Callable[[int, int], None] | None = None,
                   should_stop: Callable[[], bool] = lambda: False) -> ReplayStats:
-    """Publish ticks at `speed` times real time; returns when all are acknowledged (or stop is asked)."""
+    """Publish ticks at `speed` times real time; returns when all are acknowledged (or stop is asked).
+
+    At most `max_rate` messages a second (with a one-second burst): beyond it samples wait and leave
+    as batches, so the message rate stays bounded at any speed while no sample is dropped.
+    """
     if speed <= 0:
         raise ShopfloorError("--speed must be above 0 (1 = real time, 60 = an hour a minute)")
+    if max_rate <= 0:
+        raise ShopfloorError("--max-rate must be above 0 messages a second")
     if not 1 <= max_pending < 65_535:
         raise ShopfloorError("max pending messages must be 1 to 65,534 (paho's limit is 65,535)")
     agents: dict[StationKey, VirtualAgent] = {}
@@ -187,7 +194,8 @@ def publish_ticks(ticks: Iterable[Tick], endpoint: MqttEndpoint, *, speed: float
                 shift = 0 if keep_time else now_ms() - ts
             due = began + (ts - first_ts) / 1000.0 / speed
             if due > time.monotonic():
-                stats.messages += _flush(agents, stats)
+                if stats.messages < max_rate * (time.monotonic() - began + 1):
+                    stats.messages += _flush(agents, stats)
                 while not should_stop() and (wait := due - time.monotonic()) > 0:
                     time.sleep(min(wait, 0.2))
             if should_stop():

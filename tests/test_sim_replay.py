@@ -6,6 +6,7 @@ station, and the same count, queue, state and seq at the same timestamps (`--kee
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -117,8 +118,12 @@ def test_a_file_in_station_order_replays_every_sample_on_one_clock(stack, store,
     path = tmp_path / "by_station.jsonl"
     write_records(path, records)
     collector_process(stack, store.database)
-    done = sim("replay", str(path), "--speed", "100", "--quiet", "--mqtt-url", stack.mosquitto.url)
+    done = sim("replay", str(path), "--speed", "100", "--quiet", "--max-rate", "20",
+               "--mqtt-url", stack.mosquitto.url)
     assert done.returncode == 0, done.stderr
+    messages, seconds = re.search(r"in (\d+) messages .* in ([\d.]+) s", done.stdout).groups()
+    # Within the rate, plus one message per station from the round in flight and the final flush.
+    assert int(messages) <= 20 * (float(seconds) + 1) + 2 * 4, "the rate stays bounded: batches instead"
     wait_until(lambda: stored_total(store, plant_id) >= len(records), 60, f"{len(records)} points")
     got = stored(store, plant_id)
     assert {station: len(points) for station, points in got.items()} == {f"s{j}": 72 for j in range(4)}
