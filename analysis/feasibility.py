@@ -5,8 +5,9 @@ demonstrated capacity (good units per ACTIVE hour: working, setup and down count
 blocked do not, because they are the line's fault, not the constraint's) caps the line. Setup and
 breakdowns stay in, since they will recur. Units the stations after it scrap are taken off (their
 yield), and the plan's reserve is held back: available = capacity x downstream yield x (1 - reserve).
-The rate the plan needs is the units still due over the planned production hours still left, so a
-re-plan or a bad month makes the answer stricter, not staler.
+The rate the plan needs is the units its targets still hold over the planned production hours
+still left; a re-plan (`as_of` + `delivered`) folds in what was really delivered, so after a bad
+month the answer gets stricter instead of staler.
 
     needs 412/h, the constraint (s4) delivers 378/h when active, 340/h after the 10% reserve:
     17% short: elevate s4
