@@ -84,6 +84,7 @@ def bottleneck(
 @analysis_app.command("serve")
 def serve(
     plant: Path = PlantFile,
+    config: Path = typer.Option(None, "--config", help="Settings file (see analysis/analysis.sample.toml)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 for all)."),
     port: int = typer.Option(8080, "--port"),
     plan: Path = typer.Option(None, "--plan", help="The plan file, for pages that show targets."),
@@ -91,15 +92,15 @@ def serve(
     influx_db: str = typer.Option(None, "--influx-db", envvar="SHOPFLOOR_INFLUX_DB"),
     mqtt_url: str = typer.Option(None, "--mqtt-url", envvar="SHOPFLOOR_MQTT_URL",
                                  help="Broker the alerts are published to."),
-    webhook: list[str] = typer.Option([], "--webhook", help="POST every alert to this URL (repeatable)."),
-    interval: float = typer.Option(5.0, "--interval", help="Seconds between live detector ticks."),
-    window: float = typer.Option(60.0, "--window", help="Timeline window of the live detector (s)."),
+    webhook: list[str] = typer.Option([], "--webhook", help="POST every alert to this URL (repeatable; "
+                                      "added to the settings file's)."),
+    interval: float = typer.Option(None, "--interval", help="Seconds between live detector ticks "
+                                   "(overrides the settings file)."),
+    window: float = typer.Option(None, "--window", help="Timeline window of the live detector, seconds "
+                                 "(overrides the settings file)."),
     no_live: bool = typer.Option(False, "--no-live", help="Only serve the API; run no detector loop "
                                  "(another instance owns the lines)."),
     no_alerts: bool = typer.Option(False, "--no-alerts", help="Run the detector but send no alerts."),
-    first_shift: str = typer.Option("06:00", "--first-shift", help="Local start of the first shift, for "
-                                    "shares per shift."),
-    shift_hours: float = typer.Option(8.0, "--shift-hours", help="Length of a shift in hours."),
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Log every alert and tick problem."),
 ) -> None:
     """Run the analysis service: the live detector of every line and its HTTP API (docs at /docs)."""
@@ -107,7 +108,7 @@ def serve(
 
     import uvicorn
 
-    from analysis.live import LiveConfig
+    from analysis.config import load_settings
     from analysis.service import create_app
     from shopfloor.settings import influx_db as resolve_db
     from shopfloor.settings import influx_url as resolve_url
@@ -117,6 +118,7 @@ def serve(
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = load_settings(config)
     plant_model = load_plant(plant)
     plan_model = None
     if plan is not None:
@@ -126,13 +128,12 @@ def serve(
     url, database = resolve_url(influx_url), resolve_db(influx_db)
     if not no_alerts and not no_live:
         mqtt_endpoint(mqtt_url)  # a malformed URL is a one-line error now, not in the loop
-    try:
-        dt.datetime.strptime(first_shift, "%H:%M")
-    except ValueError:
-        raise ConfigError(f"--first-shift {first_shift!r} is not HH:MM") from None
-    live = None if no_live else LiveConfig(interval_s=interval, window_s=window)
+    for interval_or_window, flag in ((interval, "--interval"), (window, "--window")):
+        if interval_or_window is not None and interval_or_window <= 0:
+            raise ConfigError(f"{flag} must be a positive number of seconds")
+    live = None if no_live else settings.live_config(interval, window)
     app = create_app(plant_model, lambda: Store(url, database), live=live, mqtt_url=mqtt_url,
-                     webhooks=tuple(webhook), alerts=not no_alerts, plan=plan_model,
-                     first_shift=first_shift, shift_hours=shift_hours)
+                     webhooks=(*settings.alerts.webhooks, *webhook), alerts=not no_alerts, plan=plan_model,
+                     first_shift=settings.shifts.first_start, shift_hours=settings.shifts.hours)
     typer.echo(f"analysis service on http://{host}:{port} (API docs at /docs), InfluxDB {url} db {database}")
     uvicorn.run(app, host=host, port=port, log_level="info" if verbose else "warning")
