@@ -16,6 +16,7 @@ from analysis.bottleneck import DEFAULT_METHOD, METHODS
 from analysis.live import LiveConfig
 from shopfloor.errors import ConfigError
 from shopfloor.plant import read_toml, validation_message
+from shopfloor.security import check_webhook_url
 
 _DEFAULT_LIVE = LiveConfig()
 _DEFAULT_RULES = AlertRules()
@@ -50,10 +51,10 @@ class AlertSection(BaseModel):
     @field_validator("webhooks")
     @classmethod
     def _urls(cls, value: list[str]) -> list[str]:
-        for url in value:
-            if not url.startswith(("http://", "https://")):
-                raise ValueError(f"webhook {url!r} is not an http:// or https:// URL")
-        return value
+        try:
+            return [check_webhook_url(url) for url in value]  # http(s) only; errors never show the secret
+        except ConfigError as error:
+            raise ValueError(str(error)) from None
 
 
 class ShiftSection(BaseModel):
