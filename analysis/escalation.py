@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from analysis.alerts import make_alert
 from analysis.indicators import Indicators, ToDate
-from analysis.targets import Decomposition, to_local
+from analysis.targets import Decomposition, local_ms, to_local
 from shopfloor.plan import Escalation
 
 Alert = dict
@@ -27,8 +27,7 @@ def last_checkpoint(targets: Decomposition, rules: Escalation, now_ms: int) -> i
     """The latest checkpoint of today (local time) at or before now, in ms; None before the first."""
     zone = targets.zone
     today = to_local(now_ms, zone).date()
-    passed = [int(dt.datetime.combine(today, dt.time()).replace(tzinfo=zone).timestamp() * 1000
-                  + minutes * 60_000) for minutes in rules.checkpoints]
+    passed = [local_ms(today, minutes, zone) for minutes in rules.checkpoints]  # wall clock, DST-safe
     passed = [moment for moment in passed if moment <= now_ms]
     return max(passed) if passed else None
 
@@ -80,7 +79,7 @@ class Escalator:
     def check(self, now_ms: int, day_output: int, result: Indicators, month: ToDate) -> list[Alert]:
         zone = self.targets.zone
         today = to_local(now_ms, zone).date()
-        day_start = int(dt.datetime.combine(today, dt.time()).replace(tzinfo=zone).timestamp() * 1000)
+        day_start = local_ms(today, 0, zone)
         alerts: list[tuple[tuple[str, int], Alert | None]] = []
         checkpoint = last_checkpoint(self.targets, self.rules, now_ms)
         if checkpoint is not None:  # pace so far, judged once per checkpoint

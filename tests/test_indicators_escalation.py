@@ -79,3 +79,11 @@ def test_low_constraint_uptime_and_a_short_forecast_alert(escalator) -> None:
                for a in alerts)
     assert checker.check(at(11), 2000, day_indicators(0.80), month(4000)) == []
     assert checker.check(at(9, day=4), 0, day_indicators(0.80), month(None)) != []
+
+
+def test_checkpoints_are_wall_clock_times_on_a_dst_day(escalator) -> None:
+    checker, _ = escalator
+    # 28 March 2027: clocks jump from 02:00 to 03:00; 10:00 local is 08:00 UTC, not 09:00
+    spring = int(dt.datetime(2027, 3, 28, 8, 30, tzinfo=dt.UTC).timestamp() * 1000)
+    assert last_checkpoint(checker.targets, PLAN.escalation, spring) == at(10, day=28)
+    assert at(10, day=28) == int(dt.datetime(2027, 3, 28, 8, tzinfo=dt.UTC).timestamp() * 1000)
