@@ -31,7 +31,7 @@ log = logging.getLogger("shopfloor.agent")
 
 FETCH_ROWS = 10_000  # rows read from the outbox at a time; with the window, bounds paho's pending messages
 STATUS_EVERY_S = 60.0  # a retained status heartbeat, so a stale `ts` shows a half-dead agent
-REFUSED_RETRY_S = 5.0  # after the broker refused a message (PUBACK failure code), resend from disk after this
+REFUSED_RETRY_S = 5.0  # a message the broker refused (PUBACK failure code) is sent again from disk after this
 
 
 class Agent:
@@ -56,7 +56,8 @@ class Agent:
         self.problems: dict[str, str] = {}
         self._status_problems: list[str] | None = None
         self._status_at = 0.0
-        self._rewind_at: float | None = None
+        self._refused: list[int] = []  # outbox ids of refused messages, sent again at `_refused_at`
+        self._refused_at = 0.0
         self._skews: dict[str, float] = {}
         self._linger_s = min(0.02, config.interval_s / 5)
         self.produced = 0
@@ -165,9 +166,13 @@ class Agent:
         if event.refused is None:
             acked.extend(ids)
             return
+        # The rows stay on disk and go again later; the other stations are not held up meanwhile (a
+        # station missing from the agent's ACL must not stop the line's data).
         self._set_problem("broker", f"the broker refused telemetry ({event.refused}); check the agent's "
                           f"ACL; samples stay in the outbox and are resent")
-        self._rewind_at = time.monotonic() + REFUSED_RETRY_S
+        if not self._refused:
+            self._refused_at = time.monotonic() + REFUSED_RETRY_S
+        self._refused.extend(ids)
 
     def _connection(self, event: Connection) -> None:
         if event.up and not self.connected:
@@ -220,23 +225,26 @@ class Agent:
     def _fill_window(self) -> None:
         if not self.connected:
             return
-        if self._rewind_at is not None:
-            if self.inflight or time.monotonic() < self._rewind_at:
-                return
-            self.cursor, self._rewind_at = 0, None  # resend everything still on disk, oldest first
+        if self._refused and time.monotonic() >= self._refused_at:
+            refused, self._refused = self._refused, []
+            self._publish(self.outbox.rows(refused))
         while len(self.inflight) < self.config.mqtt.window:
             rows = self.outbox.after(self.cursor, FETCH_ROWS)
             if not rows:
                 return
             self.cursor = rows[-1].id
-            by_station: dict[str, list[Row]] = {}
-            for row in rows:
-                by_station.setdefault(row.station, []).append(row)
-            for station, group in by_station.items():
-                for start in range(0, len(group), MAX_BATCH):
-                    chunk = group[start:start + MAX_BATCH]
-                    # stored bodies go into the batch as they are (orjson fragments), not decoded again
-                    payload = (encode_sample(chunk[0].sample) if len(chunk) == 1
-                               else encode_batch([orjson.Fragment(row.body) for row in chunk]))
-                    info = self.link.publish(self._topic(station), payload)
-                    self.inflight[info.mid] = [row.id for row in chunk]
+            self._publish(rows)
+
+    def _publish(self, rows: list[Row]) -> None:
+        """Rows as messages: each station's rows in order, up to MAX_BATCH samples a message."""
+        by_station: dict[str, list[Row]] = {}
+        for row in rows:
+            by_station.setdefault(row.station, []).append(row)
+        for station, group in by_station.items():
+            for start in range(0, len(group), MAX_BATCH):
+                chunk = group[start:start + MAX_BATCH]
+                # stored bodies go into the batch as they are (orjson fragments), not decoded again
+                payload = (encode_sample(chunk[0].sample) if len(chunk) == 1
+                           else encode_batch([orjson.Fragment(row.body) for row in chunk]))
+                info = self.link.publish(self._topic(station), payload)
+                self.inflight[info.mid] = [row.id for row in chunk]

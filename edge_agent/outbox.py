@@ -128,6 +128,14 @@ class Outbox:
         return list(map(Row._make, self._db.execute(
             "SELECT id, station, body FROM outbox WHERE id > ? ORDER BY id LIMIT ?", (cursor, limit))))
 
+    def rows(self, ids: Iterable[int]) -> list[Row]:
+        """The rows with these ids that are still on disk, oldest first."""
+        found: list[Row] = []
+        for first, last in id_ranges(ids):
+            found.extend(map(Row._make, self._db.execute(
+                "SELECT id, station, body FROM outbox WHERE id BETWEEN ? AND ? ORDER BY id", (first, last))))
+        return found
+
     def delete(self, ids: Iterable[int]) -> None:
         """Forget acknowledged samples (one transaction, one statement per run of consecutive ids)."""
         ranges = id_ranges(ids)

@@ -252,3 +252,17 @@ def test_install_writes_a_systemd_unit_that_runs_this_config(tmp_path):
     assert unit == unit_text(config, "shopfloor")
     assert f"ExecStart={sys.executable} -m edge_agent run --config {config}" in unit
     assert "User=shopfloor" in unit and "Restart=always" in unit and "WantedBy=multi-user.target" in unit
+
+
+def test_the_example_config_is_valid_and_shows_every_option():
+    from pathlib import Path
+
+    from edge_agent.config import AgentConfig, ModbusSource, Mqtt, OpcUaSource
+
+    example = Path(__file__).parent.parent / "edge_agent" / "agent.example.toml"
+    config = load_config(example)
+    assert [station.source.kind for station in config.stations] == ["simulated", "modbus", "opcua", "file"]
+    text = example.read_text()
+    for model in (AgentConfig, Mqtt, ModbusSource, OpcUaSource):
+        for name in model.model_fields:
+            assert f"{name} =" in text or f"{name}:" in text or f"{name}/" in text, f"{model.__name__}.{name}"
