@@ -19,17 +19,20 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query
 
-from analysis.alerts import AlertSink, MqttAlertPublisher, stored_alerts
+from analysis import auth
+from analysis.alerts import AlertSink, MqttAlertPublisher, make_alert, send_alert, stored_alerts
 from analysis.live import LiveConfig, LiveDetector, last_current
 from analysis.targets_api import router_factory as targets_router_factory
 from shopfloor.contract import BOTTLENECK_MEASUREMENT
 from shopfloor.errors import ShopfloorError
 from shopfloor.plant import Line, Plant
+from shopfloor.security import redact_url
 from shopfloor.store import Store, quote_ident, quote_string
 
 log = logging.getLogger(__name__)
@@ -231,7 +234,8 @@ def analysis_router(plant: Plant, store_factory: Callable[[], Store], *, first_s
 
 def create_app(plant: Plant, store_factory: Callable[[], Store], *, live: LiveConfig | None = None,
                mqtt_url: str | None = None, webhooks: tuple[str, ...] = (), alerts: bool = True,
-               plan: Any = None, first_shift: str = "06:00", shift_hours: float = 8.0) -> FastAPI:
+               plan: Any = None, first_shift: str = "06:00", shift_hours: float = 8.0,
+               api_token: str | None = None) -> FastAPI:
     """The service app; with `live`, the live detector loop runs while the app does."""
     loop = LiveLoop(plant, store_factory, live, mqtt_url, webhooks, alerts) if live is not None else None
 
@@ -258,6 +262,37 @@ def create_app(plant: Plant, store_factory: Callable[[], Store], *, live: LiveCo
 
     app.include_router(analysis_router(plant, store_factory, first_shift=first_shift,
                                        shift_hours=shift_hours))
+    app.include_router(admin_router(plant, store_factory, live, mqtt_url, webhooks, alerts))
     for factory in _ROUTER_FACTORIES:
         app.include_router(factory(plant, store_factory, plan))
+    auth.install(app, api_token)  # writes and /admin need the token (SHOPFLOOR_API_TOKEN); reads do not
     return app
+
+
+def admin_router(plant: Plant, store_factory: Callable[[], Store], live: LiveConfig | None,
+                 mqtt_url: str | None, webhooks: tuple[str, ...], alerts: bool) -> APIRouter:
+    """What an operator needs to check the service: its settings, and a test alert down the real path."""
+    router = APIRouter()
+
+    @router.get("/admin/config", summary="The service's live settings and alert rules (needs the token)")
+    def config() -> Json:
+        return {"plant": plant.plant, "lines": [line.id for line in plant.lines], "alerts": alerts,
+                "live": None if live is None else {**asdict(live), "rules": asdict(live.rules)},
+                "webhooks": [redact_url(url) for url in webhooks]}
+
+    @router.post("/api/lines/{line_id}/alerts/test", summary="Send a test alert (needs the token)")
+    def test_alert(line_id: str) -> Json:
+        try:
+            plant.get_line(line_id)
+        except ShopfloorError as error:
+            raise HTTPException(status_code=404, detail=str(error)) from None
+        alert = make_alert(int(time.time() * 1000), "test", "info", "-",
+                           f"Line {line_id}: test alert from the analysis service")
+        try:
+            with store_factory() as store:
+                sent = send_alert(store, plant.plant, line_id, alert, mqtt_url=mqtt_url, webhooks=webhooks)
+        except ShopfloorError as error:
+            raise HTTPException(status_code=503, detail=str(error)) from None
+        return {"sent": sent, "alert": alert}
+
+    return router

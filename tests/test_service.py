@@ -93,3 +93,26 @@ def test_service_serves_the_live_answer_timeline_shares_and_alerts(stack, store,
     again = create_app(scenario.plant, lambda: Store(store.url, store.database), live=None)
     with TestClient(again) as client:
         assert client.get("/api/lines/l1/bottleneck").json() == current
+
+
+def test_admin_config_and_the_test_alert_need_the_token(stack, store, plant_id):
+    scenario = moving_line(plant_id)
+    token = "t0ken-for-this-test"
+    app = create_app(scenario.plant, lambda: Store(store.url, store.database), live=None,
+                     mqtt_url=stack.mosquitto.url, webhooks=("https://hooks.example.com/T0/secret-path",),
+                     api_token=token)
+    auth = {"Authorization": f"Bearer {token}"}
+    with TestClient(app) as client:
+        assert client.get("/admin/config").status_code == 401
+        assert client.post("/api/lines/l1/alerts/test").status_code == 401
+        config = client.get("/admin/config", headers=auth).json()
+        assert config["webhooks"] == ["https://hooks.example.com/…"] and "secret-path" not in str(config)
+        assert client.post("/api/lines/l9/alerts/test", headers=auth).status_code == 404
+        # The real path: stored, published to the real broker (the webhook host does not resolve: logged).
+        app_with_no_hook = create_app(scenario.plant, lambda: Store(store.url, store.database), live=None,
+                                      mqtt_url=stack.mosquitto.url, api_token=token)
+        with TestClient(app_with_no_hook) as plain:
+            sent = plain.post("/api/lines/l1/alerts/test", headers=auth).json()
+        assert sent["sent"] is True and sent["alert"]["kind"] == "test"
+        listed = client.get("/api/lines/l1/alerts").json()["alerts"]
+        assert [a["kind"] for a in listed] == ["test"]
