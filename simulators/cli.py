@@ -15,6 +15,7 @@ from simulators.telemetry import DEFAULT_START, parse_start, simulate_telemetry
 app = typer.Typer(help="Line simulator: telemetry with known bottlenecks, what-if, MQTT replay.",
                   no_args_is_help=True)
 
+MAX_HOURS = 24 * 366
 ScenarioPath = typer.Argument(..., help="Scenario TOML (see simulators/scenarios/).")
 
 
@@ -30,8 +31,8 @@ def run(
 ) -> None:
     """Simulate the line and write every station's 1 Hz samples in the offline file form."""
     scenario = load_scenario(scenario_path)
-    if hours is not None and hours <= 0:
-        raise ConfigError("--hours must be above 0")
+    if hours is not None and not 0 < hours <= MAX_HOURS:
+        raise ConfigError(f"--hours must be above 0 and at most {MAX_HOURS} (a 366-day year)")
     start_ms = parse_start(start)
     began = time.perf_counter()
     telemetry = simulate_telemetry(scenario, hours, seed, start_ms)
@@ -117,7 +118,7 @@ def replay(
     if live:
         scenario = load_scenario(source)
         if hours is not None and hours <= 0:
-            raise ConfigError("--hours must be above 0")
+            raise ConfigError("--hours must be above 0 (or leave it out to run until Ctrl-C)")
         ticks = live_ticks(scenario, seed, hours, now_ms() // 1000 * 1000)
         total = None if hours is None else int(round(hours * 3600)) * len(scenario.stations)
         keep_time = True  # live samples are stamped from now on already
