@@ -6,8 +6,10 @@ Why it is built this way:
 - The smallest pieces ("leaves") are one shift's working time inside one clock hour. Units are
   apportioned down a strict hierarchy year > quarter > month > day > hour > leaf with the
   largest-remainder method in exact integer arithmetic, so each child is within one unit of its
-  exact share of its parent. Every grain (including weeks and shifts, which do not nest in months or
-  days) is then the sum of its leaves: all levels add up exactly, by construction.
+  exact share of its parent; equal remainders are served along a golden-ratio sequence, so the
+  extra units spread over a month's days and a day's hours instead of piling up at their start.
+  Every grain (including weeks and shifts, which do not nest in months or days) is then the sum of
+  its leaves: all levels add up exactly, by construction.
 - A shift belongs to the day it starts on (workdays and holidays are checked on that date), but its
   units count in the calendar periods in which its hours fall: a Friday 22:00-06:00 shift puts 6
   hours of units into Saturday. A year's first hours may come from the previous year's last shift.
@@ -36,6 +38,7 @@ from shopfloor.plant import validation_message
 GRAINS = ("year", "quarter", "month", "week", "day", "shift", "hour")
 HOUR_MS = 3_600_000
 UTC = dt.UTC
+GOLDEN = (5 ** 0.5 - 1) / 2
 
 
 class PlanError(ConfigError):
@@ -164,7 +167,7 @@ def _cut(intervals: list[tuple[int, int, int]], cuts: np.ndarray, bounds: tuple[
 
 
 def largest_remainder(total: int, weights: np.ndarray) -> np.ndarray:
-    """Whole units per weight summing exactly to `total`; ties go to the earlier index."""
+    """Whole units per weight summing exactly to `total`; equal remainders are served spread out."""
     return apportion(total, np.asarray(weights, dtype=np.int64), [])
 
 
@@ -201,7 +204,14 @@ def _split(parent_units: np.ndarray, parent: np.ndarray, weight: np.ndarray) -> 
     units, remainder = np.divmod(numerator, divisor)
     leftover = parent_units - np.bincount(parent, weights=units, minlength=len(parent_units)).round().astype(
         np.int64)
-    order = np.lexsort((np.arange(len(weight)), -remainder, parent))
+    # Equal remainders (equal hours, equal days) are the rule, not the exception: break those ties
+    # along a golden-ratio sequence over the children's positions, which spreads the extra units
+    # evenly over the parent instead of piling them onto its first children.
+    by_parent = np.argsort(parent, kind="stable")
+    position = np.empty(len(weight), dtype=np.int64)
+    position[by_parent] = np.arange(len(weight)) - np.searchsorted(parent[by_parent], parent[by_parent])
+    spread = np.mod(position * GOLDEN, 1.0)
+    order = np.lexsort((spread, -remainder, parent))
     group_start = np.searchsorted(parent[order], parent[order], side="left")
     rank = np.empty(len(weight), dtype=np.int64)
     rank[order] = np.arange(len(weight)) - group_start
