@@ -6,8 +6,9 @@ Why it is built this way:
 - The live loop runs in one background thread for the lines of the plant file; a tick that fails
   (InfluxDB away, broker away) is logged and retried at the next interval, it never stops the service.
 - Other parts add their pages and endpoints without analysis importing them (data flows one way):
-  they call `register_router(factory)` when imported, and `create_app` includes every registered
-  router. The dashboards' huddle page joins this way.
+  the entry point (shopfloor/cli.py) calls `register_router("module:factory")`, and `create_app`
+  includes every registered router. The targets API (analysis.targets_api) is registered here; the
+  dashboards' huddle page joins from the entry point.
 FastAPI serves the OpenAPI document at /openapi.json and the docs at /docs.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import importlib
 import logging
 import threading
 import time
@@ -40,13 +42,22 @@ log = logging.getLogger(__name__)
 HOUR_MS = 3_600_000
 Json = dict[str, Any]
 RouterFactory = Callable[..., APIRouter]
-_ROUTER_FACTORIES: list[RouterFactory] = []
+_ROUTER_FACTORIES: list[RouterFactory | str] = []
 
 
-def register_router(factory: RouterFactory) -> None:
-    """Add a router to every service built later: `factory(plant, store_factory, plan) -> APIRouter`."""
+def register_router(factory: RouterFactory | str) -> None:
+    """Add a router to every service built later: `factory(plant, store_factory, plan) -> APIRouter`,
+    or its "module:name" (imported only when a service is built: the composition root names higher
+    layers' routers without analysis importing them)."""
     if factory not in _ROUTER_FACTORIES:
         _ROUTER_FACTORIES.append(factory)
+
+
+def _resolve(factory: RouterFactory | str) -> RouterFactory:
+    if callable(factory):
+        return factory
+    module, _, name = factory.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 register_router(targets_router_factory)  # issue 5: /api/lines/{line}/targets, /indicators, /feasibility
@@ -264,7 +275,7 @@ def create_app(plant: Plant, store_factory: Callable[[], Store], *, live: LiveCo
                                        shift_hours=shift_hours))
     app.include_router(admin_router(plant, store_factory, live, mqtt_url, webhooks, alerts))
     for factory in _ROUTER_FACTORIES:
-        app.include_router(factory(plant, store_factory, plan))
+        app.include_router(_resolve(factory)(plant, store_factory, plan))
     auth.install(app, api_token)  # writes and /admin need the token (SHOPFLOOR_API_TOKEN); reads do not
     return app
 
