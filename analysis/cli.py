@@ -24,6 +24,10 @@ analyze_app = typer.Typer(help="Offline analysis of a telemetry file or a stored
 analysis_app = typer.Typer(help="The analysis service: live bottleneck, alerts, HTTP API.",
                            no_args_is_help=True)
 
+# Routers of higher layers the service includes, by "module:factory" name; the entry point (the
+# composition root, shopfloor/cli.py) adds them, so analysis never imports a higher folder.
+SERVICE_ROUTERS: list[str] = []
+
 PlantFile = typer.Option(..., "--plant", help="The plant file (plant.toml): lines, stations, buffers.")
 LineId = typer.Option(..., "--line", help="The line to analyse.")
 
@@ -109,7 +113,7 @@ def serve(
     import uvicorn
 
     from analysis.config import load_settings
-    from analysis.service import create_app
+    from analysis.service import create_app, register_router
     from shopfloor.settings import influx_db as resolve_db
     from shopfloor.settings import influx_url as resolve_url
     from shopfloor.settings import mqtt_endpoint
@@ -132,6 +136,8 @@ def serve(
         if interval_or_window is not None and interval_or_window <= 0:
             raise ConfigError(f"{flag} must be a positive number of seconds")
     live = None if no_live else settings.live_config(interval, window)
+    for router in SERVICE_ROUTERS:
+        register_router(router)
     app = create_app(plant_model, lambda: Store(url, database), live=live, mqtt_url=mqtt_url,
                      webhooks=(*settings.alerts.webhooks, *webhook), alerts=not no_alerts, plan=plan_model,
                      first_shift=settings.shifts.first_start, shift_hours=settings.shifts.hours)

@@ -61,7 +61,7 @@ def stack_env(state_dir: str = StateDir) -> None:
 
 def _mount_subcommands() -> None:
     """Each folder of the data path owns its commands; importing them here keeps one entry point."""
-    from analysis.cli import analysis_app, analyze_app
+    from analysis.cli import SERVICE_ROUTERS, analysis_app, analyze_app
     from analysis.targets_cli import app as targets_app
     from collector.cli import app as collector_app
     from dashboards.cli import app as dashboards_app
@@ -74,6 +74,7 @@ def _mount_subcommands() -> None:
     app.add_typer(dashboards_app, name="dashboards")
     app.add_typer(targets_app, name="targets")
     app.add_typer(analysis_app, name="analysis")
+    SERVICE_ROUTERS.append("dashboards.huddle_api:huddle_router")  # the huddle page, in `analysis serve`
     app.add_typer(analyze_app, name="analyze")
     app.add_typer(sim_app, name="sim")
     app.add_typer(security_app, name="security")
