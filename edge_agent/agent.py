@@ -58,6 +58,7 @@ class Agent:
         self._status_at = 0.0
         self._refused: list[int] = []  # outbox ids of refused messages, sent again at `_refused_at`
         self._refused_at = 0.0
+        self._refused_last = 0.0
         self._skews: dict[str, float] = {}
         self._linger_s = min(0.02, config.interval_s / 5)
         self.produced = 0
@@ -168,8 +169,9 @@ class Agent:
             return
         # The rows stay on disk and go again later; the other stations are not held up meanwhile (a
         # station missing from the agent's ACL must not stop the line's data).
-        self._set_problem("broker", f"the broker refused telemetry ({event.refused}); check the agent's "
+        self._set_problem("refused", f"the broker refused telemetry ({event.refused}); check the agent's "
                           f"ACL; samples stay in the outbox and are resent")
+        self._refused_last = time.monotonic()
         if not self._refused:
             self._refused_at = time.monotonic() + REFUSED_RETRY_S
         self._refused.extend(ids)
@@ -194,7 +196,7 @@ class Agent:
         if text is None:
             self.problems.pop(key, None)
         elif self.problems.get(key) != text:
-            if key.startswith(("clock", "value", "broker")):
+            if key.startswith(("clock", "value", "broker", "refused")):
                 log.warning("%s", text)
             self.problems[key] = text
 
@@ -209,6 +211,8 @@ class Agent:
         self._status_problems, self._status_at = problems, time.monotonic()
 
     def _send_status_if_due(self) -> None:
+        if "refused" in self.problems and time.monotonic() - self._refused_last > 4 * REFUSED_RETRY_S:
+            self._set_problem("refused", None)  # the retried messages went through
         stale = time.monotonic() - self._status_at > STATUS_EVERY_S
         if stale or self.problem_list() != self._status_problems:
             self._send_status()
