@@ -143,10 +143,12 @@ class Agent:
         if reading.clock_ms is not None:
             self._check_clock(station, (reading.clock_ms - read_ms) / 1000)
         try:
-            return self.tracks[station].sample(reading, read_ms)
-        except ValueError as error:
+            sample = self.tracks[station].sample(reading, read_ms)
+        except ValueError as error:  # a value no sample may carry: reported, never stored
             self._set_problem(f"value {station}", f"station {station}: {error}")
             return None
+        self._set_problem(f"value {station}", None)
+        return sample
 
     def _check_clock(self, station: str, skew_s: float) -> None:
         """Report a source clock off by more than the threshold; the report changes only when the skew

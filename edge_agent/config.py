@@ -144,7 +144,7 @@ class AgentConfig(BaseModel):
     line: str = Identifier
     outbox: Path = Path("outbox.sqlite")
     interval_s: float = Field(1.0, ge=0.01, le=3600)
-    max_step: int = Field(10_000, ge=1)
+    max_step: int = Field(1000, ge=1)
     clock_skew_s: float = Field(5.0, gt=0)
     source_retry_max_s: float = Field(60.0, gt=0)
     mqtt: Mqtt = Mqtt()

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from edge_agent.outbox import StationState
 from edge_agent.sources.base import Reading
-from shopfloor.contract import Sample
+from shopfloor.contract import MAX_TS_MS, Sample
 
 log = logging.getLogger("shopfloor.agent")
 
@@ -80,6 +80,8 @@ class StationTrack:
     def sample(self, reading: Reading, read_ms: int) -> Sample | None:
         """The next sample for a reading taken at `read_ms` (agent clock), or None for a duplicate."""
         ts = reading.ts_ms if reading.ts_ms is not None else read_ms
+        if not 0 <= ts <= MAX_TS_MS:  # the collector would refuse it after the outbox let it go
+            raise ValueError(f"timestamp {ts} ms is outside 1970..2255: is the clock or the ts unit wrong?")
         if ts <= self.last_ts:
             if reading.ts_ms is not None:
                 self.duplicates += 1

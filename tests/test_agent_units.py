@@ -266,3 +266,10 @@ def test_the_example_config_is_valid_and_shows_every_option():
     for model in (AgentConfig, Mqtt, ModbusSource, OpcUaSource):
         for name in model.model_fields:
             assert f"{name} =" in text or f"{name}:" in text or f"{name}/" in text, f"{model.__name__}.{name}"
+
+
+def test_a_timestamp_outside_what_influxdb_stores_is_refused_before_the_outbox():
+    track = StationTrack("s1", StationState(), count_width=0, scrap_width=0, max_step=100)
+    with pytest.raises(ValueError, match="outside 1970..2255"):
+        track.sample(Reading(count=1, queue=0, ts_ms=10**16), read_ms=5000)
+    assert track.next_seq == 0
