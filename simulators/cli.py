@@ -95,8 +95,8 @@ def replay(
     speed: float = typer.Option(1.0, "--speed", help="Times real time: 60 plays an hour in a minute."),
     keep_time: bool = typer.Option(False, "--keep-time", help="Keep the file's timestamps instead of "
                                    "shifting the first sample to now."),
-    live: bool = typer.Option(False, "--live", help="SOURCE is a scenario: simulate it shift after shift "
-                              "as a demo feed, until --hours or Ctrl-C."),
+    live: bool = typer.Option(False, "--live", help="SOURCE is a scenario: run it as an endless demo feed, "
+                              "its changes repeating every shift, until --hours or Ctrl-C."),
     hours: float = typer.Option(None, "--hours", help="With --live: stop after this many simulated hours."),
     seed: int = typer.Option(0, "--seed", help="With --live: the first block's seed."),
     mqtt_url: str = typer.Option(None, "--mqtt-url", help="Broker URL; else SHOPFLOOR_MQTT_URL."),

@@ -36,8 +36,14 @@ from shopfloor.contract import (
 from shopfloor.errors import ShopfloorError
 from shopfloor.mqtt import make_client
 from shopfloor.settings import MqttEndpoint
+from simulators.draws import US
+from simulators.engine import LineModel, simulate
 from simulators.scenario import Scenario
-from simulators.telemetry import STATE_NAMES, simulate_telemetry
+from simulators.telemetry import STATE_NAMES
+from simulators.telemetry import sample as sample_run
+
+LIVE_BLOCK_S = 7 * 24 * 3600  # one continuous simulation per week of a live feed
+LIVE_WINDOW_S = 3600  # sampled an hour at a time, so memory stays small
 
 DEFAULT_MAX_PENDING = 1000
 DEFAULT_MAX_RATE = 5000.0  # messages a second; a collector takes about 20,000 QoS 1 messages a second
@@ -232,11 +238,11 @@ def _flush(agents: dict[StationKey, VirtualAgent], stats: ReplayStats) -> int:
 
 
 def live_ticks(scenario: Scenario, seed: int, hours: float | None, start_ms: int) -> Iterator[Tick]:
-    """A scenario simulated block after block, for a demo feed that runs until stopped.
+    """A scenario as an endless demo feed: its pattern of changes repeats every `scenario.hours` (a shift
+    that starts over), one continuous simulation a week long at a time, sampled an hour at a time.
 
-    Each block is the scenario's `hours` with its changes (so a shift pattern repeats) and the next seed;
-    counters and sequence numbers carry on across blocks, queues and states restart from the block's
-    own warm-up. Stops after `hours` (None: never).
+    Stops after `hours` (None: never). A new week is a new simulation with the next seed: counters and
+    sequence numbers carry on, queues and states restart from its warm-up (one seam a week).
     """
     keys = [StationKey(scenario.plant_id, scenario.line_id, s) for s in scenario.station_ids]
     total = None if hours is None else int(round(hours * 3600))
@@ -244,14 +250,20 @@ def live_ticks(scenario: Scenario, seed: int, hours: float | None, start_ms: int
     produced = 0
     block = 0
     while total is None or produced < total:
-        telemetry = simulate_telemetry(scenario, seed=seed + block, start_ms=start_ms + produced * 1000)
-        count, queue, state = (a.T.tolist() for a in (telemetry.count, telemetry.queue, telemetry.state))
-        base = [carried[j] - count[0][j] for j in range(len(keys))]
-        for i, ts in enumerate(telemetry.ts_ms.tolist()):
-            if total is not None and produced >= total:
-                return
-            yield ts, [(key, {"ts": ts, "seq": produced, "count": base[j] + count[i][j], "queue": queue[i][j],
-                              "state": STATE_NAMES[state[i][j]]}) for j, key in enumerate(keys)]
-            produced += 1
+        block_samples = LIVE_BLOCK_S if total is None else min(LIVE_BLOCK_S, total - produced)
+        model = LineModel.of(scenario, periods=scenario.repeated_periods(block_samples / 3600))
+        run = simulate(model, model.warmup_us + block_samples * US, seed=seed + block, record=True)
+        base: list[int] | None = None
+        for first in range(0, block_samples, LIVE_WINDOW_S):
+            window = sample_run(run, model.warmup_us + first * US, min(LIVE_WINDOW_S, block_samples - first),
+                                start_ms + produced * 1000)
+            count, queue, state = (a.T.tolist() for a in (window.count, window.queue, window.state))
+            if base is None:  # the first week counts from its simulation's start, like `sim run`
+                base = [carried[j] - count[0][j] for j in range(len(keys))] if block else [0] * len(keys)
+            for i, ts in enumerate(window.ts_ms.tolist()):
+                yield ts, [(key, {"ts": ts, "seq": produced, "count": base[j] + count[i][j],
+                                  "queue": queue[i][j], "state": STATE_NAMES[state[i][j]]})
+                           for j, key in enumerate(keys)]
+                produced += 1
         carried = [base[j] + count[-1][j] for j in range(len(keys))]
         block += 1

@@ -155,6 +155,20 @@ class Scenario(BaseModel):
             start = end
         return periods
 
+    def repeated_periods(self, hours: float) -> list[Period]:
+        """The periods of `hours` with the scenario's pattern starting over every `self.hours` (a shift
+        that repeats): the schedule of a long live feed."""
+        cycle = self.periods()
+        periods: list[Period] = []
+        offset = 0.0
+        while offset < hours:
+            for period in cycle:
+                start, end = offset + period.start_h, min(offset + period.end_h, hours)
+                if start < end:
+                    periods.append(Period(start, end, period.slow, period.mttr))
+            offset += self.hours
+        return periods
+
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read a scenario TOML file; `[defaults]` fills every station key a station leaves out."""
