@@ -18,6 +18,7 @@ from analysis.indicators import (
     Indicators,
     Telemetry,
     ToDate,
+    by_station,
     hour_by_hour,
     indicator_lines,
     indicators,
@@ -26,9 +27,10 @@ from analysis.indicators import (
     units_between,
 )
 from analysis.targets import Decomposition, decompose, local_ms, to_local
-from shopfloor.errors import ConfigError
+from analysis.telemetry import from_store
+from shopfloor.errors import ConfigError, ShopfloorError
 from shopfloor.plan import Plan
-from shopfloor.plant import Line
+from shopfloor.plant import Line, Plant
 from shopfloor.store import Store
 
 
@@ -133,12 +135,44 @@ def feasibility(plan: Plan, line: Line, telemetry: Telemetry, start_ms: int, end
                   reserve=plan.calendar.reserve, constraint=constraint, whatif=whatif)
 
 
-def escalate(plant: str, plan: Plan, line: Line, telemetry: Telemetry, store: Store, start_ms: int,
-             end_ms: int, send: Callable[[dict], bool | None], *, constraint: str | None = None
-             ) -> list[dict]:
-    """Run the escalation checks for the day so far ([start, end), end = now) and send what is new."""
-    month_actual, quarter_actual = store_actuals(store, plant, plan, line, end_ms - 1)
-    report = day_report(plan, line, telemetry, start_ms, end_ms, constraint=constraint,
-                        month_actual=month_actual, quarter_actual=quarter_actual)
-    escalator = Escalator(line.id, targets_at(plan, line.id, start_ms), plan.escalation, send)
-    return escalator.check(end_ms, report.indicators.output, report.indicators, report.month)
+def stored_day_report(store: Store, plant: Plant, plan: Plan, line: Line, start_ms: int, end_ms: int, *,
+                      constraint: str | None = None) -> DayReport:
+    """The day report of [start, end) from InfluxDB: samples of the window, to-date sums in the store."""
+    telemetry = by_station(from_store(store, plant, line.id, start_ms, end_ms))
+    month_actual, quarter_actual = store_actuals(store, plant.plant, plan, line, end_ms - 1)
+    return day_report(plan, line, telemetry, start_ms, end_ms, constraint=constraint,
+                      month_actual=month_actual, quarter_actual=quarter_actual)
+
+
+def escalate(plan: Plan, report: DayReport, now_ms: int, send: Callable[[dict], bool | None]) -> list[dict]:
+    """Run the escalation checks on the day so far and hand new alerts to `send` (AlertSink.send)."""
+    result = report.indicators
+    targets = targets_at(plan, report.line, result.start_ms)
+    return Escalator(report.line, targets, plan.escalation, send).check(now_ms, result.output, result,
+                                                                       report.month)
+
+
+def watch_once(store: Store, plant: Plant, plan: Plan, now_ms: int,
+               sinks: dict[str, Callable[[dict], bool | None]] | None = None) -> dict[str, str]:
+    """One round for every line of the plant that has an objective this year: write the day's
+    indicator points and send new escalations. A line that fails reports its one-line reason and the
+    others go on; returns a status line per line."""
+    status = {}
+    zone = plan.calendar.zone
+    today = to_local(now_ms, zone).date()
+    start_ms, end_ms = day_window(plan, today)
+    planned = {goal.line for goal in plan.objective if goal.year == today.year}
+    for line in plant.lines:
+        if line.id not in planned:
+            continue
+        try:
+            report = stored_day_report(store, plant, plan, line, start_ms, min(end_ms, now_ms))
+            store.write(report.lines(plant.plant))
+            sent = escalate(plan, report, now_ms, sinks[line.id]) if sinks else []
+        except ShopfloorError as error:
+            status[line.id] = f"skipped: {error}"
+            continue
+        result = report.indicators
+        status[line.id] = (f"{result.output} of {result.target:.0f} due, constraint {result.constraint}, "
+                           f"{len(sent)} new alert(s)")
+    return status

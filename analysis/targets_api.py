@@ -24,7 +24,7 @@ from fastapi import APIRouter, HTTPException, Query
 
 from analysis.feasibility import NotMeasurable
 from analysis.indicators import NoTelemetry, by_station
-from analysis.rollup import day_report, day_window, feasibility, store_actuals
+from analysis.rollup import day_window, feasibility, stored_day_report
 from analysis.targets import GRAINS, decompose, to_local
 from analysis.telemetry import TelemetryError, from_store
 from shopfloor.errors import ShopfloorError
@@ -104,10 +104,7 @@ def targets_router(plant: Plant, plan: Plan, store: Callable[[], Store], prefix:
             line_model = plant.get_line(line)
             start, end = window(day, now_ms)
             with store() as client:
-                telemetry = by_station(from_store(client, plant, line, start, end))
-                month, quarter = store_actuals(client, plant.plant, plan, line_model, end - 1)
-            report = day_report(plan, line_model, telemetry, start, end, constraint=constraint,
-                                month_actual=month, quarter_actual=quarter)
+                report = stored_day_report(client, plant, plan, line_model, start, end, constraint=constraint)
         except ShopfloorError as error:
             raise _http_error(error) from None
         return report.to_json()

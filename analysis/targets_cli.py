@@ -78,6 +78,8 @@ Constraint = typer.Option(None, "--constraint", help="The constraint station (de
 InfluxUrl = typer.Option(None, "--influx-url", help="InfluxDB URL (default SHOPFLOOR_INFLUX_URL).")
 InfluxDb = typer.Option(None, "--db", help="InfluxDB database (default SHOPFLOOR_INFLUX_DB).")
 Json = typer.Option(False, "--json", help="Print one JSON object.")
+MqttUrl = typer.Option(None, "--mqtt-url", help="Broker for the alerts (default SHOPFLOOR_MQTT_URL).")
+Webhook = typer.Option([], "--webhook", help="Also POST each alert here (repeatable).")
 
 
 def _parse_day(value: str | None) -> dt.date | None:
@@ -258,26 +260,64 @@ def feasibility_command(plant: Path = PlantFile, plan: Path = PlanFile, line: st
 
 @app.command("check")
 def check_command(plant: Path = PlantFile, plan: Path = PlanFile, line: str = LineId, now: str | None = Now,
-                  constraint: str | None = Constraint,
-                  mqtt_url: str | None = typer.Option(None, "--mqtt-url", help="Broker for the alerts "
-                                                      "(default SHOPFLOOR_MQTT_URL)."),
-                  webhook: list[str] = typer.Option([], "--webhook", help="Also POST each alert here "
-                                                    "(repeatable)."),
-                  influx_url: str | None = InfluxUrl, db: str | None = InfluxDb) -> None:
+                  constraint: str | None = Constraint, mqtt_url: str | None = MqttUrl,
+                  webhook: list[str] = Webhook, influx_url: str | None = InfluxUrl,
+                  db: str | None = InfluxDb) -> None:
     """Run the escalation checks on today's stored data; send new alerts the way constraint alerts go."""
     from analysis.alerts import AlertSink, MqttAlertPublisher
-    from analysis.rollup import escalate
+    from analysis.rollup import day_report, escalate, store_actuals
 
     with _inputs(plant, plan, line, None, None, now, influx_url, db) as inputs:
         assert inputs.store is not None
+        month, quarter = store_actuals(inputs.store, inputs.plant.plant, inputs.plan, inputs.line,
+                                       inputs.end_ms - 1)
+        report = day_report(inputs.plan, inputs.line, inputs.telemetry, inputs.start_ms, inputs.end_ms,
+                            constraint=constraint, month_actual=month, quarter_actual=quarter)
         publisher = MqttAlertPublisher(mqtt_url, client_id=f"shopfloor-targets-{inputs.plant.plant}-{line}")
         try:
             sink = AlertSink(inputs.plant.plant, line, inputs.store, publisher, webhook)
-            sent = escalate(inputs.plant.plant, inputs.plan, inputs.line, inputs.telemetry, inputs.store,
-                            inputs.start_ms, inputs.end_ms, sink.send, constraint=constraint)
+            sent = escalate(inputs.plan, report, inputs.end_ms, sink.send)
         finally:
             publisher.close()
     for alert in sent:
         typer.echo(f"{alert['severity']:8} {alert['kind']}: {alert['message']}")
     if not sent:
         typer.echo(f"line {line}: no new escalation")
+
+
+@app.command("watch")
+def watch_command(plant: Path = PlantFile, plan: Path = PlanFile,
+                  every: float = typer.Option(300.0, "--every", min=1.0, help="Seconds between rounds."),
+                  rounds: int | None = typer.Option(None, "--rounds", min=1, help="Stop after this many "
+                                                    "rounds (default: until Ctrl-C)."),
+                  now: str | None = Now, no_alerts: bool = typer.Option(False, "--no-alerts", help="Only "
+                                                                        "write the indicators."),
+                  mqtt_url: str | None = MqttUrl, webhook: list[str] = Webhook,
+                  influx_url: str | None = InfluxUrl, db: str | None = InfluxDb) -> None:
+    """Keep every planned line's day current: write its indicator points and send new escalations each
+    round. A round that fails (InfluxDB or the broker away) is reported and retried the next round."""
+    import time
+
+    from analysis.alerts import AlertSink, MqttAlertPublisher
+    from analysis.rollup import watch_once
+
+    plant_model, plan_model = load_plant(plant), load_plan(plan)
+    publisher = None if no_alerts else MqttAlertPublisher(
+        mqtt_url, client_id=f"shopfloor-targets-watch-{plant_model.plant}")
+    done = 0
+    try:
+        with Store(influx_url, db) as store:
+            sinks = None if publisher is None else {
+                line.id: AlertSink(plant_model.plant, line.id, store, publisher, webhook).send
+                for line in plant_model.lines}
+            while rounds is None or done < rounds:
+                began = time.monotonic()
+                statuses = watch_once(store, plant_model, plan_model, _parse_now(now), sinks)
+                for line_id, status in statuses.items():
+                    typer.echo(f"{dt.datetime.now(dt.UTC):%H:%M:%SZ} line {line_id}: {status}")
+                done += 1
+                if rounds is None or done < rounds:
+                    time.sleep(max(0.0, every - (time.monotonic() - began)))
+    finally:
+        if publisher is not None:
+            publisher.close()

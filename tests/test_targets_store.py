@@ -143,3 +143,20 @@ def test_check_sends_escalations_once_through_the_alert_path(stack, store, plant
     stored = stored_alerts(store, plant_id, "l1", 0)
     assert sorted(row["kind"] for row in stored) == expected
     assert received.empty()
+
+
+def test_watch_keeps_every_planned_line_current(stack, store, plant_id, line_files) -> None:
+    plant, plan = line_files
+    write_telemetry(store, plant_id)
+    args = ["targets", "watch", "--plant", str(plant), "--plan", str(plan), "--rounds", "2", "--every", "1",
+            "--now", "2027-03-02T08:00:10Z"]
+    done = run_cli(stack, store, *args)
+    assert done.returncode == 0, done.stderr
+    rounds = done.stdout.strip().splitlines()
+    assert len(rounds) == 2
+    assert rounds[0].endswith("line l1: 584 of 701 due, constraint b, 3 new alert(s)")
+    assert rounds[1].endswith("line l1: 584 of 701 due, constraint b, 0 new alert(s)")
+    days = store.query(f"SELECT output FROM {INDICATOR_MEASUREMENT} WHERE plant = {quote_string(plant_id)} "
+                       f"AND period = 'day'").rows()
+    assert [row["output"] for row in days] == [584]
+    assert len(stored_alerts(store, plant_id, "l1", 0)) == 3
