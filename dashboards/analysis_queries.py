@@ -6,6 +6,10 @@ The measurements and their fields are the ones documented beside their names in 
 - `indicator`: tags plant, line, period (day|shift|hour); day/shift fields output, target, pace,
   constraint_uptime, constraint_active_share, buffer_health, constraint_oee, line_oee, scrap_rate,
   constraint (analysis/indicators.py `indicator_lines`).
+- `bottleneck` (analysis/live.py, the live detector): per timeline window a point with tags plant,
+  line, station and fields share, sole, blocked, starved; per tick a point with tags plant, line and
+  fields current (the constraint, with hysteresis) and since (ms).
+- `alert`: tags plant, line, station, kind; fields severity, message, lost_units (analysis/alerts.py).
 This module is the only place the boards and the huddle page read them. Same Grafana query text and
 InfluxQL rules as dashboards.queries; one selector per statement, so rows keep their real time.
 """
@@ -80,15 +84,10 @@ def mean_indicator(name: str) -> str:
             f'AND "period" = \'day\' AND $timeFilter GROUP BY "line"')
 
 
-def constraint_days(station: str) -> str:
-    """Days (indicator day points) on which `station` was its line's constraint."""
-    return (f'SELECT count("constraint") AS "days" FROM {INDICATOR} WHERE {LINE_FILTER} '
-            f'AND "period" = \'day\' AND "constraint" = {quote_string(station)} AND $timeFilter '
-            f'GROUP BY "line"')
-
-
-CURRENT_CONSTRAINT = (f'SELECT last("constraint") AS "constraint" FROM {INDICATOR} WHERE {LINE_FILTER} '
-                      f'AND {LATEST} GROUP BY "line"')
-CONSTRAINT_SHARES = (f'SELECT mean("share") AS "share" FROM {BOTTLENECK} WHERE {LINE_FILTER} AND $timeFilter '
-                     f'GROUP BY "station"')
+CURRENT_CONSTRAINT = (f'SELECT "current" AS "constraint", "since" FROM {BOTTLENECK} WHERE {LINE_FILTER} '
+                      f'AND "current" =~ /./ AND $timeFilter ORDER BY time DESC LIMIT 1')
+CONSTRAINT_SHARES = (f'SELECT mean("share") AS "share" FROM {BOTTLENECK} WHERE {LINE_FILTER} '
+                     f'AND "station" =~ /./ AND $timeFilter GROUP BY "station"')
+CONSTRAINT_PLACES = (f'SELECT mean("share") AS "share" FROM {BOTTLENECK} WHERE {LINE_FILTER} '
+                     f'AND "station" =~ /./ AND $timeFilter GROUP BY "line", "station"')
 ALERT_ANNOTATIONS = f'SELECT "message", "kind", "severity" FROM {ALERT} WHERE {LINE_FILTER} AND $timeFilter'

@@ -106,28 +106,16 @@ def lost_output_panel(exits: str, grid: Grid) -> Json:
         defaults={"color": {"mode": "fixed", "fixedColor": "red"}})
 
 
-def constraint_places_panel(config: BoardConfig, grid: Grid) -> Json:
-    stations = sorted({station for line in config.plant.lines for station in line.station_ids})
-    refs = [_ref(index) for index in range(len(stations))]
+def constraint_places_panel(grid: Grid) -> Json:
     return panel(
         "piechart", "Where the constraint sat (quarter)", grid,
-        [influx_target(aq.constraint_days(station), ref, alias=f"$tag_line {station}")
-         for ref, station in zip(refs, stations, strict=True)],
-        description="Days of the quarter on which each station was its line's constraint.",
-        decimals=0, time_from=QUARTER,
+        [influx_target(aq.CONSTRAINT_PLACES, "A", alias="$tag_line $tag_station")],
+        description="Each station's share of the quarter as its line's (sole or shifting) bottleneck, "
+                    "from the live detector's timeline.",
+        unit="percentunit", decimals=0, time_from=QUARTER,
         options={"reduceOptions": {"calcs": ["lastNotNull"], "values": False}, "pieType": "donut",
                  "legend": {"displayMode": "table", "placement": "right", "values": ["value", "percent"]},
                  "displayLabels": ["name"]})
-
-
-def _ref(index: int) -> str:
-    """Grafana query ids: A..Z, then AA, AB, ..."""
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
 
 
 def board(config: BoardConfig) -> Json:
@@ -138,7 +126,7 @@ def board(config: BoardConfig) -> Json:
         forecast_panel(exits, Grid(0, 8, 8, 7)),
         feasibility_panel(exits, config.reserve, Grid(8, 8, 8, 7)),
         lost_output_panel(exits, Grid(16, 8, 8, 7)),
-        constraint_places_panel(config, Grid(0, 15, 10, 9)),
+        constraint_places_panel(Grid(0, 15, 10, 9)),
         panel("timeseries", "Daily output vs target (month)", Grid(10, 15, 14, 9),
               [influx_target(q.daily_output(exits), "A", alias="$tag_line"),
                influx_target(aq.daily_target(), "B", alias="$tag_line target")],

@@ -176,9 +176,25 @@ class HuddleReader:
     def constraint(self, line: Line, span: HuddleRange, now_ms: int) -> Json | None:
         """The constraint now and each station's share of this shift as (sole or shifting) bottleneck.
 
-        Runs the bottleneck detector (analysis.bottleneck) on the shift's samples in windows of
-        CONSTRAINT_WINDOW_S; the current constraint is the last window's, `since` the start of its run.
+        From the live detector's timeline (measurement `bottleneck`, what the boards show) when the
+        analysis service writes it for this shift; else the detector runs here on the shift's samples.
         """
+        stored = self.stored_constraint(line, span, now_ms)
+        return stored if stored is not None else self.detected_constraint(line, span, now_ms)
+
+    def stored_constraint(self, line: Line, span: HuddleRange, now_ms: int) -> Json | None:
+        context = self._context(line, span.start_ms, min(span.end_ms, now_ms))
+        current = self._rows(aq.CURRENT_CONSTRAINT, context)
+        if not current:
+            return None
+        shares = {row["station"]: round(row["share"], 4) for row in self._rows(aq.CONSTRAINT_SHARES, context)}
+        station = current[0]["constraint"]
+        return {"station": station, "share": shares.get(station), "since": current[0]["since"],
+                "shares": {s: shares.get(s, 0.0) for s in line.station_ids}, "source": "live detector"}
+
+    def detected_constraint(self, line: Line, span: HuddleRange, now_ms: int) -> Json | None:
+        """The detector (analysis.bottleneck) on the shift's samples in windows of CONSTRAINT_WINDOW_S;
+        the constraint is the last window's, `since` the start of its run."""
         from analysis.bottleneck import analyze
         from analysis.states import spans
         from analysis.telemetry import TelemetryError, from_store
@@ -204,13 +220,15 @@ class HuddleReader:
                 break
             since = window.start
         return {"station": station, "share": shares.get(station), "since": since, "shares": shares,
-                "window_s": CONSTRAINT_WINDOW_S}
+                "source": "detector on this shift's samples"}
 
     def _cached_constraint(self, line: Line, span: HuddleRange, now_ms: int) -> Json | None:
-        if self.cache is None:
-            return self.constraint(line, span, now_ms)
+        """As `constraint`; the costly fallback (the detector here) is cached per line and shift."""
+        stored = self.stored_constraint(line, span, now_ms)
+        if stored is not None or self.cache is None:
+            return stored if stored is not None else self.detected_constraint(line, span, now_ms)
         key = (self.store.database, line.id, span.start_ms)
-        return self.cache.get(key, lambda: self.constraint(line, span, now_ms))
+        return self.cache.get(key, lambda: self.detected_constraint(line, span, now_ms))
 
     def alerts(self, line: Line, span: HuddleRange, now_ms: int) -> list[Json]:
         context = self._context(line, span.start_ms, min(span.end_ms, now_ms))

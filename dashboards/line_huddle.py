@@ -79,7 +79,8 @@ def constraint_panels() -> list[Json]:
     return [
         panel("stat", "Constraint now", Grid(8, 0, 8, 6),
               [influx_target(aq.CURRENT_CONSTRAINT, "A", table=True)],
-              description="The station that limits the line now (the latest shift or day indicator).",
+              description="The station that limits the line now: the live detector's answer, which moves "
+                          "only after a challenger held for minutes.",
               options={**big_stat_options(text_size=72),
                        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "/^constraint$/",
                                          "values": False}},

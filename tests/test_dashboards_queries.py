@@ -20,6 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from analysis.alerts import alert_line, make_alert
+from analysis.live import LiveConfig, LiveDetector
 from analysis.targets import decompose, target_lines
 from dashboards import executive, line_huddle
 from dashboards.boards import all_boards
@@ -81,6 +82,11 @@ def filled(board_store, telemetry, config):
         "--line", line.id, "--telemetry", str(telemetry), "--write", "--influx-url", store.url,
         "--db", store.database])
     assert written.exit_code == 0, written.output
+    first = min(sample["ts"] for _, sample in records)
+    last = max(sample["ts"] for _, sample in records)
+    detector = LiveDetector(store, plant, line.id, LiveConfig(lookback_s=3600, rewrite_s=3600))
+    for now in range(first + HOUR_MS, last + 1, HOUR_MS):  # the service's live ticks, one an hour
+        assert detector.tick(now) is not None
     middle = records[len(records) // 2][1]["ts"]
     store.write([alert_line(plant.plant, line.id, make_alert(middle, "constraint_down", "critical", "s3",
                                                              "Line l1: constraint s3 is down"), 12.5)])
@@ -135,17 +141,13 @@ def test_every_panel_query_runs_and_returns_data_of_the_expected_shape(filled, c
     checked = 0
     for name, board in all_boards(config).items():
         for panel in board["panels"]:
-            if panel["title"] == "Constraint share of the range":
-                continue  # the detector's `bottleneck` measurement: see test_constraint_share_*
             results = _run_panel(store, config, board, panel, start, end)
             assert any(results.values()), f"{name} {panel['title']!r} returned nothing"
             for ref, rows in results.items():
                 where = f"{name} {panel['title']!r} {ref}"
-                if not rows and panel["title"].startswith("Where the constraint sat"):
-                    continue  # one query per station: only the constraint's has days
                 assert rows, f"{where} returned nothing"
                 checked += 1
-                values = {key for key in rows[0] if key not in ("time", "line", "station")}
+                values = {key for key in rows[0] if key not in ("time", "line", "station", "since")}
                 assert len(values) == 1, f"{where}: one value column, not {values}"
                 assert rows[0][values.pop()] is not None, where
                 if 'GROUP BY "station"' in str(panel["targets"]) or '"station" fill' in str(panel["targets"]):
@@ -233,4 +235,17 @@ def test_executive_kpis_from_the_file_and_the_plan(filled, config):
     lost = _panel(board, "Output lost at the constraint (month)")
     assert _run_panel(store, config, board, lost, start, end)["X"][0]["value"] >= 0
     places = _run_panel(store, config, board, _panel(board, "Where the constraint sat (quarter)"), start, end)
-    assert sum(row["days"] for rows in places.values() for row in rows) == 1  # one day point written
+    shares = {row["station"]: row["share"] for row in places["A"]}
+    assert set(shares) == set(config.plant.lines[0].station_ids)
+    assert max(shares, key=shares.get) == "s3"  # the demo's slowest station until hour 4
+
+
+def test_huddle_constraint_panels_show_the_live_detector(filled, config):
+    store, records = filled
+    start, end = _span(records)
+    board = line_huddle.board(config)
+    now = _run_panel(store, config, board, _panel(board, "Constraint now"), start, end)["A"]
+    assert now[0]["constraint"] in config.plant.lines[0].station_ids and now[0]["since"] <= end
+    shares = _run_panel(store, config, board, _panel(board, "Constraint share of the range"), start, end)["A"]
+    assert {row["station"] for row in shares} == set(config.plant.lines[0].station_ids)
+    assert all(0 <= row["share"] <= 1 for row in shares)

@@ -25,6 +25,7 @@ from fastapi import FastAPI
 from typer.testing import CliRunner
 
 from analysis.alerts import alert_line, make_alert
+from analysis.live import LiveConfig, LiveDetector
 from analysis.targets import decompose, target_lines
 from dashboards.huddle_api import HuddleReader, huddle_router
 from shopfloor.cli import _mount_subcommands, app
@@ -109,6 +110,17 @@ def test_huddle_json_has_the_huddle_content(served):
     assert httpx.get(f"{url}/api/huddle/nope", timeout=10).status_code == 404
     lines = httpx.get(f"{url}/api/huddle", timeout=10).json()["lines"]
     assert lines == [{"id": "l1", "name": "Final assembly"}]
+
+
+def test_constraint_comes_from_the_live_detector_once_it_writes(served):
+    url, store, plant, plan = served
+    before = httpx.get(f"{url}/api/huddle/l1", timeout=30).json()["constraint"]
+    assert before["source"] == "detector on this shift's samples"
+    status = LiveDetector(store, plant, "l1", LiveConfig()).tick(int(time.time() * 1000))
+    after = httpx.get(f"{url}/api/huddle/l1", timeout=30).json()["constraint"]
+    assert after["source"] == "live detector"
+    assert after["station"] == status.current
+    assert set(after["shares"]) == set(plant.lines[0].station_ids)
 
 
 def test_page_has_no_external_assets(served):
