@@ -304,3 +304,14 @@ def test_a_billion_units_on_a_24_hour_shift_in_a_leap_year_stay_exact() -> None:
     with pytest.raises(ValueError, match="less than or equal to 1000000000"):
         Plan.model_validate({**plan.model_dump(),
                              "objective": [{"line": "l1", "year": 2028, "units": 10**9 + 1}]})
+
+
+def test_watch_reports_a_store_that_is_away_and_goes_on(tmp_path: Path) -> None:
+    plant = tmp_path / "plant.toml"
+    plant.write_text('plant = "p1"\n[[line]]\nid = "l1"\n[[line.station]]\nid = "s1"\nbuffer = 2\n'
+                     'ideal_cycle_s = 10.0\n')
+    done = run_cli("targets", "watch", "--plant", str(plant), "--plan", str(write_plan(tmp_path, BERLIN)),
+                   "--rounds", "1", "--no-alerts", "--influx-url", "http://127.0.0.1:9",
+                   "--now", "2027-03-02T10:00:00+01:00")
+    assert done.returncode == 0, done.stderr
+    assert "line l1: skipped: InfluxDB at http://127.0.0.1:9 is not reachable" in done.stdout
