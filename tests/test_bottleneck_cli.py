@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
 import orjson
 import pytest
 
-from shopfloor.contract import StationKey, write_records
+from shopfloor.contract import StationKey, read_records, sample_line, write_records
 
 T0 = 1_790_000_000_000
 PLANT = """plant = "p1"
@@ -94,3 +95,25 @@ def test_a_bad_telemetry_file_is_one_line(files, tmp_path, content, expected):
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1, done.stderr
     assert expected in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.servers
+def test_the_same_timeline_from_influxdb_for_a_time_range(files, stack, store):
+    plant, telemetry = files
+    store.write([sample_line(key, sample) for key, sample in read_records(telemetry)])
+    from_file = run("--plant", str(plant), "--line", "l1", "--telemetry", str(telemetry), "--window", "300",
+                    "--json")
+    env_run = subprocess.run(
+        [sys.executable, "-m", "shopfloor", "analyze", "bottleneck", "--plant", str(plant), "--line", "l1",
+         "--from", str(T0), "--to", "2026-09-21T14:28:20Z", "--window", "300", "--json"],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "SHOPFLOOR_INFLUX_URL": stack.influxdb.url,
+             "SHOPFLOOR_INFLUX_DB": store.database})
+    assert env_run.returncode == 0, env_run.stderr
+    assert orjson.loads(env_run.stdout) == orjson.loads(from_file.stdout)
+    empty = subprocess.run(
+        [sys.executable, "-m", "shopfloor", "analyze", "bottleneck", "--plant", str(plant), "--line", "l1",
+         "--from", "2020-01-01T00:00Z", "--to", "2020-01-01T01:00Z", "--window", "300",
+         "--influx-url", stack.influxdb.url, "--influx-db", store.database],
+        capture_output=True, text=True, timeout=60)
+    assert empty.returncode == 2 and empty.stderr.count("\n") == 1 and "no samples" in empty.stderr
