@@ -315,3 +315,19 @@ def test_watch_reports_a_store_that_is_away_and_goes_on(tmp_path: Path) -> None:
                    "--now", "2027-03-02T10:00:00+01:00")
     assert done.returncode == 0, done.stderr
     assert "line l1: skipped: InfluxDB at http://127.0.0.1:9 is not reachable" in done.stdout
+
+
+@settings(max_examples=15, deadline=None)
+@given(minute=st.integers(0, 365 * 24 * 60), delivered=st.integers(0, 2_000_000))
+def test_any_replan_keeps_the_delivered_units_before_it(berlin: Plan, minute: int, delivered: int) -> None:
+    as_of = dt.datetime(2027, 1, 1) + dt.timedelta(minutes=minute)
+    try:
+        targets = decompose(berlin, "l1", as_of=as_of, delivered=delivered)
+    except PlanError as error:  # no production time on one side of the cut: said so, in one line
+        assert "no production time" in str(error) and "\n" not in str(error)
+        return
+    cut = int(as_of.replace(tzinfo=targets.zone).timestamp() * 1000)
+    before = int(targets.leaf_units[targets.leaf_start_ms < cut].sum())
+    assert before == delivered
+    assert targets.total_units == max(1234567, delivered)
+    assert sum(p.units for p in targets.periods("week")) == targets.total_units
