@@ -5,11 +5,12 @@ Why it is built this way:
   returns alerts keyed by the moment their event began, so the same event always yields the same
   alert, however often the live loop re-reads the recent past.
 - Delivery (`AlertSink.send`, or `send_alert` for a one-off) first looks the alert up among the
-  stored alerts (measurement `contract.ALERT_MEASUREMENT`), then stores it, then publishes it to
-  `shopfloor/v1/{plant}/{line}/alerts` (QoS 1, waiting for the broker's PUBACK) and POSTs it to each
-  webhook. The store is the memory: after a restart nothing is sent again, and a second analysis
-  instance sharing the database does not repeat it either. Storing before publishing means a crash
-  between the two loses that one publication rather than repeating it: "once" is the promise.
+  stored alerts (measurement `contract.ALERT_MEASUREMENT`), then publishes it to
+  `shopfloor/v1/{plant}/{line}/alerts` (QoS 1, waiting for the broker's PUBACK), then stores it, then
+  POSTs it to each webhook (a refusing webhook is logged, not retried). The store is the memory: after
+  a restart nothing is sent again, and a second analysis instance sharing the database does not repeat
+  it either. Publishing before storing means a broker outage delays an alert (the next tick retries)
+  instead of losing it; only a crash between PUBACK and the write can repeat one.
 - Identity of an alert is (kind, station, ts); callers put the event's start (or checkpoint) in ts.
   Issue 5's pace and uptime escalations use the same sink through `send`.
 """
@@ -191,12 +192,12 @@ class AlertSink:
         alert = make_alert(alert["ts"], alert["kind"], alert["severity"], alert["station"], alert["message"])
         if self._seen(alert):
             return False
+        payload = orjson.dumps(alert)
+        if self.publisher is not None:  # raises if the broker does not acknowledge: retried next tick
+            self.publisher.publish(alerts_topic(self.plant, self.line), payload)
         self.store.write([alert_line(self.plant, self.line, alert, lost_units)])
         assert self._known is not None
         self._known.add((alert["kind"], alert["station"], alert["ts"]))
-        payload = orjson.dumps(alert)
-        if self.publisher is not None:
-            self.publisher.publish(alerts_topic(self.plant, self.line), payload)
         for url in self.webhooks:
             try:
                 httpx.post(url, content=payload, headers={"content-type": "application/json"},
