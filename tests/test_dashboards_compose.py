@@ -10,6 +10,7 @@ in the scenario, the plant file and the plan.
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -75,26 +76,53 @@ def _resolve(cli, args: list[str]):
     return command, args
 
 
+SHELL_WORDS = {";", "&&", "||", "do", "done", "then", "fi", ">", "2>", "|"}
+
+
+def _invocations(service: dict) -> list[list[str]]:
+    """The `shopfloor` argument lists a service runs: its command, or each one in its `sh -c` script."""
+    if service.get("entrypoint", ["shopfloor"])[:2] != ["sh", "-c"]:
+        return [list(service["command"])]
+    words = shlex.split(" ".join(service["command"]).replace(";", " ; "))
+    found = []
+    for index, word in enumerate(words):
+        if word == "shopfloor":
+            args = []
+            for arg in words[index + 1:]:
+                if arg in SHELL_WORDS:
+                    break
+                args.append(arg)
+            found.append(args)
+    assert found, "a shell service of the shopfloor image that runs no shopfloor command"
+    return found
+
+
 def test_every_command_is_a_real_shopfloor_command(compose, cli):
     for name, service in _shopfloor_services(compose).items():
-        command, args = _resolve(cli, list(service["command"]))
-        options = {opt: param for param in command.params if param.param_type_name == "option"
-                   for opt in param.opts}
-        given = {arg for arg in args if arg.startswith("--")}
-        for option in given:
-            assert option in options, f"{name}: {command.name} has no option {option}"
-        environment = service.get("environment", {})
-        for param in command.params:
-            if not param.required:
-                continue
-            if param.param_type_name == "option":
-                by_env = param.envvar and param.envvar in environment
-                assert set(param.opts) & given or by_env, f"{name}: {command.name} needs {param.opts[0]}"
-        positional = [arg for index, arg in enumerate(args)
-                      if not arg.startswith("--") and (index == 0 or not args[index - 1].startswith("--")
-                                                       or _is_flag(options.get(args[index - 1])))]
-        wanted = [param for param in command.params if param.param_type_name == "argument" and param.required]
-        assert len(positional) >= len(wanted), f"{name}: {command.name} needs {[p.name for p in wanted]}"
+        for args in _invocations(service):
+            _check_invocation(cli, name, service, args)
+
+
+def _check_invocation(cli, name: str, service: dict, args: list[str]) -> None:
+    """The sub-command exists, its options exist, its required options and arguments are given."""
+    command, args = _resolve(cli, args)
+    options = {opt: param for param in command.params if param.param_type_name == "option"
+               for opt in param.opts}
+    given = {arg for arg in args if arg.startswith("--")}
+    for option in given:
+        assert option in options, f"{name}: {command.name} has no option {option}"
+    environment = service.get("environment", {})
+    for param in command.params:
+        if not param.required:
+            continue
+        if param.param_type_name == "option":
+            by_env = param.envvar and param.envvar in environment
+            assert set(param.opts) & given or by_env, f"{name}: {command.name} needs {param.opts[0]}"
+    positional = [arg for index, arg in enumerate(args)
+                  if not arg.startswith("--") and (index == 0 or not args[index - 1].startswith("--")
+                                                   or _is_flag(options.get(args[index - 1])))]
+    wanted = [param for param in command.params if param.param_type_name == "argument" and param.required]
+    assert len(positional) >= len(wanted), f"{name}: {command.name} needs {[p.name for p in wanted]}"
 
 
 def _is_flag(option) -> bool:
