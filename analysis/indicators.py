@@ -6,10 +6,11 @@ the live store, both read by analysis.telemetry (`from_file`, `from_store`: sort
 collapsed), and the tests' hand-made arrays; it stays fast for a day of 1 Hz samples of a line.
 
 Conventions (DESIGN.md §4):
-- A sample's `state` holds from its `ts` until the next sample of that station; the last sample
-  holds for the station's median sample interval. Missing states are inferred per sample from the
-  queues (input queue empty: starved; the next station's input buffer full: blocked; else working);
-  the detector's finer inference (analysis.states) works on spans, these indicators on samples.
+- A sample's `state` holds from its `ts` until the next sample of that station; the last sample,
+  and one before a gap longer than the detector's limit, holds for the median sample interval.
+  Missing states are inferred per sample from the queues (input queue empty: starved; the next
+  station's input buffer full: blocked; else working); the detector's finer inference
+  (analysis.states) works on spans, these indicators on samples.
 - `count` is a counter (a reset to a smaller value restarts from 0); units are attributed to the
   interval that ends at the sample that shows them. `scrap` counts units the station completed and
   scrapped, so its good units are count - scrap.
@@ -27,6 +28,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from analysis.states import DEFAULT_MAX_GAP_MS
 from analysis.targets import Decomposition
 from analysis.telemetry import STATE_CODE, UNKNOWN, LineTelemetry, StationSeries
 from shopfloor.contract import (
@@ -101,12 +103,14 @@ def units_per_bucket(series: StationSeries, edges: np.ndarray, *, good: bool = T
 
 
 def holding_ms(series: StationSeries, start_ms: int, end_ms: int) -> np.ndarray:
-    """How long each sample's state holds inside [start, end)."""
+    """How long each sample's state holds inside [start, end): until the next sample, except across a
+    gap longer than the detector's limit (an agent away), where it holds one usual interval."""
     if len(series) == 0:
         return np.zeros(0, dtype=np.int64)
     gaps = np.diff(series.ts)
-    last = int(np.median(gaps)) if len(gaps) else 0
-    stop = np.append(series.ts[1:], series.ts[-1] + last)
+    step = int(np.median(gaps)) if len(gaps) else 0
+    gaps = np.append(gaps, step)
+    stop = series.ts + np.where(gaps <= max(DEFAULT_MAX_GAP_MS, step), gaps, step)
     return np.clip(np.minimum(stop, end_ms) - np.maximum(series.ts, start_ms), 0, None)
 
 
