@@ -156,7 +156,10 @@ class MqttAlertPublisher:
 
     def publish(self, topic: str, payload: bytes, timeout_s: float = 10.0) -> None:
         info = self.client.publish(topic, payload, qos=1)
-        info.wait_for_publish(timeout=timeout_s)
+        try:
+            info.wait_for_publish(timeout=timeout_s)
+        except (RuntimeError, ValueError) as error:  # paho: not connected, or its queue is full
+            raise ShopfloorError(f"the broker did not acknowledge the alert on {topic}: {error}") from None
         if not info.is_published():
             raise ShopfloorError(f"the broker did not acknowledge the alert on {topic} in {timeout_s} s")
 

@@ -127,3 +127,27 @@ def test_each_alert_is_delivered_once_through_the_real_broker_even_after_a_resta
         hook.close()
         subscriber.disconnect()
         subscriber.loop_stop()
+
+
+@pytest.mark.servers
+def test_an_alert_the_broker_did_not_acknowledge_is_retried_not_lost(own_stack, own_store, plant_id):
+    from analysis.alerts import make_alert
+    from shopfloor.errors import ShopfloorError
+
+    publisher = MqttAlertPublisher(own_stack.mosquitto.url, client_id=f"outage-{plant_id}")
+    sink = AlertSink(plant_id, "l1", own_store, publisher)
+    alert = make_alert(T0, "constraint_down", "critical", "s2", "Line l1: constraint s2 is down")
+    try:
+        own_stack.mosquitto.stop()
+        with pytest.raises(ShopfloorError, match="did not acknowledge"):
+            publisher.publish(alerts_topic(plant_id, "l1"), b"{}", timeout_s=1.0)
+        with pytest.raises(ShopfloorError):
+            sink.send(alert)
+        assert stored_alerts(own_store, plant_id, "l1", T0 - MIN) == []
+        own_stack.mosquitto.start()
+        wait_until(lambda: publisher.client.is_connected(), 40, "the publisher to reconnect")
+        assert sink.send(alert) is True
+        assert sink.send(alert) is False
+        assert len(stored_alerts(own_store, plant_id, "l1", T0 - MIN)) == 1
+    finally:
+        publisher.close()
