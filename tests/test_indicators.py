@@ -178,3 +178,12 @@ def test_month_to_date_and_the_run_rate_forecast() -> None:
     quarter = to_date(targets, "quarter", now, actual=5000)
     assert quarter.start_ms == ms(2027, 1, 1) and quarter.end_ms == ms(2027, 4, 1)
     assert to_date(targets, "month", ms(2027, 3, 1), actual=0).forecast is None
+
+
+def test_a_state_does_not_hold_across_a_gap_in_the_samples() -> None:
+    # one sample a minute, then the agent is away for an hour: the last state before the gap holds
+    # one usual interval, not the whole hour
+    ts = [0, MIN, 2 * MIN, 62 * MIN, 63 * MIN]
+    away = series(ts, [0, 1, 2, 3, 4], [1] * 5, state=[CODE["working"]] * 2 + [CODE["down"]] + [0] * 2)
+    spent = state_ms(away, 0, 64 * MIN)
+    assert spent["down"] == MIN and spent["working"] == 4 * MIN
