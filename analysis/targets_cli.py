@@ -119,8 +119,9 @@ class _Inputs:
 
 @contextmanager
 def _inputs(plant: Path, plan: Path, line: str, telemetry_file: Path | None, day: str | None,
-            now: str | None, influx_url: str | None, db: str | None) -> Iterator[_Inputs]:
-    """A file is judged over its span (or `--day`); the store over the day up to now."""
+            now: str | None, influx_url: str | None, db: str | None, days: int = 1) -> Iterator[_Inputs]:
+    """A file is judged over its span (or `--day`); the store over the day (and the `days` - 1 before
+    it) up to now."""
     from analysis.indicators import by_station
     from analysis.rollup import day_window
     from analysis.targets import to_local
@@ -135,8 +136,9 @@ def _inputs(plant: Path, plan: Path, line: str, telemetry_file: Path | None, day
         yield _Inputs(plant_model, plan_model, line_model, start, end, by_station(recorded), None)
         return
     now_ms = _parse_now(now)
-    start, end = day_window(plan_model, chosen or to_local(now_ms, plan_model.calendar.zone).date())
-    end = min(end, now_ms)
+    last_day = chosen or to_local(now_ms, plan_model.calendar.zone).date()
+    start, _ = day_window(plan_model, last_day - dt.timedelta(days=days - 1))
+    end = min(day_window(plan_model, last_day)[1], now_ms)
     with Store(influx_url, db) as store:
         telemetry = by_station(from_store(store, plant_model, line, start, end))
         yield _Inputs(plant_model, plan_model, line_model, start, end, telemetry, store)
@@ -234,6 +236,8 @@ def feasibility_command(plant: Path = PlantFile, plan: Path = PlanFile, line: st
                         constraint: str | None = Constraint,
                         needed: float | None = typer.Option(None, "--needed-per-hour", min=0,
                                                             help="Judge this rate instead of the plan's."),
+                        days: int = typer.Option(1, "--days", min=1, max=14, help="Measure the constraint "
+                                                 "over this many days up to --day (InfluxDB only)."),
                         scenario: Path | None = typer.Option(None, "--scenario", help="The line's simulator "
                                                              "scenario: quantify elevating the constraint."),
                         speedup: float = typer.Option(0.0, "--speedup", help="What-if: 0.1 = the constraint "
@@ -249,7 +253,7 @@ def feasibility_command(plant: Path = PlantFile, plan: Path = PlanFile, line: st
     whatif = None
     if scenario is not None:
         whatif = scenario_whatif(scenario, speedup=speedup, add_machines=add_machine or (0 if speedup else 1))
-    with _inputs(plant, plan, line, telemetry, day, now, influx_url, db) as inputs:
+    with _inputs(plant, plan, line, telemetry, day, now, influx_url, db, days) as inputs:
         result = feasibility(inputs.plan, inputs.line, inputs.telemetry, inputs.start_ms, inputs.end_ms,
                              constraint=constraint, needed_per_hour=needed, whatif=whatif)
     if json:

@@ -160,3 +160,16 @@ def test_watch_keeps_every_planned_line_current(stack, store, plant_id, line_fil
                        f"AND period = 'day'").rows()
     assert [row["output"] for row in days] == [584]
     assert len(stored_alerts(store, plant_id, "l1", 0)) == 3
+
+
+def test_feasibility_from_the_store_over_several_days(stack, store, plant_id, line_files) -> None:
+    plant, plan = line_files
+    write_telemetry(store, plant_id)  # 2 March only
+    args = ["targets", "feasibility", "--plant", str(plant), "--plan", str(plan), "--line", "l1", "--json",
+            "--day", "2027-03-03", "--now", "2027-03-03T12:00:00Z"]
+    one_day = run_cli(stack, store, *args)
+    assert one_day.returncode == 2 and "no samples of line l1" in one_day.stderr
+    two_days = run_cli(stack, store, *args, "--days", "2")
+    assert two_days.returncode == 0, two_days.stderr
+    verdict = orjson.loads(two_days.stdout)
+    assert verdict["constraint"] == "b" and verdict["shortfall"] == pytest.approx(0.17, abs=0.01)
