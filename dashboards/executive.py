@@ -13,10 +13,10 @@ from dashboards.config import BoardConfig
 from dashboards.grafana import (
     Grid,
     Json,
+    computed,
     constant_variable,
     dashboard,
     influx_target,
-    math_target,
     panel,
     query_variable,
     threshold,
@@ -64,10 +64,8 @@ def forecast_panel(exits: str, grid: Grid) -> Json:
     """Month-end units at the month's pace so far: actual / due so far x the month's target."""
     return panel(
         "stat", "Month forecast vs month target", grid,
-        [influx_target(q.period_output(exits), "A", hide=True),
-         influx_target(aq.range_target(), "B", hide=True),
-         influx_target(aq.period_total("month"), "C", alias="$tag_line target"),
-         math_target("$A / $B * $C", "F")],
+        computed({"A": q.period_output(exits), "B": aq.range_target(), "C": aq.period_total("month")},
+                 "$A / $B * $C", "F", shown=("C",), aliases={"C": "$tag_line target"}),
         description="F: the month's target times the pace so far (actual over due), per line; "
                     "next to it the month's target.",
         decimals=0, time_from=MONTH, options=_kpi_options(),
@@ -78,12 +76,10 @@ def feasibility_panel(exits: str, reserve: float, grid: Grid) -> Json:
     """Needed rate for the rest of the year over the constraint's demonstrated rate after the reserve."""
     return panel(
         "stat", "Goal load on the constraint (year)", grid,
-        [influx_target(aq.period_total("year"), "Y", hide=True),
-         influx_target(q.period_output(exits), "A", hide=True),
-         influx_target(aq.period_total("year", "hours"), "H", hide=True),
-         influx_target(aq.ELAPSED_HOURS, "E", hide=True),
-         influx_target(q.demonstrated_rate(exits), "K", hide=True),
-         math_target(f"(($Y - $A) / ($H - $E)) / ($K * {1 - reserve:.4f})", "L")],
+        computed({"Y": aq.period_total("year"), "A": q.period_output(exits),
+                  "H": aq.period_total("year", "hours"), "E": aq.ELAPSED_HOURS,
+                  "K": q.demonstrated_rate(exits)},
+                 f"(($Y - $A) / ($H - $E)) / ($K * {1 - reserve:.4f})", "L"),
         description="Units per planned hour the rest of the year needs, over the line's demonstrated "
                     f"rate (90th percentile hour this year) less the plan's reserve ({reserve:.0%}). "
                     "Above 100 % the goal is not feasible at the constraint's capacity.",
@@ -95,11 +91,10 @@ def lost_output_panel(exits: str, grid: Grid) -> Json:
     """Units lost while the constraint was down, starved or blocked, at the line's demonstrated rate."""
     return panel(
         "stat", "Output lost at the constraint (month)", grid,
-        [influx_target(aq.mean_indicator("constraint_uptime"), "U", hide=True),
-         influx_target(aq.mean_indicator("constraint_active_share"), "S", hide=True),
-         influx_target(aq.ELAPSED_HOURS, "E", hide=True),
-         influx_target(q.demonstrated_rate(exits), "K", hide=True),
-         math_target("((1 - $U) + (1 - $S)) * $E * $K", "X")],
+        computed({"U": aq.mean_indicator("constraint_uptime"),
+                  "S": aq.mean_indicator("constraint_active_share"),
+                  "E": aq.ELAPSED_HOURS, "K": q.demonstrated_rate(exits)},
+                 "((1 - $U) + (1 - $S)) * $E * $K", "X"),
         description="Planned hours this month x the constraint's down share (1 - uptime) plus its "
                     "starved and blocked share (1 - active share) x the line's demonstrated rate.",
         decimals=0, time_from=MONTH, options={**_kpi_options(), "colorMode": "value"},

@@ -7,6 +7,7 @@ so the tests can walk a board and run each query against the real InfluxDB.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,11 +60,30 @@ EXPRESSION_DATASOURCE = {"type": "__expr__", "uid": "__expr__", "name": "Express
 
 
 def math_target(expression: str, ref: str) -> Json:
-    """A Grafana server-side math expression over other queries of the panel (`$A / $B * $C`).
-
-    Series are joined on their labels (the InfluxQL tags), so per-line queries give a per-line result.
-    """
+    """A Grafana server-side math expression over other refs of the panel (`$rA / $rB`)."""
     return {"refId": ref, "datasource": EXPRESSION_DATASOURCE, "type": "math", "expression": expression}
+
+
+def reduce_target(source: str, ref: str) -> Json:
+    """A Grafana reduce expression: the last non-null value of each series of `source`, as a number."""
+    return {"refId": ref, "datasource": EXPRESSION_DATASOURCE, "type": "reduce", "expression": source,
+            "reducer": "last", "settings": {"mode": "dropNN"}}
+
+
+def computed(inputs: dict[str, str], expression: str, ref: str, *, shown: tuple[str, ...] = (),
+             aliases: dict[str, str] | None = None) -> list[Json]:
+    """Targets computing `expression` (over `$A`-style names of `inputs`) per label set, in Grafana.
+
+    Each input query is reduced to a number per series first (math between two time series would
+    join on timestamps, and these one-row results carry different ones); numbers join on their labels
+    (the InfluxQL tags, e.g. line), so per-line inputs give a per-line result. Inputs not in `shown`
+    are hidden: they only feed the expression.
+    """
+    targets = [influx_target(query, name, hide=name not in shown, alias=(aliases or {}).get(name, ""))
+               for name, query in inputs.items()]
+    targets += [reduce_target(name, f"r{name}") for name in inputs]
+    targets.append(math_target(re.sub(r"\$(\w+)", r"$r\1", expression), ref))
+    return targets
 
 
 def panel(kind: str, title: str, grid: Grid, targets: list[Json], *, description: str = "",

@@ -8,6 +8,7 @@ computed in Python from the file: last count per hour, differences, resets dropp
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import uuid
@@ -122,13 +123,20 @@ def _run_panel(store, config, board: Json, panel: Json, start_ms: int, end_ms: i
         if "query" in target:
             query = expand(target["query"], context).replace("now()", f"{end_ms}ms")
             results[target["refId"]] = store.query(query).rows()
-    for target in panel["targets"]:
+    for target in panel["targets"]:  # reduce: the last non-null value of each series, a number per line
+        if target.get("type") == "reduce":
+            numbers: dict[str, float] = {}
+            for row in results[target["expression"]]:
+                value = next(v for k, v in row.items() if k not in ("time", "line", "station"))
+                if value is not None:
+                    numbers[row.get("line", "")] = value
+            results[target["refId"]] = [{"line": line, "value": value} for line, value in numbers.items()]
+    for target in panel["targets"]:  # math: joined on labels (the line)
         if target.get("type") == "math":
             by_line: dict[str, dict[str, float]] = defaultdict(dict)
-            for ref, rows in results.items():
-                for row in rows:
-                    value = next(v for k, v in row.items() if k not in ("time", "line", "station"))
-                    by_line[row.get("line", "")][ref] = value
+            for ref in re.findall(r"\$(\w+)", target["expression"]):
+                for row in results[ref]:
+                    by_line[row["line"]][ref] = row["value"]
             results[target["refId"]] = [{"line": line, "value": evaluate_math(target["expression"], values)}
                                         for line, values in by_line.items() if line]
     return results
