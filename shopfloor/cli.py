@@ -6,10 +6,12 @@ Errors a user can fix (`ShopfloorError`) print as one line on stderr with exit c
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import orjson
 import typer
 
+from shopfloor.demo import DEFAULT_DEMO_DIR, run_demo
 from shopfloor.errors import ShopfloorError
 from shopfloor.stack import DEFAULT_STATE_DIR, Stack
 
@@ -57,6 +59,17 @@ def stack_status(state_dir: str = StateDir, json: bool = typer.Option(False, "--
 def stack_env(state_dir: str = StateDir) -> None:
     """Print `export` lines; `eval "$(shopfloor stack env)"` points later commands at the stack."""
     typer.echo(Stack(state_dir).env(), nl=False)
+
+
+@app.command("demo")
+def demo(
+    state_dir: str = typer.Option(str(DEFAULT_DEMO_DIR), "--dir", help="Folder of the demo's stack, logs."),
+    port: int = typer.Option(None, "--port", help="Port of the huddle page and API (default: a free one)."),
+    seconds: float = typer.Option(None, "--seconds", help="Stop after this long (default: Ctrl-C)."),
+    speed: float = typer.Option(1.0, "--speed", help="Times real time for the simulated line."),
+) -> None:
+    """The whole system on this machine: stack, a simulated line, collector, analysis, huddle page."""
+    run_demo(Path(state_dir), port, seconds, speed, announce=typer.echo)
 
 
 def _mount_subcommands() -> None:

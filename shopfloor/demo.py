@@ -1,0 +1,144 @@
+"""`shopfloor demo`: the whole system on this machine, without Docker and without Grafana.
+
+It starts the real stack (Mosquitto, InfluxDB), then each part as the same `shopfloor` command a
+plant would run: a live simulated line (one virtual agent per station), the collector, the
+analysis service with its huddle page, and the targets watcher; it writes the year's targets and
+prints where to look. Ctrl-C (or `--seconds`) stops the children by PID and then the stack.
+The demo's plant, plan and scenario are the docker-compose demo's (docker/), so both show the same line.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from shopfloor.errors import ShopfloorError
+from shopfloor.stack import Stack, free_port
+
+DEMO_FILES = Path(__file__).resolve().parent.parent / "docker"
+DEFAULT_DEMO_DIR = Path.home() / ".shopfloor" / "demo"
+
+
+class DemoError(ShopfloorError):
+    """A part of the demo that would not start."""
+
+
+@dataclass
+class Demo:
+    """The demo's children and stack; `start` brings them up in data-path order, `stop` in reverse."""
+
+    folder: Path
+    port: int
+    speed: float = 1.0
+    children: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.stack = Stack(self.folder / "stack")
+        self.plant = DEMO_FILES / "plant.toml"
+        self.plan = DEMO_FILES / "plan.toml"
+        self.scenario = DEMO_FILES / "scenario.toml"
+        for path in (self.plant, self.plan, self.scenario):
+            if not path.exists():
+                raise DemoError(f"{path} is missing: run the demo from a checkout of the project")
+
+    def _shopfloor(self, name: str, *args: str) -> None:
+        log = open(self.folder / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it from here
+        environment = {"SHOPFLOOR_MQTT_URL": self.stack.mosquitto.url,
+                       "SHOPFLOOR_INFLUX_URL": self.stack.influxdb.url, "SHOPFLOOR_INFLUX_DB": "shopfloor"}
+        self.children[name] = subprocess.Popen(
+            [sys.executable, "-m", "shopfloor", *args], stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, env={**os.environ, **environment}, start_new_session=True)
+        log.close()
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.stack.up()
+        done = subprocess.run(
+            [sys.executable, "-m", "shopfloor", "targets", "write", "--plan", str(self.plan), "--line", "l1",
+             "--plant", str(self.plant), "--year", str(time.gmtime().tm_year),
+             "--influx-url", self.stack.influxdb.url],
+            capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            raise DemoError(f"writing the targets failed: {done.stderr.strip() or done.stdout.strip()}")
+        self._shopfloor("collector", "collector", "run", "--client-id", "demo-collector")
+        self._shopfloor("analysis", "analysis", "serve", "--plant", str(self.plant), "--plan", str(self.plan),
+                        "--port", str(self.port))
+        self._shopfloor("line", "sim", "replay", str(self.scenario), "--live", "--seed", "7", "--quiet",
+                        "--speed", str(self.speed))
+        self._shopfloor("targets", "targets", "watch", "--plant", str(self.plant), "--plan", str(self.plan),
+                        "--every", "60")
+        self._wait_for_service()
+
+    def _wait_for_service(self, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for name, child in self.children.items():
+                if child.poll() is not None:
+                    raise DemoError(f"{name} exited at start: see {self.folder / (name + '.log')}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/docs", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise DemoError(f"the analysis service did not answer in {timeout_s:.0f}s: see "
+                        f"{self.folder / 'analysis.log'}")
+
+    def exited(self) -> list[str]:
+        return [name for name, child in self.children.items() if child.poll() is not None]
+
+    def stop(self) -> None:
+        for child in reversed(self.children.values()):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in self.children.values():
+            try:
+                child.wait(30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait(5)
+        self.stack.down()
+
+    def where_to_look(self) -> str:
+        huddle = f"http://127.0.0.1:{self.port}/huddle"
+        return "\n".join([
+            "shopfloor demo is running: a simulated line p1/l1 of five stations, live at 1 Hz.",
+            f"  huddle page      {huddle}",
+            f"  API docs         http://127.0.0.1:{self.port}/docs",
+            f"  broker           {self.stack.mosquitto.url}   (mosquitto_sub -L "
+            f"{self.stack.mosquitto.url}/shopfloor/v1/p1/l1/alerts -v)",
+            f"  InfluxDB         {self.stack.influxdb.url}   database shopfloor",
+            "  stored samples:  curl -sG " + self.stack.influxdb.url + "/query --data-urlencode db=shopfloor "
+            "--data-urlencode \"q=SELECT count(seq) FROM station GROUP BY station\"",
+            f"  logs             {self.folder}/*.log",
+            "  Grafana boards:  `docker compose up` (see dashboards/README.md)",
+            "Ctrl-C stops everything.",
+        ])
+
+
+def run_demo(folder: Path = DEFAULT_DEMO_DIR, port: int | None = None, seconds: float | None = None,
+             speed: float = 1.0, announce=print) -> None:
+    """Run the demo until Ctrl-C, SIGTERM, `seconds` elapsed, or a part exiting on its own."""
+    demo = Demo(folder, port or free_port(), speed)
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    try:
+        demo.start()
+        announce(demo.where_to_look())
+        deadline = time.monotonic() + seconds if seconds else None
+        while not stopping.wait(1.0):
+            if deadline and time.monotonic() > deadline:
+                break
+            if gone := demo.exited():
+                raise DemoError(f"{', '.join(gone)} stopped: see the logs in {folder}")
+    finally:
+        demo.stop()
