@@ -39,6 +39,8 @@ def _check_outbox(config: AgentConfig) -> Finding:
     try:
         outbox = Outbox(config.outbox)
     except OutboxError as error:
+        if "locked" in str(error):
+            return True, f"outbox {config.outbox}: in use by a running agent (it holds the file's lock)"
         return False, str(error)
     backlog = outbox.backlog
     outbox.close()

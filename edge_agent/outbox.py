@@ -38,6 +38,9 @@ CREATE TABLE IF NOT EXISTS station_state (
 """
 
 
+RETURN_SPACE_PAGES = 2_500  # about 10 MB of free pages (4 KB each) before they go back to the disk
+
+
 class OutboxError(ShopfloorError):
     """The outbox file cannot be opened or written (path, permissions, full disk)."""
 
@@ -65,6 +68,8 @@ def _fix(path: Path, error: sqlite3.Error) -> OutboxError:
     text = str(error)
     if "full" in text:
         hint = "free disk space on that drive or point `outbox` at a bigger one"
+    elif "locked" in text:
+        hint = "another agent process uses this outbox: stop it, or give each agent its own outbox"
     elif "readonly" in text or "unable to open" in text or "permission" in text.lower():
         hint = "make the folder writable by the agent's user or set `outbox` to a writable path"
     else:
@@ -81,12 +86,20 @@ class Outbox:
             raise OutboxError(f"outbox {self.path}: cannot create its folder ({error.strerror}): "
                               f"set `outbox` to a writable path") from None
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0.5)
+            # a new file gives the space of a drained backlog back to the disk (see `delete`)
+            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            # One process per outbox: two agents on one file would send each sample twice and
+            # number them twice. The exclusive lock is taken now and held until close.
+            self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
             self._db.executescript(_SCHEMA)
-            self._backlog = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+            with self._transaction():
+                self._backlog = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
         except sqlite3.Error as error:
+            if hasattr(self, "_db"):
+                self._db.close()
             raise _fix(self.path, error) from None
 
     @property
@@ -149,6 +162,15 @@ class Outbox:
         except sqlite3.Error as error:
             raise _fix(self.path, error) from None
         self._backlog -= deleted
+        if self._backlog == 0:
+            self._give_back_space()
+
+    def _give_back_space(self) -> None:
+        """After a long outage drained, return the free pages to the disk (a week is 600 MB)."""
+        free = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+        if free > RETURN_SPACE_PAGES:
+            self._db.executescript("PRAGMA incremental_vacuum;")  # stepped to the end: every free page
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the file shrinks at the checkpoint
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)

@@ -15,13 +15,13 @@ from test_agent_support import (
     AgentProcess,
     RunningAgent,
     Subscriber,
+    backlog_of,
     contiguous,
     run_agent_for,
     wait_for,
     write_config,
 )
 
-from edge_agent.outbox import Outbox
 from shopfloor.stack import free_port
 
 pytestmark = pytest.mark.servers
@@ -37,7 +37,7 @@ def test_samples_arrive_in_order_and_nothing_is_lost(stack, plant_id, tmp_path):
     assert sorted(seqs) == ["s0", "s1", "s2"]
     assert contiguous(seqs), seqs
     assert sum(map(len, seqs.values())) == agent.produced >= 3 * 15
-    assert Outbox(tmp_path / "outbox.sqlite").backlog == 0
+    assert backlog_of(tmp_path / "outbox.sqlite") == 0
 
 
 def test_backlog_from_a_cut_off_agent_restarted_meanwhile_arrives_in_order_as_batches(stack, plant_id,
@@ -46,7 +46,7 @@ def test_backlog_from_a_cut_off_agent_restarted_meanwhile_arrives_in_order_as_ba
     config = write_config(tmp_path / "agent.toml", plant=plant_id, mqtt_url=closed, stations=3)
     first = run_agent_for(config, 1.0)
     second = run_agent_for(config, 0.8)  # restarted while still cut off: seq goes on from disk
-    waiting = Outbox(tmp_path / "outbox.sqlite").backlog
+    waiting = backlog_of(tmp_path / "outbox.sqlite")
     assert waiting == first.produced + second.produced > 3 * 25
 
     watcher = Subscriber(stack.mosquitto.url, plant_id)
@@ -66,7 +66,7 @@ def test_backlog_from_a_cut_off_agent_restarted_meanwhile_arrives_in_order_as_ba
     assert sum(map(len, seqs.values())) == first.produced + second.produced + third.produced
     assert max(batches) > 20 and len(batches) < waiting / 10  # the backlog went as batches
     assert widest <= 4 + 3  # window, plus the messages of one outbox read
-    assert Outbox(tmp_path / "outbox.sqlite").backlog == 0
+    assert backlog_of(tmp_path / "outbox.sqlite") == 0
 
 
 def test_broker_stopped_and_started_again_loses_nothing(own_stack, plant_id, tmp_path):
@@ -113,7 +113,7 @@ def test_sigterm_sends_everything_then_says_offline(stack, plant_id, tmp_path):
     agent.wait_connected()
     wait_for(lambda: watcher.received() > 20, 10, "samples")
     assert agent.terminate() == 0, agent.log()
-    assert Outbox(tmp_path / "outbox.sqlite").backlog == 0
+    assert backlog_of(tmp_path / "outbox.sqlite") == 0
     wait_for(lambda: watcher.status and watcher.status[-1][0]["online"] is False, 5, "offline status")
     assert watcher.status[-1][0]["backlog"] == 0
     time.sleep(0.2)

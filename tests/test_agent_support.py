@@ -113,6 +113,17 @@ def wait_for(condition, timeout_s: float, what: str, every_s: float = 0.05):
         time.sleep(every_s)
 
 
+def backlog_of(path: Path) -> int:
+    """Samples waiting in an outbox file (opened and closed again: an outbox allows one process)."""
+    from edge_agent.outbox import Outbox
+
+    outbox = Outbox(path)
+    try:
+        return outbox.backlog
+    finally:
+        outbox.close()
+
+
 def contiguous(seqs: dict[str, list[int]]) -> bool:
     return all(values == list(range(len(values))) for values in seqs.values())
 

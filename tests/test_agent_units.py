@@ -150,6 +150,27 @@ def test_an_outbox_in_a_read_only_place_is_one_clear_error(tmp_path):
         Outbox(blocker / "sub" / "o.sqlite")
 
 
+def test_one_outbox_one_agent(tmp_path):
+    first = Outbox(tmp_path / "o.sqlite")
+    with pytest.raises(OutboxError, match="database is locked: another agent process uses this outbox"):
+        Outbox(tmp_path / "o.sqlite")
+    first.close()
+    Outbox(tmp_path / "o.sqlite").close()
+
+
+def test_a_drained_outbox_gives_its_space_back_to_the_disk(tmp_path, monkeypatch):
+    monkeypatch.setattr("edge_agent.outbox.RETURN_SPACE_PAGES", 100)  # 400 KB instead of 10 MB
+    outbox = Outbox(tmp_path / "o.sqlite")
+    outbox.append([("s1", {"ts": n, "seq": n, "count": n, "queue": 0}) for n in range(30_000)], {})
+    full = (tmp_path / "o.sqlite").stat().st_size + (tmp_path / "o.sqlite-wal").stat().st_size
+    outbox.delete(row.id for row in outbox.after(0, 30_000))
+    assert outbox.backlog == 0
+    assert (tmp_path / "o.sqlite").stat().st_size < full / 20
+    outbox.append([("s1", {"ts": 1, "seq": 1, "count": 1, "queue": 0})], {})
+    assert outbox.after(0, 10)[0].id == 30_001  # ids still never come back
+    outbox.close()
+
+
 def test_the_outbox_is_in_wal_mode(tmp_path):
     Outbox(tmp_path / "o.sqlite").close()
     assert sqlite3.connect(tmp_path / "o.sqlite").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
