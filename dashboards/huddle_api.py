@@ -49,26 +49,32 @@ class HuddleRange:
     label: str
 
 
-def current_range(plant: Plant, plan: Plan | None, now_ms: int) -> HuddleRange:
-    """The shift that holds `now` (or the last one that started today); without a plan, today."""
+def current_range(plant: Plant, plan: Plan | None, now_ms: int, back: int = 0) -> HuddleRange:
+    """The shift that holds `now` (or the last one that started), or the `back`-th shift before it.
+
+    Without a plan: today, or the `back`-th day before it. A huddle at a shift's start looks at the
+    shift that just ended: `back=1`.
+    """
     zone = ZoneInfo(plan.calendar.timezone if plan else plant.timezone)
     now = datetime.fromtimestamp(now_ms / 1000, UTC).astimezone(zone)
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0).replace(tzinfo=None)
     if plan:
         candidates = []
-        for day in (today - timedelta(days=1), today):
+        for days in range(-2 - back // max(1, len(plan.calendar.shifts)), 1):
+            day = today + timedelta(days=days)
             for shift in plan.calendar.shifts:
-                start = (day.replace(tzinfo=None) + timedelta(minutes=shift.start)).replace(tzinfo=zone)
-                end = (start.replace(tzinfo=None) + timedelta(minutes=shift.minutes)).replace(tzinfo=zone)
+                start = (day + timedelta(minutes=shift.start)).replace(tzinfo=zone)
+                end = (day + timedelta(minutes=shift.start + shift.minutes)).replace(tzinfo=zone)
                 if start.timestamp() * 1000 <= now_ms:
                     candidates.append((start, end, shift.label()))
-        if candidates:
-            start, end, label = max(candidates, key=lambda item: item[0])
+        candidates.sort(key=lambda item: item[0])
+        if len(candidates) > back:
+            start, end, label = candidates[-1 - back]
             return HuddleRange(int(start.timestamp() * 1000), int(end.timestamp() * 1000),
-                               f"Shift {label}")
-    tomorrow = (today.replace(tzinfo=None) + timedelta(days=1)).replace(tzinfo=zone)
-    return HuddleRange(int(today.timestamp() * 1000), int(tomorrow.timestamp() * 1000),
-                       f"Today {today:%Y-%m-%d}")
+                               f"Shift {label}" + (f" of {start:%a %d %b}" if back else ""))
+    day = today - timedelta(days=back)
+    start, end = day.replace(tzinfo=zone), (day + timedelta(days=1)).replace(tzinfo=zone)
+    return HuddleRange(int(start.timestamp() * 1000), int(end.timestamp() * 1000), f"Day {day:%Y-%m-%d}")
 
 
 class ConstraintCache:
@@ -237,11 +243,11 @@ class HuddleReader:
                  "message": row.get("message")} for row in rows]
 
     def snapshot(self, line_id: str, *, now_ms: int | None = None, start_ms: int | None = None,
-                 end_ms: int | None = None) -> Json:
+                 end_ms: int | None = None, back: int = 0) -> Json:
         """Everything the page shows for one line, as one JSON document."""
         line = self.plant.get_line(line_id)
         now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
-        span = current_range(self.plant, self.plan, now_ms)
+        span = current_range(self.plant, self.plan, now_ms, back)
         if start_ms is not None and end_ms is not None:
             span = HuddleRange(start_ms, end_ms, "Chosen range")
         hours = self.hours(line, span, now_ms)
@@ -285,12 +291,15 @@ def huddle_router(plant: Plant, store_factory: Callable[[], Store], plan: Plan |
 
     @router.get("/api/huddle/{line}")
     def huddle(line: str, start: int | None = Query(None, description="range start, ms since the epoch"),
-               end: int | None = Query(None, description="range end, ms since the epoch")) -> Json:
+               end: int | None = Query(None, description="range end, ms since the epoch"),
+               back: int = Query(0, ge=0, le=21, description="shifts back: 1 = the shift before this")
+               ) -> Json:
         if line not in {item.id for item in plant.lines}:
             raise HTTPException(404, f"plant {plant.plant} has no line {line!r}")
         with store_factory() as store:
             try:
-                return HuddleReader(store, plant, plan, cache).snapshot(line, start_ms=start, end_ms=end)
+                return HuddleReader(store, plant, plan, cache).snapshot(line, start_ms=start, end_ms=end,
+                                                                        back=back)
             except StoreError as error:
                 raise HTTPException(503, str(error)) from None
 

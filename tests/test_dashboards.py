@@ -353,6 +353,14 @@ def test_huddle_range_is_the_shift_that_holds_now(config, plant_files):
     today = current_range(config.plant, None, _ms(datetime(2027, 5, 19, 15, 0, tzinfo=BERLIN)))
     assert today.start_ms == _ms(datetime(2027, 5, 19, tzinfo=BERLIN))
     assert today.end_ms - today.start_ms == 24 * 3_600_000
+    # a huddle at a shift's start looks back: the shift before, and the one before that
+    previous = current_range(config.plant, plan, _ms(datetime(2027, 5, 19, 14, 0, tzinfo=BERLIN)), back=1)
+    assert previous.start_ms == _ms(datetime(2027, 5, 19, 5, 30, tzinfo=BERLIN))
+    assert previous.label == "Shift A 05:30-13:30 of Wed 19 May"
+    two_back = current_range(config.plant, plan, _ms(datetime(2027, 5, 19, 14, 0, tzinfo=BERLIN)), back=2)
+    assert two_back.start_ms == _ms(datetime(2027, 5, 18, 13, 30, tzinfo=BERLIN))
+    far = current_range(config.plant, plan, _ms(datetime(2027, 5, 19, 14, 0, tzinfo=BERLIN)), back=9)
+    assert far.start_ms == _ms(datetime(2027, 5, 15, 5, 30, tzinfo=BERLIN))
 
 
 def test_constraint_cache_computes_once_per_line_and_shift_within_its_lifetime():
