@@ -1,0 +1,55 @@
+"""`shopfloor demo` end to end: every part starts, data flows to InfluxDB and the huddle API, all stops."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import httpx
+import pytest
+from conftest import wait_until
+
+from shopfloor.stack import Stack, free_port
+from shopfloor.store import Store, StoreError
+
+pytestmark = pytest.mark.servers
+
+
+def test_demo_runs_the_whole_system_and_stops_it(tmp_path):
+    port = free_port()
+    demo = subprocess.Popen([sys.executable, "-m", "shopfloor", "demo", "--dir", str(tmp_path),
+                             "--port", str(port), "--seconds", "25"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until(lambda: (tmp_path / "stack" / "stack.json").exists(), 60, "the demo's stack")
+        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/docs"), 60, "the analysis service")
+        store = Store(Stack(tmp_path / "stack").influxdb.url, "shopfloor")
+        stations = wait_until(lambda: _stations_with_samples(store), 30, "samples of every station")
+        assert stations == {"s1", "s2", "s3", "s4", "s5"}
+        huddle = httpx.get(f"http://127.0.0.1:{port}/api/huddle/l1", timeout=10).json()
+        assert huddle["line"] == "l1" and huddle["hours"], huddle
+        assert "<html" in httpx.get(f"http://127.0.0.1:{port}/huddle", timeout=10).text.lower()
+        output, _ = demo.communicate(timeout=120)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert demo.returncode == 0, output
+    assert f"huddle page      http://127.0.0.1:{port}/huddle" in output
+    status = Stack(tmp_path / "stack").status()
+    assert not status["mosquitto"]["running"] and not status["influxdb"]["running"]
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _stations_with_samples(store: Store) -> set[str]:
+    try:
+        result = store.query("SELECT count(seq) FROM station GROUP BY station")
+    except StoreError:  # the database appears with the first write
+        return set()
+    stations = {series.tags["station"] for series in result.series}
+    return stations if len(stations) == 5 else set()
