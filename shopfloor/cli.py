@@ -93,10 +93,13 @@ def _mount_subcommands() -> None:
     app.add_typer(security_app, name="security")
 
 
-def main() -> None:
-    _mount_subcommands()
+def run_cli(typer_app: typer.Typer, prog_name: str | None = None) -> None:
+    """Run a typer app; an error the user can fix becomes one red line and exit code 2, no traceback.
+
+    Click reports usage errors itself (exit 2); everything else comes back here.
+    """
     try:
-        app()  # click handles usage errors itself (exit 2); everything else comes back here
+        typer_app(prog_name=prog_name)
     except ShopfloorError as error:
         typer.secho(f"error: {error}", err=True, fg="red")
         sys.exit(2)
@@ -104,3 +107,8 @@ def main() -> None:
         where = f": {error.filename}" if error.filename else ""
         typer.secho(f"error: {error.strerror or error}{where}", err=True, fg="red")
         sys.exit(2)
+
+
+def main() -> None:
+    _mount_subcommands()
+    run_cli(app, "shopfloor")
