@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from shopfloor.contract import alerts_topic
 from shopfloor.errors import ShopfloorError
 from shopfloor.stack import Stack, free_port
 
@@ -114,7 +115,7 @@ class Demo:
             f"  huddle page      {huddle}",
             f"  API docs         http://127.0.0.1:{self.port}/docs",
             f"  broker           {self.stack.mosquitto.url}   (mosquitto_sub -L "
-            f"{self.stack.mosquitto.url}/shopfloor/v1/p1/l1/alerts -v)",
+            f"{self.stack.mosquitto.url}/{alerts_topic('p1', 'l1')} -v)",
             f"  InfluxDB         {self.stack.influxdb.url}   database shopfloor",
             "  stored samples:  curl -sG " + self.stack.influxdb.url + "/query --data-urlencode db=shopfloor "
             "--data-urlencode \"q=SELECT count(seq) FROM station GROUP BY station\"",
