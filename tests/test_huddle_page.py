@@ -107,6 +107,9 @@ def test_huddle_json_has_the_huddle_content(served):
     assert [s["station"] for s in body["stations"]] == plant.lines[0].station_ids
     assert {s["state"] for s in body["stations"]} <= set(STATES)
     assert body["alerts"][0]["message"] == "Line l1: constraint s3 is down"
+    previous = httpx.get(f"{url}/api/huddle/l1?back=1", timeout=30).json()
+    assert previous["range"]["end"] == body["range"]["start"]  # the demo plan's shifts follow each other
+    assert previous["range"]["label"].startswith("Shift ") and " of " in previous["range"]["label"]
     assert httpx.get(f"{url}/api/huddle/nope", timeout=10).status_code == 404
     lines = httpx.get(f"{url}/api/huddle", timeout=10).json()["lines"]
     assert lines == [{"id": "l1", "name": "Final assembly"}]
