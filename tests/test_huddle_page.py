@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 from analysis.alerts import alert_line, make_alert
 from analysis.live import LiveConfig, LiveDetector
 from analysis.targets import decompose, target_lines
-from dashboards.huddle_api import HuddleReader, huddle_router
+from dashboards.huddle_api import HuddleReader, current_range, huddle_router
 from shopfloor.cli import _mount_subcommands, app
 from shopfloor.contract import STATES, read_records, sample_line
 from shopfloor.plan import load_plan
@@ -52,14 +52,20 @@ def chromium() -> str:
     pytest.skip("Debian's chromium is not installed here (`apt-get install -y chromium`)")
 
 
+def _back(plant, plan) -> int:
+    """1 when the current shift began under 45 minutes ago (too little of it to show), else 0."""
+    now = int(time.time() * 1000)
+    return 1 if now - current_range(plant, plan, now).start_ms < 45 * 60_000 else 0
+
+
 @pytest.fixture(scope="module")
 def served(stack, tmp_path_factory):
-    """The huddle router on a free loopback port, over a database with the last three hours of the line."""
+    """The huddle router on a free loopback port, over a database with the last four hours of the line."""
     folder = tmp_path_factory.mktemp("huddle")
-    start = (datetime.now(UTC) - timedelta(hours=3)).replace(microsecond=0)
+    start = (datetime.now(UTC) - timedelta(hours=4)).replace(microsecond=0)
     telemetry = folder / "line.jsonl"
     subprocess.run([sys.executable, "-m", "shopfloor", "sim", "run", str(DOCKER / "scenario.toml"),
-                    "--hours", "3", "--seed", "5", "--start", start.isoformat(), "--out", str(telemetry)],
+                    "--hours", "4", "--seed", "5", "--start", start.isoformat(), "--out", str(telemetry)],
                    check=True, timeout=60, capture_output=True)
     plant, plan = load_plant(DOCKER / "plant.toml"), load_plan(DOCKER / "plan.toml")
     line = plant.lines[0]
@@ -97,7 +103,8 @@ def served(stack, tmp_path_factory):
 
 def test_huddle_json_has_the_huddle_content(served):
     url, store, plant, plan = served
-    body = httpx.get(f"{url}/api/huddle/l1", timeout=30).json()
+    back = _back(plant, plan)
+    body = httpx.get(f"{url}/api/huddle/l1?back={back}", timeout=30).json()
     assert body["line"] == "l1" and body["range"]["label"].startswith("Shift ")
     started = [hour for hour in body["hours"] if hour["start"] <= body["now"]]
     assert started and all(hour["target"] is not None for hour in body["hours"])
@@ -107,7 +114,7 @@ def test_huddle_json_has_the_huddle_content(served):
     assert [s["station"] for s in body["stations"]] == plant.lines[0].station_ids
     assert {s["state"] for s in body["stations"]} <= set(STATES)
     assert body["alerts"][0]["message"] == "Line l1: constraint s3 is down"
-    previous = httpx.get(f"{url}/api/huddle/l1?back=1", timeout=30).json()
+    previous = httpx.get(f"{url}/api/huddle/l1?back={back + 1}", timeout=30).json()
     assert previous["range"]["end"] == body["range"]["start"]  # the demo plan's shifts follow each other
     assert previous["range"]["label"].startswith("Shift ") and " of " in previous["range"]["label"]
     assert httpx.get(f"{url}/api/huddle/nope", timeout=10).status_code == 404
@@ -117,10 +124,12 @@ def test_huddle_json_has_the_huddle_content(served):
 
 def test_constraint_comes_from_the_live_detector_once_it_writes(served):
     url, store, plant, plan = served
-    before = httpx.get(f"{url}/api/huddle/l1", timeout=30).json()["constraint"]
-    assert before["source"] == "detector on this shift's samples"
-    status = LiveDetector(store, plant, "l1", LiveConfig()).tick(int(time.time() * 1000))
-    after = httpx.get(f"{url}/api/huddle/l1", timeout=30).json()["constraint"]
+    back = _back(plant, plan)
+    before = httpx.get(f"{url}/api/huddle/l1?back={back}", timeout=30).json()
+    assert before["constraint"]["source"] == "detector on this shift's samples"
+    tick_at = min(before["range"]["end"], before["now"]) - 1000  # the service's tick, inside the range
+    status = LiveDetector(store, plant, "l1", LiveConfig()).tick(tick_at)
+    after = httpx.get(f"{url}/api/huddle/l1?back={back}", timeout=30).json()["constraint"]
     assert after["source"] == "live detector"
     assert after["station"] == status.current
     assert set(after["shares"]) == set(plant.lines[0].station_ids)
@@ -137,10 +146,11 @@ def test_page_renders_constraint_and_hour_table_in_chromium(served, tmp_path):
     url, store, plant, plan = served
     browser = chromium()
     profile = tmp_path / "profile"
+    back = _back(plant, plan)
     dom = subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom",
-                          f"{url}/huddle?line=l1"],
+                          f"{url}/huddle?line=l1&back={back}"],
                          capture_output=True, text=True, timeout=60, check=True).stdout
-    expected = HuddleReader(store, plant, plan).snapshot("l1")
+    expected = HuddleReader(store, plant, plan).snapshot("l1", back=back)
     assert re.search(rf'<div class="big" id="constraint">{expected["constraint"]["station"]}</div>', dom), dom
     rows = re.findall(r"<tr( class=\"[a-z]*\")?><td>(\d\d:\d\d)–(\d\d:\d\d)</td>"
                       r"<td>(\d+)</td><td>([^<]*)</td>", dom)
@@ -152,7 +162,7 @@ def test_page_renders_constraint_and_hour_table_in_chromium(served, tmp_path):
     assert updated, "the page did not update"
     shot = tmp_path / "huddle.png"
     subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={shot}",
-                    f"{url}/huddle?line=l1"], capture_output=True, timeout=60, check=True)
+                    f"{url}/huddle?line=l1&back={back}"], capture_output=True, timeout=60, check=True)
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
     keep = os.environ.get("SHOPFLOOR_SCREENSHOTS")
     if keep:
