@@ -8,6 +8,7 @@ count, a float is not a timestamp, and an unknown key is an error, not a silent 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -195,6 +196,11 @@ def rejection(topic: str, reason: str, payload: bytes) -> bytes:
 _MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ "})
 _KEY_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
 _STRING_ESCAPES = str.maketrans({'"': r"\"", "\\": "\\\\"})
+# InfluxDB has no escape for a backslash in a name: one before a space, comma, equals sign or double
+# quote (or at the end) is read as an escape, so the point splits or the name changes; a leading tab or
+# NUL is skipped as whitespace (found by tests/test_fuzz.py). Refused, as is a newline, which line
+# protocol cannot carry outside a string field.
+_UNENCODABLE = re.compile(r'^[\t\x00]|\n|\\(?=[ ,="]|$)')
 FieldValue = int | float | bool | str
 
 
@@ -202,8 +208,12 @@ def _field(value: FieldValue) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise ContractError(f"integer field {value} is outside InfluxDB's 64-bit range")
         return f"{value}i"
     if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ContractError(f"float field {value} is not finite: InfluxDB stores no NaN or infinity")
         return repr(value)
     return f'"{value.translate(_STRING_ESCAPES)}"'
 
@@ -217,8 +227,12 @@ def line_protocol(measurement: str, tags: dict[str, str], fields: dict[str, Fiel
     if not fields:
         raise ContractError(f"a point of {measurement!r} needs at least one field")
     names = [measurement, *tags, *tags.values(), *fields]
-    if any("\n" in name or name.endswith("\\") for name in names):
-        raise ContractError(f"a name or tag of {measurement!r} has a newline or ends in a backslash")
+    if any(_UNENCODABLE.search(name) for name in names):
+        raise ContractError(f"a name or tag of {measurement!r} has a newline, a leading tab, or a backslash "
+                            f"before a space, comma, equals sign, double quote or its end")
+    if not measurement or measurement.startswith("#") or "" in tags or "" in fields:
+        raise ContractError(f"measurement {measurement!r} or one of its tag or field keys is empty or starts "
+                            f"a comment (#)")
     head = measurement.translate(_MEASUREMENT_ESCAPES)
     for key in sorted(tags):
         if tags[key] != "":
