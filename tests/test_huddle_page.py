@@ -17,6 +17,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -74,7 +75,9 @@ def served(stack, tmp_path_factory):
     points = [sample_line(key, sample) for key, sample in read_records(telemetry)]
     for first in range(0, len(points), 5000):
         store.write(points[first:first + 5000])
-    store.write(target_lines(decompose(plan, line.id, start.year), plant.plant, grains=("day", "hour")))
+    zone = ZoneInfo(plant.timezone)
+    for year in {start.astimezone(zone).year, datetime.now(zone).year}:  # New Year's Eve: both
+        store.write(target_lines(decompose(plan, line.id, year), plant.plant, grains=("day", "hour")))
     _mount_subcommands()
     written = CliRunner().invoke(app, [
         "targets", "indicators", "--plant", str(DOCKER / "plant.toml"), "--plan", str(DOCKER / "plan.toml"),
@@ -133,6 +136,16 @@ def test_constraint_comes_from_the_live_detector_once_it_writes(served):
     assert after["source"] == "live detector"
     assert after["station"] == status.current
     assert set(after["shares"]) == set(plant.lines[0].station_ids)
+
+
+def test_without_a_plan_the_page_shows_today_with_the_stored_targets(served):
+    url, store, plant, plan = served
+    body = HuddleReader(store, plant, None).snapshot("l1")
+    assert body["range"]["label"].startswith("Day ") and len(body["hours"]) in (23, 24, 25)
+    goal = decompose(plan, "l1", datetime.now(ZoneInfo(plant.timezone)).year)
+    for hour in body["hours"]:  # the `target` measurement, as `shopfloor targets write` stores it
+        assert hour["target"] == round(goal.due_between(hour["start"], hour["end"]))
+    assert body["total"]["actual"] > 0
 
 
 def test_page_has_no_external_assets(served):
