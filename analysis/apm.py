@@ -1,11 +1,11 @@
 """Roser's active period method (shifting bottleneck detection), vectorized with numpy.
 
 Why it is built this way: the reference implementation (`active-period-method` on PyPI) walks time
-in Python, asking every station for the period that holds the current moment, so it is quadratic in
-the number of periods. Here every question the walk can ever ask ("which active period, of any
-station, is the longest one holding time t?") is answered at once for all candidate times t (every
-period start and stop) with one `searchsorted` per station; the walk itself is then a chain of
-integer look-ups. The sole/shifting split is array arithmetic over consecutive pairs of the chain.
+in Python, asking every station object for the period that holds the current moment. Here the
+question "which active period, of any station, is the longest one holding time t?" is one
+`searchsorted` over a (station, start) key for all stations at once; a long walk instead gets every
+question it can ever ask (every period start and stop) answered beforehand, one `searchsorted` per
+station. The sole/shifting split is array arithmetic over consecutive pairs of the chain.
 
 Semantics are the reference's, on purpose, so the two agree exactly on the same periods:
 - at a moment t the bottleneck is the station whose active period holding t is the longest; equal
@@ -66,9 +66,53 @@ class Momentary:
 
 
 def raw_bottlenecks(active: Periods, n_stations: int) -> Periods:
-    """The chain of bottleneck active periods, in walk order (the reference's `raw_bottlenecks`)."""
+    """The chain of bottleneck active periods, in walk order (the reference's `raw_bottlenecks`).
+
+    A real line's chain is short (the bottleneck periods are its longest ones), so the walk first
+    asks only the moments it visits, all stations at once; a chain that turns out long (many short
+    periods) is answered for every candidate moment at once instead (`_raw_all_at_once`).
+    """
     if len(active) == 0:
         return Periods.empty()
+    walked = _raw_walk(active, n_stations, budget=max(1000, len(active) // 8))
+    return walked if walked is not None else _raw_all_at_once(active, n_stations)
+
+
+def _raw_walk(active: Periods, n_stations: int, budget: int) -> Periods | None:
+    """The walk, one visited moment at a time; None when it needs more than `budget` steps."""
+    order = np.lexsort((active.start, active.station))
+    station, start, stop = active.station[order], active.start[order], active.stop[order]
+    duration = stop - start
+    origin = int(start.min())
+    span = int(stop.max()) - origin + 1
+    # One sorted key per period, (station, start), so one searchsorted finds every station's period.
+    keys = station * span + (start - origin)
+    offsets = np.arange(n_stations, dtype=np.int64) * span
+    every_station = np.arange(n_stations, dtype=np.int64)
+    active_starts = np.unique(start)
+    chain: list[int] = []
+    t = int(active_starts[0])
+    for _ in range(budget):
+        index = np.searchsorted(keys, offsets + (t - origin), side="right") - 1
+        index = np.maximum(index, 0)
+        inside = (station[index] == every_station) & (start[index] <= t) & (stop[index] > t)
+        if not inside.any():  # nothing active: jump to the next start of an active period
+            k = int(np.searchsorted(active_starts, t, side="right"))
+            if k >= len(active_starts):
+                return Periods(station[chain], start[chain], stop[chain])
+            t = int(active_starts[k])
+            continue
+        lengths = np.where(inside, duration[index], _NONE)
+        members = index[lengths == lengths.max()]
+        if len(members) > 1:
+            members = members[np.lexsort((station[members], start[members]))]
+        chain.extend(members.tolist())
+        t = int(stop[members].max())
+    return None
+
+
+def _raw_all_at_once(active: Periods, n_stations: int) -> Periods:
+    """The walk with every question it can ask (each period start and stop) answered beforehand."""
     order = np.lexsort((active.start, active.station))
     station, start, stop = active.station[order], active.start[order], active.stop[order]
     duration = stop - start

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.apm import Periods, momentary_bottlenecks
+from analysis.apm import Periods, _raw_all_at_once, _raw_walk, momentary_bottlenecks, split_sole_shifting
 from analysis.bottleneck import analyze, turning_point, window_edges
 from analysis.reference import reference_momentary
 from analysis.states import inferred, reported
@@ -42,6 +42,21 @@ def test_momentary_bottlenecks_match_the_reference_implementation(seed):
     sole, shifting = reference_momentary(periods, [f"s{i + 1}" for i in range(n)], 0, length)
     assert set(mine.sole.tuples()) == sole
     assert set(mine.shifting.tuples()) == shifting
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_both_ways_of_walking_give_the_reference_chain(seed):
+    """The walk step by step (short chains) and all at once (long chains) agree, and with the reference."""
+    rng = np.random.default_rng(1000 + seed)
+    n = int(rng.integers(2, 12))
+    length = int(rng.integers(300, 1800)) * 1000
+    periods = random_periods(rng, n, length, mean_s=float(rng.choice([1.0, 5.0, 20.0])))
+    at_once = _raw_all_at_once(periods, n)
+    assert _raw_walk(periods, n, budget=10**9).tuples() == at_once.tuples()
+    assert _raw_walk(periods, n, budget=3) is None or len(at_once) <= 3
+    mine = split_sole_shifting(at_once)
+    sole, shifting = reference_momentary(periods, [f"s{i + 1}" for i in range(n)], 0, length)
+    assert set(mine.sole.tuples()) == sole and set(mine.shifting.tuples()) == shifting
 
 
 def test_overlapping_bottleneck_periods_are_shifting():
