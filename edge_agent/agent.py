@@ -147,7 +147,7 @@ class Agent:
         except ValueError as error:  # a value no sample may carry: reported, never stored
             self._set_problem(f"value {station}", f"station {station}: {error}")
             return None
-        self._set_problem(f"value {station}", None)
+        self._set_problem(f"value {station}", reading.problem and f"station {station}: {reading.problem}")
         return sample
 
     def _check_clock(self, station: str, skew_s: float) -> None:

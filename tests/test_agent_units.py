@@ -206,13 +206,14 @@ def test_file_source_names_the_bad_line(tmp_path):
         source.read()
 
 
-def test_a_state_value_missing_from_the_table_is_a_source_error(tmp_path):
+def test_a_state_value_missing_from_the_table_costs_the_state_not_the_sample(tmp_path):
     lines = tmp_path / "s1.jsonl"
     lines.write_text('{"ts": 1790000000000, "count": 1, "queue": 0, "state": 7}\n')
     source = open_source(_station(tmp_path, f'{{ kind = "file", path = "{lines}", '
                                             f'states = {{ 1 = "down" }} }}'))
-    with pytest.raises(SourceError, match=r"state value '7' is not in the state table \(known: 1\)"):
-        source.read()
+    (reading,) = source.read()
+    assert (reading.count, reading.state) == (1, None)
+    assert "state value '7' is not in the state table (known: 1); sent without state" in reading.problem
 
 
 def test_simulated_source_is_plausible(tmp_path):

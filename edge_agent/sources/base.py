@@ -23,6 +23,7 @@ class Reading:
     state: str | None = None
     ts_ms: int | None = None  # the station's own time of this reading (file lines); None: read time
     clock_ms: int | None = None  # the source's clock when read (PLC, OPC UA server), for the skew check
+    problem: str | None = None  # what was wrong with this reading though it is still worth a sample
 
 
 class Source(Protocol):
@@ -36,15 +37,17 @@ class Source(Protocol):
         ...
 
 
-def map_state(raw: object, table: dict[str, str], where: str) -> str:
-    """A PLC value through the station's state table, or a contract state name as it stands."""
+def map_state(raw: object, table: dict[str, str], where: str) -> tuple[str | None, str | None]:
+    """(state, problem): a PLC value through the station's state table, or a contract state name as it
+    stands. An unknown value costs the sample its state, not the sample: count and queue still count."""
     key = str(int(raw)) if isinstance(raw, int | float) and not isinstance(raw, bool) else str(raw)
     if key in table:
-        return table[key]
+        return table[key], None
     if key in STATES:
-        return key
+        return key, None
     known = ", ".join(sorted(table)) or "none"
-    raise SourceError(f"{where}: state value {key!r} is not in the state table (known: {known})")
+    return None, (f"{where}: state value {key!r} is not in the state table (known: {known}); "
+                  f"sent without state")
 
 
 def whole(value: object, where: str) -> int:

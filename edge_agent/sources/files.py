@@ -93,13 +93,15 @@ class FileStation:
         missing = [key for key in ("ts", "count", "queue") if row.get(key) in (None, "")]
         if missing:
             raise SourceError(f"{where}: {', '.join(missing)} missing")
-        state = row.get("state")
+        state, problem = (None, None) if row.get("state") in (None, "") else \
+            map_state(row["state"], self.spec.states, where)
         return Reading(
             count=_number(row["count"], f"{where} count"),
             queue=_number(row["queue"], f"{where} queue"),
             scrap=None if row.get("scrap") in (None, "") else _number(row["scrap"], f"{where} scrap"),
-            state=None if state in (None, "") else map_state(state, self.spec.states, where),
+            state=state,
             ts_ms=_timestamp(row["ts"], where),
+            problem=problem,
         )
 
     def close(self) -> None:

@@ -46,15 +46,16 @@ class ModbusStation:
 
     def read(self) -> list[Reading]:
         spec = self.spec
-        state = None
+        state = problem = None
         if spec.state is not None:
-            state = map_state(self._value(spec.state, "state"), spec.state.states, f"{self.where} state")
+            state, problem = map_state(self._value(spec.state, "state"), spec.state.states, self.where)
         return [Reading(
             count=whole(self._value(spec.count, "count"), "count"),
             queue=whole(self._value(spec.queue, "queue"), "queue"),
             scrap=None if spec.scrap is None else self._value(spec.scrap, "scrap"),
             state=state,
             clock_ms=None if spec.clock is None else self._value(spec.clock, "clock") * 1000,
+            problem=problem,
         )]
 
     def close(self) -> None:

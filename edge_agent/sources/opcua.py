@@ -51,9 +51,9 @@ class OpcUaStation:
             values = dict(zip(self._names, self._client.read_values(self._nodes), strict=True))
         except Exception as error:
             raise SourceError(f"{self.where}: read failed ({_reason(error)})") from None
-        state = None
+        state = problem = None
         if self.spec.state is not None:
-            state = map_state(values["state"], self.spec.state.states, f"{self.where} state")
+            state, problem = map_state(values["state"], self.spec.state.states, self.where)
         clock = values.get("clock")
         if isinstance(clock, datetime):
             clock_ms = int((clock if clock.tzinfo else clock.replace(tzinfo=UTC)).timestamp() * 1000)
@@ -65,6 +65,7 @@ class OpcUaStation:
             scrap=whole(values["scrap"], f"{self.where} scrap") if "scrap" in values else None,
             state=state,
             clock_ms=clock_ms,
+            problem=problem,
         )]
 
     def close(self) -> None:
