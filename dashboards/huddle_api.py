@@ -145,17 +145,20 @@ class HuddleReader:
         return rows
 
     def _targets(self, line: Line, span: HuddleRange, context: QueryContext) -> dict[int, int]:
+        """Hour targets from the plan's decomposition; where the plan has no goal for the line and
+        year, from the stored `target` points (`shopfloor targets write`)."""
         if self.plan is not None:
             from analysis.targets import decompose
 
+            year = datetime.fromtimestamp(span.start_ms / 1000, UTC).astimezone(
+                ZoneInfo(self.plan.calendar.timezone)).year
             try:
-                year = datetime.fromtimestamp(span.start_ms / 1000, UTC).astimezone(
-                    ZoneInfo(self.plan.calendar.timezone)).year
                 goal = decompose(self.plan, line.id, year)
             except ConfigError:
-                return {}
-            return {start: round(goal.due_between(start, min(start + HOUR_MS, span.end_ms)))
-                    for start in range(span.start_ms, span.end_ms, HOUR_MS)}
+                goal = None
+            if goal is not None:
+                return {start: round(goal.due_between(start, min(start + HOUR_MS, span.end_ms)))
+                        for start in range(span.start_ms, span.end_ms, HOUR_MS)}
         return {row["time"]: int(row["target"]) for row in self._rows(aq.hourly_target(), context)
                 if row.get("target") is not None}
 
