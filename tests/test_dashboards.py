@@ -386,3 +386,27 @@ def test_constraint_cache_computes_once_per_line_and_shift_within_its_lifetime()
     expired.get(("db", "l1", 0), lambda: compute("a"))
     expired.get(("db", "l1", 0), lambda: compute("b"))
     assert calls[-2:] == ["a", "b"]
+
+
+def test_huddle_api_answers_503_in_one_line_when_influxdb_is_away(config, plant_files):
+    import asyncio
+
+    import httpx
+    from fastapi import FastAPI
+
+    from dashboards.huddle_api import huddle_router
+    from shopfloor.store import Store
+
+    api = FastAPI()
+    api.include_router(huddle_router(config.plant, lambda: Store("http://127.0.0.1:9", "x", timeout_s=2)))
+
+    async def get_all(*paths: str) -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=api)
+        async with httpx.AsyncClient(transport=transport, base_url="http://huddle") as client:
+            return [await client.get(path) for path in paths]
+
+    away, unknown, page = asyncio.run(get_all("/api/huddle/l1", "/api/huddle/l9", "/huddle"))
+    assert away.status_code == 503
+    assert "not reachable" in away.json()["detail"] and "\n" not in away.json()["detail"]
+    assert unknown.status_code == 404
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
