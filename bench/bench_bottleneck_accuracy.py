@@ -1,15 +1,18 @@
 """Accuracy of the bottleneck detector over the simulator's scenario library, against its ground truth.
 
-Run: `python bench/bench_bottleneck_accuracy.py [--seeds 5] [--hours 8] [--window 1800]`
+Run: `python bench/bench_bottleneck_accuracy.py [--seeds 10] [--hours 8] [--window 1800]
+      [--accept strict|lenient] [--settle 0] [--methods apm,turning-point,combined]`
 
 For every scenario in simulators/scenarios and every seed, the simulator's telemetry (the contract's
 records, 1 Hz) goes through the detector twice: with the reported states, and from queue counts alone
 (states dropped, inferred from queues and buffers). Each window that lies inside one truth period is
-scored: it agrees when the detector names a station the truth accepts. The truth accepts its
-bottleneck and, in a balanced period, every station whose gain is at least (1 - clear_margin) of the
-best gain: in the truth's own terms, the stations that share the constraint ("a detector may name any
-of them"). In a clear period that is the bottleneck alone. The reference figure in the same run is the
-chance level: a uniformly random station's agreement over the same windows.
+scored: it agrees when the detector names a station the truth accepts. A clear period accepts its
+bottleneck only. A balanced period accepts, `strict`, the truth's bottleneck or runner-up; `lenient`,
+every station whose gain is at least (1 - clear_margin) of the best gain: in the truth's own terms
+the stations that share the constraint ("a detector may name any of them"). Each truth period is
+also scored as one report (the station with the most bottleneck time in it). The reference figure in
+the same run is the chance level: a uniformly random station's agreement over the same windows. The
+truth is computed once per scenario (seed 0): it describes the scenario, not one sample path.
 """
 
 from __future__ import annotations
