@@ -21,7 +21,7 @@ import orjson
 
 from edge_agent.config import AgentConfig
 from edge_agent.counters import StationTrack
-from edge_agent.link import Ack, Connection, Link
+from edge_agent.link import UNREACHABLE, Ack, Connection, Link
 from edge_agent.outbox import Outbox, Row, StationState
 from edge_agent.poller import Health, Polled, StationPoller
 from edge_agent.sources import Reading, counter_widths
@@ -60,6 +60,7 @@ class Agent:
         self._refused_at = 0.0
         self._refused_last = 0.0
         self._skews: dict[str, float] = {}
+        self._warned_unreachable = False
         self._linger_s = min(0.02, config.interval_s / 5)
         self.produced = 0
         self.acked = 0
@@ -180,6 +181,7 @@ class Agent:
 
     def _connection(self, event: Connection) -> None:
         if event.up and not self.connected:
+            self._warned_unreachable = False
             log.info("connected to %s; %d samples to send", self.link.endpoint.display, self.outbox.backlog)
             self._set_problem("broker", None)
             self.connected = True
@@ -190,6 +192,10 @@ class Agent:
                             event.reason)
             elif event.reason.startswith("broker refused"):
                 self._set_problem("broker", f"{event.reason}; check the agent's user, password and ACL")
+            elif event.reason == UNREACHABLE and not self._warned_unreachable:
+                log.warning("cannot reach %s; retrying with backoff, samples wait in the outbox "
+                            "(`shopfloor agent check` says why)", self.link.endpoint.display)
+                self._warned_unreachable = True
             self.connected = False
 
     # --- status -----------------------------------------------------------------------------------

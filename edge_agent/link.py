@@ -25,6 +25,9 @@ from shopfloor.settings import mqtt_endpoint
 log = logging.getLogger("shopfloor.agent")
 
 
+UNREACHABLE = "unreachable"  # paho gives no reason for a failed TCP/TLS connect; `agent check` does
+
+
 @dataclass(frozen=True, slots=True)
 class Connection:
     up: bool
@@ -57,6 +60,7 @@ class Link:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
+        self.client.on_connect_fail = self._on_connect_fail
 
     def status(self, online: bool, backlog: int | None = None, problems: list[str] | None = None) -> bytes:
         """The status payload (DESIGN.md §4), plus the backlog and the agent's current problems."""
@@ -98,6 +102,9 @@ class Link:
             self._emit(Connection(False, f"broker refused the connection: {reason_code}"))
         else:
             self._emit(Connection(True))
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        self._emit(Connection(False, UNREACHABLE))
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._emit(Connection(False, str(reason_code)))

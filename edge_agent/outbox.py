@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS station_state (
 """
 
 
+FORMAT = 1  # the outbox file's layout (PRAGMA user_version); a new layout gets a new number
 RETURN_SPACE_PAGES = 2_500  # about 10 MB of free pages (4 KB each) before they go back to the disk
 
 
@@ -94,13 +95,23 @@ class Outbox:
             # One process per outbox: two agents on one file would send each sample twice and
             # number them twice. The exclusive lock is taken now and held until close.
             self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
+            self._check_format()
             self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version={FORMAT}")
             with self._transaction():
                 self._backlog = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
-        except sqlite3.Error as error:
+        except (sqlite3.Error, OutboxError) as error:
             if hasattr(self, "_db"):
                 self._db.close()
-            raise _fix(self.path, error) from None
+            raise error if isinstance(error, OutboxError) else _fix(self.path, error) from None
+
+    def _check_format(self) -> None:
+        """A file of another layout fails now, in one line, not at the first sample."""
+        tables = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        found = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if "outbox" in tables and found != FORMAT:
+            raise OutboxError(f"outbox {self.path} has layout {found}, this agent writes layout {FORMAT}: "
+                              f"let the old agent version drain it, or move the file aside")
 
     @property
     def backlog(self) -> int:

@@ -171,6 +171,15 @@ def test_a_drained_outbox_gives_its_space_back_to_the_disk(tmp_path, monkeypatch
     outbox.close()
 
 
+def test_an_outbox_of_another_layout_fails_at_start_in_one_line(tmp_path):
+    old = sqlite3.connect(tmp_path / "o.sqlite")
+    old.execute("CREATE TABLE outbox (id INTEGER PRIMARY KEY, station TEXT, ts INTEGER)")
+    old.commit()
+    old.close()
+    with pytest.raises(OutboxError, match="has layout 0, this agent writes layout 1: let the old agent"):
+        Outbox(tmp_path / "o.sqlite")
+
+
 def test_the_outbox_is_in_wal_mode(tmp_path):
     Outbox(tmp_path / "o.sqlite").close()
     assert sqlite3.connect(tmp_path / "o.sqlite").execute("PRAGMA journal_mode").fetchone()[0] == "wal"
