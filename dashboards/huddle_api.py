@@ -182,16 +182,8 @@ class HuddleReader:
                 series[row["station"]].append([row["time"], row["state"]])
         return {"interval": interval, "stations": series}
 
-    def constraint(self, line: Line, span: HuddleRange, now_ms: int) -> Json | None:
-        """The constraint now and each station's share of this shift as (sole or shifting) bottleneck.
-
-        From the live detector's timeline (measurement `bottleneck`, what the boards show) when the
-        analysis service writes it for this shift; else the detector runs here on the shift's samples.
-        """
-        stored = self.stored_constraint(line, span, now_ms)
-        return stored if stored is not None else self.detected_constraint(line, span, now_ms)
-
     def stored_constraint(self, line: Line, span: HuddleRange, now_ms: int) -> Json | None:
+        """The live detector's current answer in the range and each station's mean window share."""
         context = self._context(line, span.start_ms, min(span.end_ms, now_ms))
         current = self._rows(aq.CURRENT_CONSTRAINT, context)
         if not current:
@@ -231,11 +223,18 @@ class HuddleReader:
         return {"station": station, "share": shares.get(station), "since": since, "shares": shares,
                 "source": "detector on this shift's samples"}
 
-    def _cached_constraint(self, line: Line, span: HuddleRange, now_ms: int) -> Json | None:
-        """As `constraint`; the costly fallback (the detector here) is cached per line and shift."""
+    def constraint(self, line: Line, span: HuddleRange, now_ms: int) -> Json | None:
+        """The constraint now and each station's share of this shift as (sole or shifting) bottleneck.
+
+        From the live detector's timeline (measurement `bottleneck`, what the boards show) when the
+        analysis service writes it for this shift; else the detector runs here on the shift's samples,
+        cached per line and shift when the reader has a cache.
+        """
         stored = self.stored_constraint(line, span, now_ms)
-        if stored is not None or self.cache is None:
-            return stored if stored is not None else self.detected_constraint(line, span, now_ms)
+        if stored is not None:
+            return stored
+        if self.cache is None:
+            return self.detected_constraint(line, span, now_ms)
         key = (self.store.database, line.id, span.start_ms)
         return self.cache.get(key, lambda: self.detected_constraint(line, span, now_ms))
 
@@ -266,7 +265,7 @@ class HuddleReader:
             "hours": hours,
             "total": {"actual": actual, "target_due": due,
                       "target": sum(row["target"] or 0 for row in hours)},
-            "constraint": self._cached_constraint(line, span, now_ms),
+            "constraint": self.constraint(line, span, now_ms),
             "stations": self.stations(line, span, now_ms),
             "timeline": self.timeline(line, span, now_ms),
             "alerts": self.alerts(line, span, now_ms),
