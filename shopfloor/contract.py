@@ -163,6 +163,8 @@ def decode_telemetry(payload: bytes) -> list[Sample]:
         raise ContractError(f"payload is not UTF-8 JSON: {error}") from None
     if not isinstance(document, dict):
         raise ContractError("payload must be a JSON object (a sample or a batch)")
+    if type(document.get("v", VERSION)) is not int:  # pydantic's Literal[1] takes true and 1.0 even if strict
+        raise ContractError(f"v: the contract version must be the integer {VERSION}, not {document['v']!r}")
     try:
         if "samples" in document:
             return _batch.validate_python(document)["samples"]

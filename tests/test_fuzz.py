@@ -125,6 +125,17 @@ def test_valid_samples_survive_encoding_unchanged(samples: list[dict]):
     assert decode_telemetry(encode_sample(samples[0])) == samples[:1]
 
 
+def test_the_version_must_be_the_integer_1():
+    """Found by the collector fuzz test: pydantic's Literal[1] accepted true and 1.0, even in strict mode."""
+    tail = b',"ts":1790000000000,"seq":1,"count":1,"queue":0}'
+    for version in (b"true", b"1.0", b'"1"', b"null", b"2"):
+        with pytest.raises(ContractError, match="^v: "):
+            decode_telemetry(b'{"v":' + version + tail)
+        with pytest.raises(ContractError, match="^v: "):
+            decode_telemetry(b'{"v":' + version + b',"samples":[{' + tail[1:] + b"]}")
+    assert decode_telemetry(b'{"v":1' + tail)[0]["seq"] == 1
+
+
 def test_pathological_json_is_a_reason_not_a_crash():
     tail = b',"seq":1,"count":1,"queue":0}'
     for payload in (b"[" * 100_000, b'{"v":1,"samples":' + b"[" * 5000, b"\xef\xbb\xbf{}",
