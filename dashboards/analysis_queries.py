@@ -88,6 +88,12 @@ CURRENT_CONSTRAINT = (f'SELECT "current" AS "constraint", "since" FROM {BOTTLENE
                       f'AND "current" =~ /./ AND $timeFilter ORDER BY time DESC LIMIT 1')
 CONSTRAINT_SHARES = (f'SELECT mean("share") AS "share" FROM {BOTTLENECK} WHERE {LINE_FILTER} '
                      f'AND "station" =~ /./ AND $timeFilter GROUP BY "station"')
+def window_share(field: str) -> str:
+    """The mean over the range of one per-station window share of the timeline (starved, blocked)."""
+    return (f'SELECT mean({quote_ident(field)}) AS {quote_ident(field)} FROM {BOTTLENECK} '
+            f'WHERE {LINE_FILTER} AND "station" =~ /./ AND $timeFilter GROUP BY "station"')
+
+
 CONSTRAINT_PLACES = (f'SELECT mean("share") AS "share" FROM {BOTTLENECK} WHERE {LINE_FILTER} '
                      f'AND "station" =~ /./ AND $timeFilter GROUP BY "line", "station"')
 ALERT_ANNOTATIONS = f'SELECT "message", "kind", "severity" FROM {ALERT} WHERE {LINE_FILTER} AND $timeFilter'

@@ -104,19 +104,36 @@ def flow_panels() -> list[Json]:
               options={"showValue": "never", "rowHeight": 0.85, "mergeValues": True, "alignValue": "center",
                        "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True}},
               defaults={"color": {"mode": "thresholds"}, "custom": {"fillOpacity": 90, "lineWidth": 0}}),
-        panel("timeseries", "Buffer levels", Grid(0, 22, 12, 7),
+        panel("timeseries", "Buffer levels", Grid(0, 22, 9, 7),
               [influx_target(q.BUFFER_LEVELS, "A", alias="$tag_station")],
               description="Units waiting in front of each station: empty buffers starve, full ones block.",
               decimals=0, defaults={"custom": {"lineWidth": 3, "fillOpacity": 10, "showPoints": "never"}},
               options={"legend": {"displayMode": "list", "placement": "right", "showLegend": True},
                        "tooltip": {"mode": "multi"}}),
-        panel("bargauge", "Output per station", Grid(12, 22, 12, 7),
+        panel("bargauge", "Output per station", Grid(9, 22, 7, 7),
               [influx_target(q.station_output(), "A", alias="$tag_station")],
               description="Units each station finished in the range: the flow thins at the constraint.",
               decimals=0, options={"orientation": "vertical", "displayMode": "basic", "showUnfilled": True,
                                    "reduceOptions": {"calcs": ["lastNotNull"], "values": False},
                                    "text": {"titleSize": 22, "valueSize": 28}}),
     ]
+
+
+def starved_blocked_panel() -> Json:
+    """What starved or blocked each station over the range: the huddle's 'why' next to the 'where'."""
+    return panel(
+        "bargauge", "Starved and blocked share", Grid(16, 22, 8, 7),
+        [influx_target(aq.window_share("starved"), "A", alias="$tag_station starved"),
+         influx_target(aq.window_share("blocked"), "B", alias="$tag_station blocked")],
+        description="Share of the range each station waited with an empty input buffer (starved) or a "
+                    "full output buffer (blocked), from the live detector's timeline.",
+        unit="percentunit", decimals=0,
+        options={"orientation": "horizontal", "displayMode": "basic", "showUnfilled": True,
+                 "reduceOptions": {"calcs": ["lastNotNull"], "values": False},
+                 "text": {"titleSize": 18, "valueSize": 22}},
+        overrides=[{"matcher": {"id": "byFrameRefID", "options": ref},
+                    "properties": [{"id": "color", "value": {"mode": "fixed", "fixedColor": colour}}]}
+                   for ref, colour in (("A", "yellow"), ("B", "orange"))])
 
 
 def indicator_panel(config: BoardConfig) -> Json:
@@ -141,7 +158,8 @@ def indicator_panel(config: BoardConfig) -> Json:
 
 def board(config: BoardConfig) -> Json:
     exits = q.exit_filter(config.plant.lines)
-    panels = [*output_panels(exits), *constraint_panels(), indicator_panel(config), *flow_panels()]
+    panels = [*output_panels(exits), *constraint_panels(), indicator_panel(config), *flow_panels(),
+              starved_blocked_panel()]
     return dashboard(
         UID, "Line huddle", panels, variables=variables(config),
         annotations=[annotation("Alerts", aq.ALERT_ANNOTATIONS, colour="red", tags_columns="kind,severity")],
