@@ -130,27 +130,39 @@ def _ms(value: str | None, default: int) -> int:
         raise HTTPException(status_code=422, detail=str(error)) from None
 
 
-def shift_edges(zone: ZoneInfo, from_ms: int, to_ms: int, first_shift: str, shift_hours: float) -> list[int]:
-    """Shift boundaries (ms) covering [from_ms, to_ms): shifts of `shift_hours` from `first_shift` local."""
-    hour, minute = (int(part) for part in first_shift.split(":"))
-    day = dt.datetime.fromtimestamp(from_ms / 1000, zone).date() - dt.timedelta(days=1)
-    edges: list[int] = []
-    while True:
-        start = dt.datetime.combine(day, dt.time(hour, minute), tzinfo=zone)
-        for k in range(max(1, int(round(24 / shift_hours)))):
-            moment = int((start + dt.timedelta(hours=k * shift_hours)).timestamp() * 1000)
-            edges.append(moment)
-        if edges[-1] > to_ms:
-            break
+def shift_spans(zone: ZoneInfo, from_ms: int, to_ms: int, first_shift: str, shift_hours: float,
+                plan: Any = None) -> list[tuple[str, int, int]]:
+    """The shifts (name, start ms, end ms) that overlap [from_ms, to_ms), in time order.
+
+    With a plan, its calendar's shifts on its working days (a night shift belongs to the day it starts
+    on); without one, back-to-back shifts of `shift_hours` from `first_shift` local time, every day.
+    """
+    first_day = dt.datetime.fromtimestamp(from_ms / 1000, zone).date() - dt.timedelta(days=1)
+    last_day = dt.datetime.fromtimestamp(to_ms / 1000, zone).date()
+    if plan is not None:
+        daily = [(shift.name, shift.start, shift.minutes) for shift in plan.calendar.shifts]
+    else:
+        hour, minute = (int(part) for part in first_shift.split(":"))
+        per_day = max(1, int(round(24 / shift_hours)))
+        length = int(round(shift_hours * 60))
+        daily = [(f"{k + 1}", hour * 60 + minute + k * length, length) for k in range(per_day)]
+    spans: list[tuple[str, int, int]] = []
+    day = first_day
+    while day <= last_day:
+        if plan is None or plan.calendar.works_on(day):
+            midnight = dt.datetime.combine(day, dt.time())
+            for name, start_min, minutes in daily:
+                begin = (midnight + dt.timedelta(minutes=start_min)).replace(tzinfo=zone)
+                end = (midnight + dt.timedelta(minutes=start_min + minutes)).replace(tzinfo=zone)
+                begin_ms, end_ms = int(begin.timestamp() * 1000), int(end.timestamp() * 1000)
+                if begin_ms < to_ms and end_ms > from_ms:
+                    spans.append((name, begin_ms, end_ms))
         day += dt.timedelta(days=1)
-    inside = [e for e in edges if from_ms < e < to_ms]
-    before = max(e for e in edges if e <= from_ms)
-    after = min(e for e in edges if e >= to_ms)
-    return [before, *inside, after]
+    return sorted(spans, key=lambda span: span[1])
 
 
 def analysis_router(plant: Plant, store_factory: Callable[[], Store], *, first_shift: str = "06:00",
-                    shift_hours: float = 8.0) -> APIRouter:
+                    shift_hours: float = 8.0, plan: Any = None) -> APIRouter:
     router = APIRouter(prefix="/api")
     zone = ZoneInfo(plant.timezone)
 
@@ -204,20 +216,23 @@ def analysis_router(plant: Plant, store_factory: Callable[[], Store], *, first_s
                    for row in rows if row["bottleneck_share"] is not None]
         return {"line": line_id, "windows": windows}
 
-    @router.get("/lines/{line_id}/shares", summary="Each station's bottleneck share per shift")
+    @router.get("/lines/{line_id}/shares", summary="Each station's bottleneck share per shift (the plan's "
+                "shifts when the service has a plan)")
     def shares(line_id: str, start: str | None = Query(None, alias="from", description="ISO 8601 or ms"),
                end: str | None = Query(None, alias="to", description="ISO 8601 or ms")) -> Json:
         line = known(line_id)
         now = int(time.time() * 1000)
         to_ms = _ms(end, now)
         from_ms = _ms(start, to_ms - 24 * HOUR_MS)
-        edges = shift_edges(zone, from_ms, to_ms, first_shift, shift_hours)
+        spans = shift_spans(zone, from_ms, to_ms, first_shift, shift_hours, plan)
+        if not spans:
+            return {"line": line_id, "shifts": []}
         with store() as s:
             result = s.query(
                 f'SELECT "share" FROM {quote_ident(BOTTLENECK_MEASUREMENT)} WHERE {where(line_id)} '
-                f"AND time >= {edges[0]}ms AND time < {edges[-1]}ms GROUP BY station")
+                f"AND time >= {spans[0][1]}ms AND time < {spans[-1][2]}ms GROUP BY station")
         shifts = []
-        for begin, finish in zip(edges[:-1], edges[1:], strict=True):
+        for name, begin, finish in spans:
             per_station = {}
             for series in result.series:
                 values = [v for t, v in series.values if begin <= t < finish and v is not None]
@@ -225,7 +240,7 @@ def analysis_router(plant: Plant, store_factory: Callable[[], Store], *, first_s
                     per_station[series.tags["station"]] = round(sum(values) / len(values), 4)
             if per_station:
                 top = max(per_station, key=per_station.__getitem__)
-                shifts.append({"start": begin, "end": finish, "bottleneck": top,
+                shifts.append({"name": name, "start": begin, "end": finish, "bottleneck": top,
                                "shares": {s: per_station.get(s, 0.0) for s in line.station_ids}})
         return {"line": line_id, "shifts": shifts}
 
@@ -272,7 +287,7 @@ def create_app(plant: Plant, store_factory: Callable[[], Store], *, live: LiveCo
                 "last_error": loop.last_error if loop else None}
 
     app.include_router(analysis_router(plant, store_factory, first_shift=first_shift,
-                                       shift_hours=shift_hours))
+                                       shift_hours=shift_hours, plan=plan))
     app.include_router(admin_router(plant, store_factory, live, mqtt_url, webhooks, alerts))
     for factory in _ROUTER_FACTORIES:
         app.include_router(_resolve(factory)(plant, store_factory, plan))
