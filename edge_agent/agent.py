@@ -143,6 +143,9 @@ class Agent:
     def _sample(self, station: str, reading: Reading, read_ms: int) -> Sample | None:
         if reading.clock_ms is not None:
             self._check_clock(station, (reading.clock_ms - read_ms) / 1000)
+        elif reading.ts_ms is not None and reading.ts_ms > read_ms - 1000 * self.config.clock_skew_s:
+            # a fresh file line tells the station PC's clock; an old one (a backlog) tells nothing
+            self._check_clock(station, (reading.ts_ms - read_ms) / 1000)
         try:
             sample = self.tracks[station].sample(reading, read_ms)
         except ValueError as error:  # a value no sample may carry: reported, never stored

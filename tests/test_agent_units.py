@@ -304,3 +304,18 @@ def test_a_timestamp_outside_what_influxdb_stores_is_refused_before_the_outbox()
     with pytest.raises(ValueError, match="outside 1970..2255"):
         track.sample(Reading(count=1, queue=0, ts_ms=10**16), read_ms=5000)
     assert track.next_seq == 0
+
+
+def test_a_station_pc_whose_clock_runs_ahead_is_reported(tmp_path):
+    from test_agent_support import run_agent_for
+
+    lines = tmp_path / "s1.jsonl"
+    now_ms = int(time.time() * 1000)
+    lines.write_text(f'{{"ts": {now_ms - 3_600_000}, "count": 1, "queue": 0}}\n'  # an old line: no verdict
+                     f'{{"ts": {now_ms + 90_000}, "count": 2, "queue": 0}}\n')  # 90 s in the future
+    config = write_config(tmp_path / "agent.toml", plant="p", mqtt_url=f"mqtt://127.0.0.1:{free_port()}",
+                          stations={"s1": f'{{ kind = "file", path = "{lines}" }}'})
+    agent = run_agent_for(config, 0.3)
+    assert agent.produced == 2
+    assert [p for p in agent.problem_list() if "clock" in p] == [
+        "station s1: the source's clock differs from the agent's by +90 s (threshold 5 s): sync both by NTP"]
