@@ -47,8 +47,10 @@ class Child:
     argv: list[str]
     log_path: Path
     process: subprocess.Popen | None = None
+    log_offset: int = 0  # where this start's lines begin in a log file shared with earlier starts
 
     def start(self) -> Child:
+        self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL)
@@ -78,9 +80,15 @@ class Child:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def log(self) -> str:
+        """What this start of the process has logged."""
+        with open(self.log_path, "rb") as log:
+            log.seek(self.log_offset)
+            return log.read().decode(errors="replace")
+
     def wait_for_log(self, text: str, timeout_s: float = 30) -> None:
         deadline = time.monotonic() + timeout_s
-        while text not in self.log_path.read_text(errors="replace"):
+        while text not in self.log():
             if not self.running() or time.monotonic() > deadline:
                 raise RuntimeError(f"{self.name} did not log {text!r}: {self.log_path.read_text()[-1500:]}")
             time.sleep(0.05)
@@ -111,14 +119,15 @@ def collector(stack: Stack, database: str, folder: Path, client_id: str = "bench
 
 
 def agent_config(folder: Path, agent: str, plant: str, line: str, stations: list[str], interval_s: float,
-                 mqtt_url: str) -> Path:
-    """An agent.toml with simulated stations; the outbox lives beside it."""
+                 mqtt_url: str, outbox: Path | None = None) -> Path:
+    """An agent.toml with simulated stations; the outbox lives beside it unless given."""
     path = folder / f"{agent}.toml"
     source = '{{ kind = "simulated", cycle_s = 30.0, seed = {} }}'
     body = "".join(f'[[station]]\nid = "{sid}"\nsource = {source.format(n)}\n'
                    for n, sid in enumerate(stations))
+    outbox = outbox or folder / f"{agent}.sqlite"
     path.write_text(f'agent = "{agent}"\nplant = "{plant}"\nline = "{line}"\ninterval_s = {interval_s}\n'
-                    f'outbox = "{agent}.sqlite"\n[mqtt]\nurl = "{mqtt_url}"\nreconnect_max_s = 2.0\n\n{body}')
+                    f'outbox = "{outbox}"\n[mqtt]\nurl = "{mqtt_url}"\nreconnect_max_s = 2.0\n\n{body}')
     return path
 
 

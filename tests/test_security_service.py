@@ -10,6 +10,7 @@ import logging
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -69,20 +70,27 @@ def test_without_a_configured_token_the_service_accepts_no_writes(monkeypatch):
                        ).status_code == 200
 
 
-def test_the_analysis_service_protects_its_writes(monkeypatch):
-    """The real service app, when it exists: every non-read route answers 401 without the token."""
-    service = pytest.importorskip("analysis.service")
-    monkeypatch.setenv(API_TOKEN_ENV, new_token())
-    factory = getattr(service, "create_app", None) or getattr(service, "make_app", None)
-    app = factory() if callable(factory) else getattr(service, "app", None)
-    if app is None:
-        pytest.skip("analysis.service has no app yet")
-    client = TestClient(app)
-    writes = [(method, route.path) for route in app.routes for method in getattr(route, "methods", ())
-              if auth.needs_token(method, route.path)]
-    assert writes, "the service has write or admin routes"
+def test_the_analysis_service_answers_401_to_every_write_without_the_token():
+    """The real service app (analysis.service.create_app): each write or admin route, no token: 401."""
+    from analysis.service import create_app
+    from shopfloor.plant import load_plant
+
+    token = new_token()
+    plant = load_plant(Path(__file__).parent.parent / "examples" / "plant.toml")
+    app = create_app(plant, lambda: Store("http://127.0.0.1:9", "unused"), api_token=token)
+    client = TestClient(app)  # no lifespan: the 401s must come before any store is touched
+    routes = app.openapi()["paths"]  # every route, also those of included routers
+    writes = [(method.upper(), path) for path, methods in routes.items() for method in methods
+              if auth.needs_token(method, path)]
+    assert ("POST", "/api/lines/{line_id}/alerts/test") in writes and ("GET", "/admin/config") in writes
     for method, path in writes:
-        assert client.request(method, path.replace("{", "").replace("}", "")).status_code == 401, path
+        concrete = path.replace("{line_id}", "l1").replace("{line}", "l1")
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            response = client.request(method, concrete, headers=headers)
+            assert response.status_code == 401, (method, path, response.text)
+    config = client.get("/admin/config", headers={"Authorization": f"Bearer {token}"})
+    assert config.status_code == 200 and config.json()["plant"] == "p1"
+    assert client.get("/healthz").status_code == 200
 
 
 # --- webhooks ----------------------------------------------------------------------------------------

@@ -1,0 +1,158 @@
+"""Chaos: agents publish through every fault we could stage; then every sample is counted, one by one.
+
+    python bench/chaos.py [--outage 60] [--offline-samples 3600]
+
+Real processes only (a fresh stack in a temporary folder, `shopfloor agent run` x 3, `shopfloor
+collector run`), while the agents publish:
+1. the collector is SIGKILLed three times (restarted 2 s later; its persistent session resumes);
+2. agent a2 is SIGKILLed, then runs cut off from the network (a dead broker port) until it has produced
+   `--offline-samples` samples per station (3,600: a simulated hour at 1 Hz, produced at 100 Hz), is
+   SIGKILLed again and restarted online, and drains its outbox;
+3. the broker restarts (SIGTERM, 3 s, start: it saves and reloads its persistent sessions);
+4. InfluxDB is stopped for `--outage` seconds (60) and started again.
+Then the agents stop, and each station's stored `seq` values are compared with what its agent produced
+(0 .. next_seq - 1 from the agent's outbox): lost = produced but not stored, duplicated = a seq stored
+twice. The reference measured in the same run is the number produced: the verdict is stored/produced
+(1.000) with 0 lost and 0 duplicated. Bounded: every wait has a deadline; the run takes about 4 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from load import Child, agent, agent_config, collector, outbox_seqs, stored_total
+
+from shopfloor.stack import Stack, free_port
+from shopfloor.store import Store, quote_string
+
+PLANT = "chaos"
+
+
+def stored_seqs(store: Store) -> dict[str, list[int]]:
+    result = store.query(f"SELECT seq FROM station WHERE plant = {quote_string(PLANT)} GROUP BY station")
+    return {series.tags["station"]: series.column("seq") for series in result.series}
+
+
+class Run:
+    """The stack, the collector and three agents of one chaos run, with a log of what happened when."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.started = time.monotonic()
+        self.stack = Stack(folder / "stack")
+        self.stack.up()
+        self.store = Store(self.stack.influxdb.url, "chaos")
+        self.store.create_database()
+        self.collector = self.start_collector()
+        url = self.stack.mosquitto.url
+        self.configs = {
+            "a0": agent_config(folder, "a0", PLANT, "l1", ["s0", "s1"], 0.05, url),
+            "a1": agent_config(folder, "a1", PLANT, "l1", ["s2", "s3"], 0.05, url),
+            "a2": agent_config(folder, "a2", PLANT, "l2", ["s4", "s5"], 0.01, url),
+        }
+        offline = folder / "offline"
+        offline.mkdir()
+        # the same outbox file, a broker port where nothing listens: the line PC's network is cut
+        self.offline_config = agent_config(offline, "a2", PLANT, "l2", ["s4", "s5"], 0.01,
+                                           f"mqtt://127.0.0.1:{free_port()}", outbox=folder / "a2.sqlite")
+        self.agents = {name: agent(config).start() for name, config in self.configs.items()}
+
+    def note(self, what: str) -> None:
+        print(f"{time.monotonic() - self.started:6.1f} s  {what}", flush=True)
+
+    def start_collector(self) -> Child:
+        child = collector(self.stack, self.store.database, self.folder, client_id="chaos-collector").start()
+        child.wait_for_log("connected to", timeout_s=60)
+        return child
+
+    def kill_collector(self, n: int) -> None:
+        self.collector.kill()
+        self.note(f"collector SIGKILLed ({n} of 3)")
+        time.sleep(2)
+        self.collector = self.start_collector()
+        self.note("collector restarted")
+
+    def wait(self, until_s: float) -> None:
+        time.sleep(max(0.0, until_s - (time.monotonic() - self.started)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--outage", type=float, default=60.0, help="seconds InfluxDB is down")
+    parser.add_argument("--offline-samples", type=int, default=3600, help="per station, while cut off")
+    options = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="shopfloor-chaos-"))
+    run = Run(folder)
+    run.note(f"stack, collector and agents a0, a1 (20 Hz), a2 (100 Hz) running; folder {folder}")
+    try:
+        run.wait(5)
+        run.kill_collector(1)
+        run.wait(12)
+        run.agents["a2"].kill()
+        run.note("agent a2 SIGKILLed; restarted cut off from the network")
+        offline = agent(run.offline_config).start()
+        offline_since = time.monotonic()
+        run.wait(16)
+        run.kill_collector(2)
+        run.wait(26)
+        run.kill_collector(3)
+        run.wait(34)
+        run.stack.mosquitto.stop()
+        run.note("broker stopped (SIGTERM)")
+        time.sleep(3)
+        run.stack.mosquitto.start()
+        run.note("broker started again")
+        time.sleep(max(0.0, options.offline_samples * 0.01 - (time.monotonic() - offline_since)))
+        offline.kill()
+        waiting = sum(outbox_seqs(folder / "a2.sqlite").values())
+        run.note(f"agent a2 SIGKILLed after {time.monotonic() - offline_since:.0f} s cut off "
+                 f"({waiting} samples produced so far, the hour's worth on its disk); restarted online")
+        run.agents["a2"] = agent(run.configs["a2"]).start()
+        time.sleep(5)
+        run.stack.influxdb.stop()
+        run.note(f"InfluxDB stopped for {options.outage:.0f} s")
+        time.sleep(options.outage)
+        run.stack.influxdb.start()
+        run.note("InfluxDB started again")
+        time.sleep(15)
+        for child in run.agents.values():
+            child.stop()
+        run.note("agents stopped (SIGTERM); counting")
+        produced = {}
+        for name in run.configs:
+            produced.update(outbox_seqs(folder / f"{name}.sqlite"))
+        total = sum(produced.values())
+        deadline = time.monotonic() + 180
+        while stored_total(run.store, PLANT) < total and time.monotonic() < deadline:
+            time.sleep(1)
+        run.note(f"stored {stored_total(run.store, PLANT)} of {total}")
+        time.sleep(2)
+        stored = stored_seqs(run.store)
+        lost = duplicated = 0
+        for station, next_seq in sorted(produced.items()):
+            seqs = stored.get(station, [])
+            missing = set(range(next_seq)) - set(seqs)
+            extra = set(seqs) - set(range(next_seq))
+            doubled = len(seqs) - len(set(seqs))
+            lost += len(missing)
+            duplicated += doubled + len(extra)
+            print(f"  {station}: produced {next_seq:6d}  stored {len(seqs):6d}  lost {len(missing)}  "
+                  f"duplicated {doubled}  unexpected {len(extra)}")
+        stored_count = sum(len(s) for s in stored.values())
+        print(f"produced {total}, stored {stored_count} = {stored_count / total:.4f}x the produced; "
+              f"lost {lost}, duplicated {duplicated}; run took {time.monotonic() - run.started:.0f} s")
+        collector_log = run.collector.log_path.read_text(errors="replace")  # every start's lines
+        print(f"collector write retries while InfluxDB was down: {collector_log.count('retrying in')}")
+    finally:
+        for child in [*run.agents.values(), run.collector]:
+            child.kill()
+        run.stack.down()
+    sys.exit(0 if lost == duplicated == 0 else 1)
+
+
+if __name__ == "__main__":
+    main()
