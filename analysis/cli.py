@@ -116,7 +116,7 @@ def serve(
     from analysis.service import create_app, register_router
     from shopfloor.settings import influx_db as resolve_db
     from shopfloor.settings import influx_url as resolve_url
-    from shopfloor.settings import mqtt_endpoint
+    from shopfloor.settings import mqtt_endpoint, without_userinfo
     from shopfloor.store import Store
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
@@ -141,5 +141,7 @@ def serve(
     app = create_app(plant_model, lambda: Store(url, database), live=live, mqtt_url=mqtt_url,
                      webhooks=(*settings.alerts.webhooks, *webhook), alerts=not no_alerts, plan=plan_model,
                      first_shift=settings.shifts.first_start, shift_hours=settings.shifts.hours)
-    typer.echo(f"analysis service on http://{host}:{port} (API docs at /docs), InfluxDB {url} db {database}")
+    shown = without_userinfo(url)  # a password in the URL's userinfo is never printed
+    typer.echo(f"analysis service on http://{host}:{port} (API docs at /docs), InfluxDB {shown} "
+               f"db {database}")
     uvicorn.run(app, host=host, port=port, log_level="info" if verbose else "warning")
