@@ -23,8 +23,9 @@ import numpy as np
 
 from analysis.alerts import AlertRules, AlertSink, constraint_alerts
 from analysis.bottleneck import DEFAULT_METHOD, Timeline, analyze
+from analysis.states import StateSpans
 from analysis.states import spans as state_spans
-from analysis.telemetry import TelemetryError, from_store
+from analysis.telemetry import LineTelemetry, TelemetryError, from_store
 from shopfloor.contract import BOTTLENECK_MEASUREMENT, line_protocol
 from shopfloor.plant import Plant
 from shopfloor.store import Store, quote_ident, quote_string
@@ -38,7 +39,7 @@ class LiveConfig:
     lookback_s: float = 3600.0  # telemetry each tick re-reads (the longest period it can see whole)
     rewrite_s: float = 1800.0  # windows newer than this are rewritten each tick
     window_s: float = 60.0  # timeline resolution
-    memory_s: float = 600.0  # each window's answer is judged on this much trailing time
+    memory_s: float = 1800.0  # each window's answer is judged on this much trailing time
     confirm_s: float = 300.0  # a new bottleneck must hold this long before it becomes current
     method: str = DEFAULT_METHOD
     rules: AlertRules = field(default_factory=AlertRules)
@@ -129,6 +130,18 @@ def timeline_lines(plant: str, timeline: Timeline, window_s: float, from_ms: int
     return lines
 
 
+def conclude(data: LineTelemetry, config: LiveConfig, previous: tuple[int, str] | None
+             ) -> tuple[StateSpans, Timeline, int, tuple[int, str] | None]:
+    """One tick's reasoning on the telemetry it read: spans, timeline, the moment from which active
+    periods are still open, and the live answer after hysteresis. Pure: the benchmark replays it."""
+    spans = state_spans(data)
+    timeline = analyze(spans, data.stations, data.line.id, config.window_s, config.method, config.memory_s)
+    active = spans.active()
+    still_open = active.stop >= spans.end_ms
+    open_since = int(active.start[still_open].min()) if still_open.any() else spans.end_ms
+    return spans, timeline, open_since, decide(previous, timeline, config.confirm_s)
+
+
 class LiveDetector:
     """One line's live detector; `tick(now_ms)` does one round and returns what it concluded."""
 
@@ -147,14 +160,8 @@ class LiveDetector:
             data = from_store(self.store, self.plant, self.line.id, begin, now_ms)
         except TelemetryError:
             return None  # no telemetry in the lookback: nothing to say, nothing to write
-        spans = state_spans(data)
-        timeline = analyze(spans, data.stations, self.line.id, config.window_s, config.method,
-                           config.memory_s)
-        active = spans.active()
-        still_open = active.stop >= spans.end_ms
-        open_since = int(active.start[still_open].min()) if still_open.any() else spans.end_ms
         previous = last_current(self.store, self.plant.plant, self.line.id)
-        current = decide(previous, timeline, config.confirm_s)
+        spans, timeline, open_since, current = conclude(data, config, previous)
         lines = timeline_lines(self.plant.plant, timeline, config.window_s,
                                now_ms - int(config.rewrite_s * 1000), open_since)
         if current is not None:

@@ -78,6 +78,15 @@ class LineTelemetry:
     def without_states(self) -> LineTelemetry:
         return LineTelemetry(self.plant, self.line, [s.without_states() for s in self.series])
 
+    def between(self, from_ms: int, to_ms: int) -> LineTelemetry:
+        """The samples in [from_ms, to_ms), as a live reader of the store would see them at `to_ms`."""
+        def cut(s: StationSeries) -> StationSeries:
+            first, last = np.searchsorted(s.ts, [from_ms, to_ms])
+            return StationSeries(s.ts[first:last], s.count[first:last], s.queue[first:last],
+                                 s.scrap[first:last], s.state[first:last])
+
+        return LineTelemetry(self.plant, self.line, [cut(s) for s in self.series])
+
 
 def _series(rows: list[tuple[int, int, int, int, int]]) -> StationSeries:
     if not rows:
