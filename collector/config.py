@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shopfloor import settings
-from shopfloor.contract import IDENTIFIER, TELEMETRY_FILTER
+from shopfloor.contract import IDENTIFIER_PATTERN, TELEMETRY_FILTER
 from shopfloor.errors import ConfigError
 from shopfloor.plant import read_toml, validation_message
 
@@ -23,8 +23,8 @@ class CollectorConfig(BaseModel):
     mqtt_url: str | None = None
     influx_url: str | None = None
     influx_db: str | None = None
-    client_id: str = Field("collector-1", pattern=IDENTIFIER.pattern)
-    group: str = Field("collectors", pattern=IDENTIFIER.pattern)
+    client_id: str = Field("collector-1", pattern=IDENTIFIER_PATTERN)
+    group: str = Field("collectors", pattern=IDENTIFIER_PATTERN)
     batch_samples: int = Field(5000, ge=1, le=100_000)
     batch_wait_s: float = Field(0.2, gt=0, le=60)
     writers: int = Field(2, ge=1, le=8)

@@ -13,11 +13,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shopfloor import settings
-from shopfloor.contract import IDENTIFIER, STATES
+from shopfloor.contract import IDENTIFIER_PATTERN, STATES
 from shopfloor.errors import ConfigError
 from shopfloor.plant import read_toml
 
-Identifier = Field(pattern=f"^{IDENTIFIER.pattern}$")  # anchored: pydantic's pattern only searches
+Identifier = Field(pattern=IDENTIFIER_PATTERN)
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -123,7 +123,7 @@ class Mqtt(BaseModel):
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
-    client_id: str | None = Field(None, pattern=f"^{IDENTIFIER.pattern}$")
+    client_id: str | None = Field(None, pattern=IDENTIFIER_PATTERN)
     window: int = Field(100, ge=1, le=10_000)
     keepalive_s: int = Field(30, ge=5, le=3600)
     reconnect_max_s: float = Field(30.0, gt=0)

@@ -30,6 +30,8 @@ MAX_BATCH = 1000
 REJECT_PAYLOAD_BYTES = 256
 
 IDENTIFIER = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# For pydantic `Field(pattern=...)`, which searches rather than matches: anchored.
+IDENTIFIER_PATTERN = f"^{IDENTIFIER.pattern}$"
 STATES = ("working", "setup", "down", "starved", "blocked", "idle")
 ACTIVE_STATES = frozenset({"working", "setup", "down"})
 INACTIVE_STATES = frozenset({"starved", "blocked"})

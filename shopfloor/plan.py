@@ -28,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from shopfloor.contract import IDENTIFIER
+from shopfloor.contract import IDENTIFIER_PATTERN
 from shopfloor.errors import ConfigError
 from shopfloor.plant import read_toml, validation_message
 
@@ -88,7 +88,7 @@ class Shift(BaseModel):
     """A daily shift in local time; `end` at or before `start` means it ends the next day."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    name: str = Field(pattern=IDENTIFIER.pattern)
+    name: str = Field(pattern=IDENTIFIER_PATTERN)
     start: ClockMinutes
     end: ClockMinutes
 
@@ -196,7 +196,7 @@ class Objective(BaseModel):
     """A line's annual goal; `as_of` + `delivered` turn it into a mid-year re-plan (the living plan)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    line: str = Field(pattern=IDENTIFIER.pattern)
+    line: str = Field(pattern=IDENTIFIER_PATTERN)
     year: int = Field(ge=1970, le=2200)
     # at most a billion units a line a year keeps the exact integer apportionment inside int64
     units: int = Field(ge=0, le=MAX_UNITS)

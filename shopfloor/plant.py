@@ -11,11 +11,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from shopfloor.contract import IDENTIFIER
+from shopfloor.contract import IDENTIFIER_PATTERN
 from shopfloor.errors import ConfigError
 
 # Anchored: pydantic matches a pattern anywhere in the value, so "s 1" would pass the bare pattern.
-IDENTIFIER_PATTERN = f"^{IDENTIFIER.pattern}$"
 Identifier = Field(pattern=IDENTIFIER_PATTERN, min_length=1, max_length=64)
 
 

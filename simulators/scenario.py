@@ -13,11 +13,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from shopfloor.contract import IDENTIFIER
+from shopfloor.contract import IDENTIFIER_PATTERN
 from shopfloor.errors import ConfigError
 from shopfloor.plant import Line, Plant, Station, read_toml, validation_message
 
-Identifier = Field(pattern=IDENTIFIER.pattern, min_length=1, max_length=64)
+Identifier = Field(pattern=IDENTIFIER_PATTERN, min_length=1, max_length=64)
 Distribution = Literal["deterministic", "gamma", "lognormal"]
 
 
@@ -92,8 +92,8 @@ class Scenario(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     name: str = ""
     description: str = ""
-    plant_id: str = Field("p1", alias="plant", pattern=IDENTIFIER.pattern)
-    line_id: str = Field("l1", alias="line", pattern=IDENTIFIER.pattern)
+    plant_id: str = Field("p1", alias="plant", pattern=IDENTIFIER_PATTERN)
+    line_id: str = Field("l1", alias="line", pattern=IDENTIFIER_PATTERN)
     line_name: str = ""
     timezone: str = "UTC"
     hours: float = Field(8.0, gt=0, le=24 * 366, description="default length of a run")
