@@ -5,6 +5,7 @@ Errors a user can fix (`ShopfloorError`) print as one line on stderr with exit c
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -72,25 +73,35 @@ def demo(
     run_demo(Path(state_dir), port, seconds, speed, announce=typer.echo)
 
 
-def _mount_subcommands() -> None:
-    """Each folder of the data path owns its commands; importing them here keeps one entry point."""
-    from analysis.cli import SERVICE_ROUTERS, analysis_app, analyze_app
-    from analysis.targets_cli import app as targets_app
-    from collector.cli import app as collector_app
-    from dashboards.cli import app as dashboards_app
-    from edge_agent.cli import app as agent_app
-    from shopfloor.security_cli import app as security_app
-    from simulators.cli import app as sim_app
+# Each folder of the data path owns its commands: name -> "module:typer app".
+SUBCOMMANDS = {
+    "agent": "edge_agent.cli:app",
+    "collector": "collector.cli:app",
+    "sim": "simulators.cli:app",
+    "analysis": "analysis.cli:analysis_app",
+    "analyze": "analysis.cli:analyze_app",
+    "targets": "analysis.targets_cli:app",
+    "dashboards": "dashboards.cli:app",
+    "security": "shopfloor.security_cli:app",
+}
 
-    app.add_typer(agent_app, name="agent")
-    app.add_typer(collector_app, name="collector")
-    app.add_typer(dashboards_app, name="dashboards")
-    app.add_typer(targets_app, name="targets")
-    app.add_typer(analysis_app, name="analysis")
-    SERVICE_ROUTERS.append("dashboards.huddle_api:huddle_router")  # the huddle page, in `analysis serve`
-    app.add_typer(analyze_app, name="analyze")
-    app.add_typer(sim_app, name="sim")
-    app.add_typer(security_app, name="security")
+
+def _mount_subcommands(argv: list[str]) -> None:
+    """Mount the sub-commands; only the one named on the command line when there is one.
+
+    Why: importing every folder costs a line PC's agent numpy and FastAPI it never uses (about 20 MB
+    and a second of start-up); `shopfloor --help` still mounts them all.
+    """
+    named = next((arg for arg in argv if not arg.startswith("-")), None)
+    for name, target in SUBCOMMANDS.items():
+        if named in SUBCOMMANDS and name != named:
+            continue
+        module, attribute = target.split(":")
+        app.add_typer(getattr(importlib.import_module(module), attribute), name=name)
+        if name == "analysis":  # the huddle page lives in dashboards/, a layer above analysis
+            from analysis.cli import SERVICE_ROUTERS
+
+            SERVICE_ROUTERS.append("dashboards.huddle_api:huddle_router")
 
 
 def run_cli(typer_app: typer.Typer, prog_name: str | None = None) -> None:
@@ -110,5 +121,5 @@ def run_cli(typer_app: typer.Typer, prog_name: str | None = None) -> None:
 
 
 def main() -> None:
-    _mount_subcommands()
+    _mount_subcommands(sys.argv[1:])
     run_cli(app, "shopfloor")
