@@ -124,6 +124,8 @@ def turning_point(blocked: np.ndarray, starved: np.ndarray) -> int | None:
     n = len(blocked)
     if n == 1:
         return 0
+    if not (blocked.any() or starved.any()):
+        return None  # no station waited on another: the rule has no evidence to point with
     downstream = blocked[:-1] > starved[1:]  # arrow between i and i+1 points to i+1
     candidates = []
     for i in range(n):

@@ -144,3 +144,7 @@ def test_turning_point_rule_points_at_the_station_both_arrows_point_to():
     blocked = np.array([0.4, 0.3, 0.0, 0.0, 0.0])
     starved = np.array([0.0, 0.05, 0.02, 0.3, 0.4])
     assert turning_point(blocked, starved) == 2
+
+
+def test_turning_point_rule_without_any_blockage_or_starvation_names_nobody():
+    assert turning_point(np.zeros(4), np.zeros(4)) is None
