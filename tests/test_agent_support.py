@@ -15,6 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import orjson
+from conftest import wait_until
 
 from edge_agent.agent import Agent
 from edge_agent.config import load_config
@@ -103,14 +104,8 @@ class Subscriber:
 
 
 def wait_for(condition, timeout_s: float, what: str, every_s: float = 0.05):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last: {value!r})")
-        time.sleep(every_s)
+    """conftest's `wait_until`, polling faster: agent tests run at 0.05 s intervals."""
+    return wait_until(condition, timeout_s, what, every_s)
 
 
 def backlog_of(path: Path) -> int:
