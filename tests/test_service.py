@@ -38,6 +38,11 @@ def store_run(store: Store, scenario: Scenario, start_ms: int, hours: float) -> 
     store.write([sample_line(key, sample) for key, sample in telemetry.records(scenario.plant_id, "l1")])
 
 
+def finals(store: Store, plant_id: str) -> dict[int, bool]:
+    rows = store.query(f"SELECT final FROM bottleneck WHERE plant = '{plant_id}' AND line = 'l1'").rows()
+    return {row["time"]: row["final"] for row in rows if row["final"] is not None}
+
+
 def test_live_detector_follows_the_move_alerts_once_and_rebuilds_after_a_restart(stack, store, plant_id):
     scenario = moving_line(plant_id)
     t0 = 1_790_000_040_000
@@ -52,6 +57,8 @@ def test_live_detector_follows_the_move_alerts_once_and_rebuilds_after_a_restart
         answers = {}
         for minute in range(6, 46, 3):
             answers[minute] = first.tick(t0 + minute * MIN).current
+            if minute == 21:
+                open_then = finals(store, plant_id)
         assert answers[27] == "s3" and answers[45] == "s2"
         # A restarted detector (nothing in memory) continues from the store: same answer, no repeats.
         second = detector()
@@ -59,6 +66,12 @@ def test_live_detector_follows_the_move_alerts_once_and_rebuilds_after_a_restart
         assert status.current == "s2" and status.alerts_sent == 0
         for minute in range(51, 64, 3):
             assert second.tick(t0 + minute * MIN).current == "s2"
+        # The recent past is rewritten: s3's active period was open at minute 21, so were the windows
+        # it touches; it closed at the half hour, and the next tick (33) rewrote the last 30 minutes.
+        final_now = finals(store, plant_id)
+        rewritten = [ts for ts, final in open_then.items()
+                     if not final and t0 + 3 * MIN <= ts < t0 + 21 * MIN]
+        assert len(rewritten) >= 15 and all(final_now[ts] for ts in rewritten)
         changes = history(store, plant_id, "l1", t0 - 60 * MIN)
         assert [station for _, station in changes] == ["s3", "s2"]
         assert t0 + 29 * MIN <= changes[1][0] <= t0 + 40 * MIN
