@@ -43,7 +43,7 @@ STATION_MEASUREMENT = "station"  # tags plant,line,station; fields count,scrap,q
 # The detector's timeline per line (analysis/live.py writes it; timestamps = window start or tick):
 #   per window, tags plant,line: fields bottleneck (str), bottleneck_share (float 0-1), runner_up (str),
 #     margin (float), shifting (str, comma-separated stations), method (str), window_s (int),
-#     final (bool: no active period that touches the window is still open);
+#     final (bool: no active period touching the window was open when it was last rewritten);
 #   per window and station, tags plant,line,station: fields share (sole + shifting, 0-1), sole,
 #     blocked, starved (shares of the window, 0-1);
 #   per tick, tags plant,line: fields current (str: the live answer, with hysteresis), since (int ms).
