@@ -76,7 +76,7 @@ Now = typer.Option(None, "--now", help="Judge as if it were this moment (ISO 860
                    "default: the clock.")
 Constraint = typer.Option(None, "--constraint", help="The constraint station (default: the most active one).")
 InfluxUrl = typer.Option(None, "--influx-url", help="InfluxDB URL (default SHOPFLOOR_INFLUX_URL).")
-InfluxDb = typer.Option(None, "--db", help="InfluxDB database (default SHOPFLOOR_INFLUX_DB).")
+InfluxDb = typer.Option(None, "--influx-db", help="InfluxDB database (default SHOPFLOOR_INFLUX_DB).")
 Json = typer.Option(False, "--json", help="Print one JSON object.")
 MqttUrl = typer.Option(None, "--mqtt-url", help="Broker for the alerts (default SHOPFLOOR_MQTT_URL).")
 Webhook = typer.Option([], "--webhook", help="Also POST each alert here (repeatable).")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
@@ -86,15 +87,16 @@ SUBCOMMANDS = {
 }
 
 
-def _mount_subcommands(argv: list[str]) -> None:
-    """Mount the sub-commands; only the one named on the command line when there is one.
+def _mount_subcommands(argv: Sequence[str] = ()) -> None:
+    """Mount the sub-commands; only the one named in `argv` when it names one, else all.
 
     Why: importing every folder costs a line PC's agent numpy and FastAPI it never uses (about 20 MB
     and a second of start-up); `shopfloor --help` still mounts them all.
     """
     named = next((arg for arg in argv if not arg.startswith("-")), None)
+    mounted = {group.name for group in app.registered_groups}
     for name, target in SUBCOMMANDS.items():
-        if named in SUBCOMMANDS and name != named:
+        if name in mounted or (named in SUBCOMMANDS and name != named):
             continue
         module, attribute = target.split(":")
         app.add_typer(getattr(importlib.import_module(module), attribute), name=name)

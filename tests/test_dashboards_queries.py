@@ -81,7 +81,7 @@ def filled(board_store, telemetry, config):
     written = CliRunner().invoke(app, [
         "targets", "indicators", "--plant", str(DOCKER / "plant.toml"), "--plan", str(DOCKER / "plan.toml"),
         "--line", line.id, "--telemetry", str(telemetry), "--write", "--influx-url", store.url,
-        "--db", store.database])
+        "--influx-db", store.database])
     assert written.exit_code == 0, written.output
     first = min(sample["ts"] for _, sample in records)
     last = max(sample["ts"] for _, sample in records)

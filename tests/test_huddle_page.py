@@ -82,7 +82,7 @@ def served(stack, tmp_path_factory):
     written = CliRunner().invoke(app, [
         "targets", "indicators", "--plant", str(DOCKER / "plant.toml"), "--plan", str(DOCKER / "plan.toml"),
         "--line", line.id, "--telemetry", str(telemetry), "--write", "--influx-url", store.url,
-        "--db", store.database])
+        "--influx-db", store.database])
     assert written.exit_code == 0, written.output
     alert_ms = int(time.time() * 1000) - 20 * 60_000
     store.write([alert_line(plant.plant, line.id, make_alert(alert_ms, "constraint_down", "critical", "s3",
