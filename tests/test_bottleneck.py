@@ -148,3 +148,15 @@ def test_turning_point_rule_points_at_the_station_both_arrows_point_to():
 
 def test_turning_point_rule_without_any_blockage_or_starvation_names_nobody():
     assert turning_point(np.zeros(4), np.zeros(4)) is None
+
+
+def test_a_sampling_gap_is_unknown_when_states_are_inferred_too():
+    data = gather(plant(), "l1", [
+        *samples("s1", range(200), lambda t: t // 2, lambda t: 0),
+        *samples("s2", [*range(0, 100), *range(160, 200)], lambda t: max(0, t // 2 - 1), lambda t: 0),
+        *samples("s3", range(200), lambda t: max(0, t // 2 - 2), lambda t: 0),
+    ], "test")
+    spans = inferred(data, max_gap_ms=5_000)
+    gap = spans.code[1][(spans.ts[1] >= T0 + 106_000) & (spans.ts[1] < T0 + 160_000)]
+    assert len(gap) == 54 and (gap == UNKNOWN).all()
+    assert not (spans.code[1][:99] == UNKNOWN).any()
