@@ -288,25 +288,27 @@ def create_app(plant: Plant, store_factory: Callable[[], Store], *, live: LiveCo
 
     app.include_router(analysis_router(plant, store_factory, first_shift=first_shift,
                                        shift_hours=shift_hours, plan=plan))
-    app.include_router(admin_router(plant, store_factory, live, mqtt_url, webhooks, alerts))
+    add_admin_routes(app, plant, store_factory, live, mqtt_url, webhooks, alerts)
     for factory in _ROUTER_FACTORIES:
         app.include_router(_resolve(factory)(plant, store_factory, plan))
     auth.install(app, api_token)  # writes and /admin need the token (SHOPFLOOR_API_TOKEN); reads do not
     return app
 
 
-def admin_router(plant: Plant, store_factory: Callable[[], Store], live: LiveConfig | None,
-                 mqtt_url: str | None, webhooks: tuple[str, ...], alerts: bool) -> APIRouter:
-    """What an operator needs to check the service: its settings, and a test alert down the real path."""
-    router = APIRouter()
+def add_admin_routes(app: FastAPI, plant: Plant, store_factory: Callable[[], Store], live: LiveConfig | None,
+                     mqtt_url: str | None, webhooks: tuple[str, ...], alerts: bool) -> None:
+    """What an operator needs to check the service: its settings, and a test alert down the real path.
 
-    @router.get("/admin/config", summary="The service's live settings and alert rules (needs the token)")
+    Declared on the app itself (not an included router) so they are listed in `app.routes`, where the
+    security tests look for every write and admin route."""
+
+    @app.get("/admin/config", summary="The service's live settings and alert rules (needs the token)")
     def config() -> Json:
         return {"plant": plant.plant, "lines": [line.id for line in plant.lines], "alerts": alerts,
                 "live": None if live is None else {**asdict(live), "rules": asdict(live.rules)},
                 "webhooks": [redact_url(url) for url in webhooks]}
 
-    @router.post("/api/lines/{line_id}/alerts/test", summary="Send a test alert (needs the token)")
+    @app.post("/api/lines/{line_id}/alerts/test", summary="Send a test alert (needs the token)")
     def test_alert(line_id: str) -> Json:
         try:
             plant.get_line(line_id)
@@ -320,5 +322,3 @@ def admin_router(plant: Plant, store_factory: Callable[[], Store], live: LiveCon
         except ShopfloorError as error:
             raise HTTPException(status_code=503, detail=str(error)) from None
         return {"sent": sent, "alert": alert}
-
-    return router
