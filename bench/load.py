@@ -261,10 +261,12 @@ def report(rows: list[dict], produced: int, stored: int, options: argparse.Names
         return
     first, last = warm[0], warm[-1]
     print(f"\nafter {last['t']:.0f} s ({len(rows)} samples of memory), reference = first sample after 60 s:")
+    half = len(warm) // 2 or 1
     for name in ("mosquitto", "collector", "influxd", "agents"):
         growth = last[name] / first[name] if first[name] else float("nan")
-        print(f"  {name:9} RSS {first[name]:7.1f} MB -> {last[name]:7.1f} MB = {growth:.2f}x "
-              f"(max {max(row[name] for row in warm):.1f} MB)")
+        early, late = max(row[name] for row in warm[:half]), max(row[name] for row in warm[half:] or warm)
+        print(f"  {name:9} RSS {first[name]:7.1f} MB -> {last[name]:7.1f} MB = {growth:.2f}x; peak of the "
+              f"second half / first half {late:.1f} / {early:.1f} MB = {late / early:.2f}x")
     backlogs = [row["backlog"] for row in warm]
     print(f"  backlog (produced - stored): median {statistics.median(backlogs):.0f}, max {max(backlogs)}, "
           f"last {backlogs[-1]} = {backlogs[-1] / max(statistics.median(backlogs), 1):.2f}x the median "
