@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from timing import best_of  # bench/timing.py: run as `python bench/<name>.py`
 
 from analysis.apm import momentary_bottlenecks  # noqa: E402
 from analysis.bottleneck import analyze  # noqa: E402
@@ -34,14 +35,6 @@ def scenario(stations: int, balanced: bool) -> Scenario:
               "buffer": 4, "mtbf_min": 90, "mttr_min": 3} for i in range(stations)]
     return Scenario.model_validate({"name": "speed", "station": specs})
 
-
-def best_of(runs: int, work) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(runs):
-        began = time.perf_counter()
-        result = work()
-        best = min(best, time.perf_counter() - began)
-    return best, result
 
 
 def main() -> None:

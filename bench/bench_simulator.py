@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from timing import best_of  # bench/timing.py: run as `python bench/<name>.py`
 
 from simulators.draws import US  # noqa: E402
 from simulators.engine import LineModel, simulate  # noqa: E402
@@ -33,14 +34,6 @@ def line(stations: int, hours: float) -> Scenario:
     changes = [{"at_hour": hours / 2, "station": "s1", "slow_by_pct": 20}]
     return Scenario.model_validate({"station": specs, "hours": hours, "change": changes})
 
-
-def best_of(repeat: int, work) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        began = time.perf_counter()
-        result = work()
-        best = min(best, time.perf_counter() - began)
-    return best, result
 
 
 def main() -> None:

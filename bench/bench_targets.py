@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from timing import best_of  # bench/timing.py: run as `python bench/<name>.py`
 
 from analysis.indicators import by_station  # noqa: E402
 from analysis.rollup import day_report  # noqa: E402
@@ -43,14 +44,6 @@ downtime = [{ date = "2026-08-03", hours = 16 }]
 reserve = 0.1
 """
 
-
-def best_of(repeat: int, work):
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        began = time.perf_counter()
-        result = work()
-        best = min(best, time.perf_counter() - began)
-    return best, result
 
 
 def decompose_all(plan: Plan) -> int:

@@ -16,7 +16,7 @@ import datetime as dt
 import re
 from pathlib import Path
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     BaseModel,
@@ -30,7 +30,7 @@ from pydantic import (
 
 from shopfloor.contract import IDENTIFIER_PATTERN
 from shopfloor.errors import ConfigError
-from shopfloor.plant import read_toml, validation_message
+from shopfloor.plant import TimeZoneName, read_toml, validation_message
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _CLOCK = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
@@ -119,21 +119,12 @@ class Calendar(BaseModel):
     """When the plant works: the same for every line of the plan."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    timezone: str = "UTC"
+    timezone: TimeZoneName = "UTC"
     workdays: list[str] = Field(default_factory=lambda: list(WEEKDAYS[:5]))
     shifts: list[Shift] = Field(min_length=1)
     holidays: list[PlanDate] = Field(default_factory=list)
     downtime: list[Downtime] = Field(default_factory=list)
     reserve: float = Field(default=0.0, ge=0.0, lt=1.0)
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {value!r}: use an IANA name like Europe/Berlin") from None
-        return value
 
     @field_validator("workdays")
     @classmethod

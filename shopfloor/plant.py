@@ -7,15 +7,28 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from shopfloor.contract import IDENTIFIER_PATTERN
 from shopfloor.errors import ConfigError
 
 # Anchored: pydantic matches a pattern anywhere in the value, so "s 1" would pass the bare pattern.
 Identifier = Field(pattern=IDENTIFIER_PATTERN, min_length=1, max_length=64)
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone {value!r}: use an IANA name like Europe/Berlin") from None
+    return value
+
+
+# An IANA time zone name, checked when a plant, plan or scenario file is read.
+TimeZoneName = Annotated[str, AfterValidator(_known_zone)]
 
 
 class Station(BaseModel):
@@ -59,17 +72,8 @@ class Line(BaseModel):
 class Plant(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     plant: str = Identifier
-    timezone: str = "UTC"
+    timezone: TimeZoneName = "UTC"
     line: list[Line] = Field(min_length=1)
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown timezone {value!r}: use an IANA name like Europe/Berlin") from None
-        return value
 
     @model_validator(mode="after")
     def _unique_lines(self) -> Plant:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from shopfloor.contract import IDENTIFIER_PATTERN
 from shopfloor.errors import ConfigError
-from shopfloor.plant import Line, Plant, Station, read_toml, validation_message
+from shopfloor.plant import Line, Plant, Station, TimeZoneName, read_toml, validation_message
 
 Identifier = Field(pattern=IDENTIFIER_PATTERN, min_length=1, max_length=64)
 Distribution = Literal["deterministic", "gamma", "lognormal"]
@@ -95,7 +95,7 @@ class Scenario(BaseModel):
     plant_id: str = Field("p1", alias="plant", pattern=IDENTIFIER_PATTERN)
     line_id: str = Field("l1", alias="line", pattern=IDENTIFIER_PATTERN)
     line_name: str = ""
-    timezone: str = "UTC"
+    timezone: TimeZoneName = "UTC"
     hours: float = Field(8.0, gt=0, le=24 * 366, description="default length of a run")
     warmup_min: float = Field(30.0, ge=0, le=24 * 60, description="simulated before the first sample")
     target_per_hour: float | None = Field(None, gt=0, description="the line's hourly output target")
