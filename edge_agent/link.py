@@ -23,6 +23,7 @@ from shopfloor.mqtt import make_client
 from shopfloor.settings import mqtt_endpoint
 
 log = logging.getLogger("shopfloor.agent")
+NO_MATCHING_SUBSCRIBERS = 16  # MQTT 5 PUBACK reason code 0x10
 
 
 UNREACHABLE = "unreachable"  # paho gives no reason for a failed TCP/TLS connect; `agent check` does
@@ -110,4 +111,8 @@ class Link:
         self._emit(Connection(False, str(reason_code)))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        self._emit(Ack(mid, str(reason_code) if reason_code.is_failure else None))
+        # 16 "No matching subscribers": no collector session took the message. Mosquitto 2.0.11 does not
+        # restore shared subscriptions after a restart until the collector subscribes again (bench/chaos.py
+        # lost those seconds): keep the samples on disk and resend them, as for a refusal.
+        undelivered = reason_code.is_failure or reason_code.value == NO_MATCHING_SUBSCRIBERS
+        self._emit(Ack(mid, str(reason_code) if undelivered else None))
