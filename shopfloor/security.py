@@ -18,8 +18,11 @@ Measured on Mosquitto 2.0.11 (tests/test_security.py keeps it checked): the `acl
 when a client publishes and when a message is delivered, but NOT when it subscribes: any
 credential may join any shared subscription group (`$share/GROUP/...`), and the messages the broker
 hands to a member without read access are dropped, not passed to another member. An agent that
-joined the collectors' group would silently eat a share of the telemetry. So the collectors' group
-name is generated here as a secret, handed out with the collector credential only.
+joined the collectors' group would silently eat a share of the telemetry. Nor is a client id bound
+to a user: any credential that connects with the collector's client id takes over its persistent
+session, and the queued telemetry, which it may not read, is dropped. So the collectors' group name
+and client id are generated here as secrets, handed out with the collector credential only (binding
+client ids to users needs Mosquitto's dynamic-security plugin or a broker such as EMQX or HiveMQ).
 """
 
 from __future__ import annotations
@@ -136,6 +139,7 @@ class Credentials:
     api_token: str
     broker_url: str
     users: list[Principal] = field(default_factory=list)
+    collector_client_id: str = field(default_factory=lambda: f"collector-{secrets.token_hex(8)}")
 
     def url(self, username: str, broker_url: str | None = None) -> str:
         """`mqtt://user:password@host:port` for one credential (a secret: never log it)."""
@@ -177,6 +181,8 @@ def credentials_text(credentials: Credentials) -> str:
              f"broker_url = {_toml_string(credentials.broker_url)}",
              f"api_token = {_toml_string(credentials.api_token)}  # the analysis SHOPFLOOR_API_TOKEN",
              f"collector_group = {_toml_string(credentials.group)}  # the collectors' --group: secret",
+             f"collector_client_id = {_toml_string(credentials.collector_client_id)}  # --client-id (add "
+             f"-2, -3 for more collectors): secret",
              ""]
     for user in credentials.users:
         lines.append("[[credential]]")
@@ -203,8 +209,11 @@ def load_credentials(folder: str | Path) -> Credentials:
     except tomllib.TOMLDecodeError as error:
         raise SecurityError(f"{path} is not valid TOML ({error}): delete it and run init again") from None
     try:
-        return Credentials({c["username"]: c["password"] for c in document.get("credential", [])},
-                           document["collector_group"], document["api_token"], document["broker_url"])
+        credentials = Credentials({c["username"]: c["password"] for c in document.get("credential", [])},
+                                  document["collector_group"], document["api_token"], document["broker_url"])
+        if "collector_client_id" in document:
+            credentials.collector_client_id = document["collector_client_id"]
+        return credentials
     except KeyError as error:
         raise SecurityError(f"{path} lacks {error}: delete it and run init again") from None
 
@@ -281,6 +290,8 @@ def init(plants: list[Plant], folder: str | Path, broker_url: str = "mqtt://127.
                  for u in users}
     credentials = Credentials(passwords, old.group if old else f"collectors-{secrets.token_hex(8)}",
                               old.api_token if old else new_token(), broker_url, users)
+    if old:
+        credentials.collector_client_id = old.collector_client_id
     hash_password_file(folder / PASSWORD_FILE, passwords)
     (folder / ACL_FILE).write_text(acl_text(users, source))
     os.chmod(folder / ACL_FILE, 0o600)

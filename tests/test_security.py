@@ -27,7 +27,7 @@ from shopfloor import security
 from shopfloor.contract import REJECTED_TOPIC, StationKey, alerts_topic, encode_sample, status_topic
 from shopfloor.contract import telemetry_topic as topic_of
 from shopfloor.errors import ConfigError
-from shopfloor.mqtt import make_client
+from shopfloor.mqtt import connect_properties, make_client
 from shopfloor.plant import Plant, load_plant
 from shopfloor.settings import mqtt_endpoint
 from shopfloor.stack import Server, Stack, free_port
@@ -95,9 +95,10 @@ def test_init_writes_hashed_passwords_and_secrets_only_in_0600_files(tmp_path):
     assert credentials.passwords["p1.l1.pc-1"] not in endpoint.display
     assert credentials.group.startswith("collectors-") and len(credentials.group) > 20
 
+    assert credentials.collector_client_id not in public and credentials.collector_client_id != "collector-1"
     again = security.init([plant_of("p1")], out)  # a re-run keeps every secret
-    assert (again.passwords, again.group, again.api_token) == (credentials.passwords, credentials.group,
-                                                               credentials.api_token)
+    assert (again.passwords, again.group, again.api_token, again.collector_client_id) == (
+        credentials.passwords, credentials.group, credentials.api_token, credentials.collector_client_id)
     rotated = security.init([plant_of("p1")], out, rotate=True)
     assert not set(rotated.passwords.values()) & set(credentials.passwords.values())
 
@@ -298,6 +299,43 @@ def test_mosquitto_2_0_11_lets_any_credential_join_a_shared_group_and_drops_its_
 
     assert collector_share("collectors", with_intruder=True) < 100
     assert collector_share(secured.credentials.group, with_intruder=False) == 100
+
+
+@pytest.mark.servers
+def test_any_credential_can_take_over_a_known_client_id_so_the_collectors_is_secret(secured):
+    """Mosquitto 2.0.11 binds no client id to a user: whoever connects as the collector's client id gets
+    its persistent session, and the queued telemetry it may not read is dropped."""
+    plant = secured.plant
+    station = topic_of(StationKey(plant, "l1", "s3"))
+    endpoint = lambda user: mqtt_endpoint(secured.credentials.url(user, secured.broker.url))  # noqa: E731
+
+    def session(user: str, client_id: str, group: str | None = None) -> list[bytes]:
+        received: list[bytes] = []
+        client = make_client(client_id, endpoint(user))
+        client.on_message = lambda c, userdata, message: received.append(message.payload)
+        client.connect(endpoint(user).host, endpoint(user).port, clean_start=False,
+                       properties=connect_properties(3600))
+        client.loop_start()
+        if group:
+            client.subscribe(f"$share/{group}/shopfloor/v1/+/+/+/telemetry", options=SubscribeOptions(qos=1))
+        time.sleep(0.5)
+        client.disconnect()
+        client.loop_stop()
+        return received
+
+    def queued_then_taken_over(collector_id: str, guessed_id: str, group: str) -> list[bytes]:
+        session("collector", collector_id, group)
+        publisher = login(secured, f"{plant}.l1.s3")
+        for seq in range(5):
+            assert publisher.publish(station, sample_payload(seq)) == "Success"
+        publisher.close()
+        assert session(f"{plant}.l1.pc-1", guessed_id) == []  # the intruder reads nothing...
+        return session("collector", collector_id)  # ...and the collector finds what is left
+
+    group = secured.credentials.group
+    assert queued_then_taken_over("collector-1", "collector-1", f"{group}-a") == []  # guessable: gone
+    secret_id = secured.credentials.collector_client_id
+    assert queued_then_taken_over(secret_id, "collector-1", group) == [sample_payload(n) for n in range(5)]
 
 
 @pytest.mark.servers
