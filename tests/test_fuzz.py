@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shopfloor.contract import (
+    IDENTIFIER,
     MAX_BATCH,
     MAX_TS_MS,
     STATES,
@@ -30,6 +31,7 @@ from shopfloor.contract import (
     encode_batch,
     encode_sample,
     line_protocol,
+    parse_record,
     sample_line,
 )
 from shopfloor.store import Store, quote_string
@@ -116,6 +118,23 @@ def test_any_payload_decodes_to_valid_samples_or_is_rejected_with_a_reason(paylo
         assert_is_contract_sample(sample)
         line = sample_line(StationKey("p1", "l1", "s1"), sample)
         assert "\n" not in line and line.startswith("station,line=l1,plant=p1,station=s1 ")
+
+
+identifiers = st.one_of(st.sampled_from(["p1", "l1", "s1", "a-b_C9"]), json_scalars)
+
+
+@FUZZ
+@given(st.one_of(documents(), st.builds(
+    lambda doc, plant, line, station: dump({**doc, "plant": plant, "line": line, "station": station}),
+    st.one_of(valid_samples, near_samples()), identifiers, identifiers, identifiers)))
+def test_any_offline_record_parses_to_a_valid_sample_or_is_rejected_with_a_reason(line: bytes):
+    try:
+        key, sample = parse_record(line)
+    except ContractError as error:
+        assert str(error)
+        return
+    assert all(IDENTIFIER.fullmatch(part) for part in (key.plant, key.line, key.station))
+    assert_is_contract_sample(sample)
 
 
 @FUZZ
