@@ -114,5 +114,7 @@ class Link:
         # 16 "No matching subscribers": no collector session took the message. Mosquitto 2.0.11 does not
         # restore shared subscriptions after a restart until the collector subscribes again (bench/chaos.py
         # lost those seconds): keep the samples on disk and resend them, as for a refusal.
-        undelivered = reason_code.is_failure or reason_code.value == NO_MATCHING_SUBSCRIBERS
-        self._emit(Ack(mid, str(reason_code) if undelivered else None))
+        if reason_code.value == NO_MATCHING_SUBSCRIBERS:
+            self._emit(Ack(mid, "No matching subscribers: no collector has subscribed (yet)"))
+        else:
+            self._emit(Ack(mid, str(reason_code) if reason_code.is_failure else None))
