@@ -90,6 +90,9 @@ def test_broker_stopped_and_started_again_loses_nothing(own_stack, plant_id, tmp
 
 def test_status_is_retained_and_the_will_says_offline_after_sigkill(stack, plant_id, tmp_path):
     config = write_config(tmp_path / "agent.toml", plant=plant_id, mqtt_url=stack.mosquitto.url, stations=2)
+    # telemetry needs a taker: with none the broker answers "No matching subscribers" and the agent
+    # reports that as a problem in its status (it keeps those samples and resends them)
+    taker = Subscriber(stack.mosquitto.url, plant_id, client_id="taker")
     agent = AgentProcess(config, tmp_path / "agent.log")  # the plain CLI, as a line PC runs it
     agent.wait_connected()
     late = Subscriber(stack.mosquitto.url, plant_id, client_id="late")  # joins after the status was sent
@@ -103,6 +106,7 @@ def test_status_is_retained_and_the_will_says_offline_after_sigkill(stack, plant
     after = Subscriber(stack.mosquitto.url, plant_id, client_id="after")
     status, retained = wait_for(lambda: after.status and after.status[-1], 10, "the retained will")
     after.close()
+    taker.close()
     assert retained and status["online"] is False
 
 
