@@ -66,7 +66,7 @@ class Run:
 
     def start_collector(self) -> Child:
         child = collector(self.stack, self.store.database, self.folder, client_id="chaos-collector").start()
-        child.wait_for_log("connected to", timeout_s=60)
+        child.wait_for_log("subscribed to", timeout_s=60)
         return child
 
     def kill_collector(self, n: int) -> None:

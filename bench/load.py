@@ -209,7 +209,7 @@ def main() -> None:
     plant = "load"
     per_agent = -(-options.stations // options.agents)
     collector_child = collector(stack, store.database, folder).start()
-    collector_child.wait_for_log("connected to")
+    collector_child.wait_for_log("subscribed to")
     monitor = Monitor(stack.mosquitto.url, plant)
     agents: list[Child] = []
     outboxes: list[Path] = []

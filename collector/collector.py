@@ -98,6 +98,7 @@ class Collector:
         self._client.on_connect_fail = self._on_connect_fail
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -112,6 +113,7 @@ class Collector:
             thread.start()
 
     def wait_connected(self, timeout_s: float) -> bool:
+        """Wait until the broker confirmed the subscription (telemetry is queued for us from then on)."""
         return self._connected.wait(timeout_s)
 
     def stop(self) -> None:
@@ -134,9 +136,17 @@ class Collector:
             return
         self._connection += 1
         client.subscribe(self.config.subscription, options=SubscribeOptions(qos=1))
-        self._connected.set()
-        log.info("connected to %s (session %s), subscribed to %s", self._endpoint.display,
-                 "resumed" if flags.session_present else "new", self.config.subscription)
+        log.info("connected to %s (session %s)", self._endpoint.display,
+                 "resumed" if flags.session_present else "new")
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int,
+                      reason_codes: list[mqtt.ReasonCode], properties: object) -> None:
+        if any(code.is_failure for code in reason_codes):
+            log.error("the broker refused the subscription %s: %s; check this collector's ACL",
+                      self.config.subscription, ", ".join(str(code) for code in reason_codes))
+            return
+        self._connected.set()  # from here the broker queues telemetry for this session
+        log.info("subscribed to %s", self.config.subscription)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
         log.warning("cannot reach the broker at %s; retrying", self._endpoint.display)

@@ -85,7 +85,7 @@ class CollectorProcess:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
-        while b"connected to" not in Path(self.log_path).read_bytes():
+        while b"subscribed to" not in Path(self.log_path).read_bytes():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"collector did not connect: {Path(self.log_path).read_text()}")
             time.sleep(0.05)
