@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 import time
 
-from shopfloor.contract import StationKey, encode_batch, encode_sample, telemetry_topic
+import orjson
+
+from shopfloor.contract import REJECTED_TOPIC, StationKey, encode_batch, encode_sample, telemetry_topic
 from shopfloor.mqtt import make_client
 from shopfloor.settings import mqtt_endpoint
 from shopfloor.store import Store, quote_string
@@ -68,3 +70,21 @@ def stored_seqs(store: Store, plant: str) -> dict[str, list[int]]:
 def stored_total(store: Store, plant: str) -> int:
     result = store.query(f"SELECT count(seq) FROM station WHERE plant = {quote_string(plant)}")
     return result.series[0].values[0][1] if result.series else 0
+
+
+class RejectWatcher:
+    """Collects what the collector publishes to the reject topic (decoded), from subscription on."""
+
+    def __init__(self, mqtt_url: str, client_id: str):
+        endpoint = mqtt_endpoint(mqtt_url)
+        self.rejected: list[dict] = []
+        self.client = make_client(client_id, endpoint)
+        self.client.on_message = lambda client, userdata, message: self.rejected.append(
+            orjson.loads(message.payload))
+        self.client.connect(endpoint.host, endpoint.port)
+        self.client.subscribe(REJECTED_TOPIC, qos=1)
+        self.client.loop_start()
+        time.sleep(0.3)  # the SUBACK, before anything is rejected
+
+    def close(self) -> None:
+        self.client.loop_stop()

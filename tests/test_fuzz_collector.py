@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 import orjson
 import pytest
 from conftest import wait_until
+from support import RejectWatcher
 
-from shopfloor.contract import MAX_TS_MS, REJECTED_TOPIC, STATES, ContractError, decode_telemetry
+from shopfloor.contract import MAX_TS_MS, STATES, ContractError, decode_telemetry
 from shopfloor.mqtt import make_client
 from shopfloor.settings import mqtt_endpoint
 from shopfloor.store import quote_string
@@ -156,13 +157,8 @@ def test_ten_thousand_fuzzed_messages_crash_nothing_and_store_only_valid_samples
     collector = collector_process(stack, store.database, group=f"g{plant_id}", session_expiry=0,
                                   client_id=f"c{plant_id}")
     endpoint = mqtt_endpoint(stack.mosquitto.url)
-    rejected: list[dict] = []
-    watcher = make_client(f"w{plant_id}", endpoint)
-    watcher.on_message = lambda client, userdata, message: rejected.append(orjson.loads(message.payload))
-    watcher.connect(endpoint.host, endpoint.port)
-    watcher.subscribe(REJECTED_TOPIC, qos=1)
-    watcher.loop_start()
-    time.sleep(0.3)
+    watcher = RejectWatcher(stack.mosquitto.url, f"w{plant_id}")
+    rejected = watcher.rejected
 
     fuzzer = Fuzzer(plant_id)
     messages = fuzzer.messages(MESSAGES)
@@ -190,7 +186,7 @@ def test_ten_thousand_fuzzed_messages_crash_nothing_and_store_only_valid_samples
                f"{len(fuzzer.expected)} valid samples")
     time.sleep(1.0)  # anything wrongly stored would arrive with the rest
     elapsed = time.monotonic() - started
-    watcher.loop_stop()
+    watcher.close()
 
     assert collector.running(), collector.log()[-2000:]
     assert "Traceback" not in collector.log()

@@ -13,10 +13,9 @@ import time
 import orjson
 import pytest
 from conftest import wait_until
-from support import Publisher, publish_in_background, stored_seqs, stored_total
+from support import Publisher, RejectWatcher, publish_in_background, stored_seqs, stored_total
 
-from shopfloor.contract import REJECTED_TOPIC, StationKey, telemetry_topic
-from shopfloor.mqtt import make_client
+from shopfloor.contract import StationKey, telemetry_topic
 from shopfloor.settings import mqtt_endpoint
 
 pytestmark = pytest.mark.servers
@@ -130,14 +129,8 @@ SPOOFED_STATIONS = ["s,1", "s 1", "s=1", "s\"1", "s\\1", "ü"]
 def test_malformed_payloads_are_rejected_with_a_reason_and_never_stored(stack, store, plant_id,
                                                                         collector_process):
     collector = collector_process(stack, store.database, group=f"g{plant_id}", session_expiry=0)
-    endpoint = mqtt_endpoint(stack.mosquitto.url)
-    rejected: list[dict] = []
-    watcher = make_client(f"w{plant_id}", endpoint)
-    watcher.on_message = lambda client, userdata, message: rejected.append(orjson.loads(message.payload))
-    watcher.connect(endpoint.host, endpoint.port)
-    watcher.subscribe(REJECTED_TOPIC, qos=1)
-    watcher.loop_start()
-    time.sleep(0.3)
+    watcher = RejectWatcher(stack.mosquitto.url, f"w{plant_id}")
+    rejected = watcher.rejected
     publisher = Publisher(stack.mosquitto.url, f"p{plant_id}")
     topic = telemetry_topic(StationKey(plant_id, "l1", "s1"))
     for payload, _ in MALFORMED.values():
@@ -151,7 +144,7 @@ def test_malformed_payloads_are_rejected_with_a_reason_and_never_stored(stack, s
     mine = lambda: [r for r in rejected if plant_id in r["topic"]]  # noqa: E731
     wait_until(lambda: len(mine()) == len(MALFORMED) + len(SPOOFED_STATIONS), 20, "every reject")
     wait_until(lambda: stored_total(store, plant_id) == 5, 20, "the valid samples")
-    watcher.loop_stop()
+    watcher.close()
     reasons = [r["reason"] for r in mine()]
     for (name, (_, expected)), reason in zip(MALFORMED.items(), reasons, strict=False):
         assert expected in reason, f"{name}: {reason}"
