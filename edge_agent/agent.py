@@ -175,8 +175,10 @@ class Agent:
             return
         # The rows stay on disk and go again later; the other stations are not held up meanwhile (a
         # station missing from the agent's ACL must not stop the line's data).
-        self._set_problem("refused", f"the broker refused telemetry ({event.refused}); check the agent's "
-                          f"ACL; samples stay in the outbox and are resent")
+        hint = ("start a collector" if event.refused.startswith("No matching subscribers")
+                else "check the agent's ACL")
+        self._set_problem("refused", f"the broker refused telemetry ({event.refused}); {hint}; "
+                          f"samples stay in the outbox and are resent")
         self._refused_last = time.monotonic()
         if not self._refused:
             self._refused_at = time.monotonic() + REFUSED_RETRY_S
