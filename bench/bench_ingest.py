@@ -150,13 +150,16 @@ def collector_drain_rate(stack: Stack, workdir: Path, database: str, payloads: l
     run.stop()  # the session now exists and queues what follows
     publish(stack.mosquitto.url, payloads, stations=stations)
     started = run.start()
-    deadline = time.monotonic() + 300
-    while frontier(store, sample(samples - 1)["ts"]) < samples - 1:  # one collector keeps the order
-        if time.monotonic() > deadline:
-            raise SystemExit(f"collector did not store the last of {samples} samples in 300 s")
-        time.sleep(0.02)
-    elapsed = time.perf_counter() - started
-    run.stop()
+    try:
+        deadline = time.monotonic() + 300
+        while frontier(store, sample(samples - 1)["ts"]) < samples - 1:  # one collector keeps the order
+            if time.monotonic() > deadline:
+                raise SystemExit(f"collector did not store the last of {samples} samples in 300 s: "
+                                 f"see {run.log}")
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - started
+    finally:
+        run.stop()
     if (stored := count(store)) != samples:
         raise SystemExit(f"collector stored {stored} points for {samples} samples")
     return samples / elapsed
@@ -181,14 +184,16 @@ def latency(stack: Stack, workdir: Path, rate: int, seconds: float) -> np.ndarra
 
     poller = threading.Thread(target=poll)
     poller.start()
-    times = publish(stack.mosquitto.url, [encode_sample(sample(i, ts0)) for i in range(total)],
-                    pace_per_s=rate)
-    deadline = time.monotonic() + 60
-    while (not seen or seen[-1][1] < total - 1) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    stop.set()
-    poller.join()
-    run.stop()
+    try:
+        times = publish(stack.mosquitto.url, [encode_sample(sample(i, ts0)) for i in range(total)],
+                        pace_per_s=rate)
+        deadline = time.monotonic() + 60
+        while (not seen or seen[-1][1] < total - 1) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        poller.join()
+        run.stop()
     poll_times = np.array([t for t, _ in seen])
     frontiers = np.maximum.accumulate(np.array([f for _, f in seen]))
     # sample i is queryable at the first poll whose frontier reaches i (one collector keeps the order)
