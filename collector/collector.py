@@ -84,7 +84,7 @@ class Collector:
         self._wakeup = threading.Event()
         self._stopping = threading.Event()
         self._connection = 0
-        self._connected = threading.Event()
+        self._subscribed = threading.Event()
         self._batches: queue.Queue[tuple[int, list[Delivery]] | None] = queue.Queue(config.writers + 1)
         self._handed = 0  # batches numbered in arrival order...
         self._acked = 0  # ...and acked in that order, whichever writer finishes first
@@ -112,9 +112,9 @@ class Collector:
         for thread in self._threads:
             thread.start()
 
-    def wait_connected(self, timeout_s: float) -> bool:
+    def wait_subscribed(self, timeout_s: float) -> bool:
         """Wait until the broker confirmed the subscription (telemetry is queued for us from then on)."""
-        return self._connected.wait(timeout_s)
+        return self._subscribed.wait(timeout_s)
 
     def stop(self) -> None:
         """Flush what is in hand (if InfluxDB answers), then disconnect; the session stays on the broker."""
@@ -145,7 +145,7 @@ class Collector:
             log.error("the broker refused the subscription %s: %s; check this collector's ACL",
                       self.config.subscription, ", ".join(str(code) for code in reason_codes))
             return
-        self._connected.set()  # from here the broker queues telemetry for this session
+        self._subscribed.set()  # from here the broker queues telemetry for this session
         log.info("subscribed to %s", self.config.subscription)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
@@ -153,7 +153,7 @@ class Collector:
 
     def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object,
                        reason_code: mqtt.ReasonCode, properties: object) -> None:
-        self._connected.clear()
+        self._subscribed.clear()
         self._connection += 1  # acks for messages of the lost connection would hit reused ids
         if not self._stopping.is_set():
             log.warning("lost the broker (%s); reconnecting, unacked messages will come again", reason_code)
