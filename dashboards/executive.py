@@ -47,7 +47,7 @@ def to_date_panel(title: str, period: str, exits: str, grid: Grid) -> Json:
          influx_target(aq.range_target(), "B", alias="$tag_line target"),
          influx_target(q.period_output(exits, by_line=False), "C", alias="plant actual"),
          influx_target(aq.range_target(by_line=False), "D", alias="plant target")],
-        description="Units off each line's last station since the start of the period, and the units "
+        description="Good units off each line's last station since the start of the period, and the units "
                     "due by now from the decomposed annual goal (hour targets).",
         decimals=0, time_from=period,
         options={"orientation": "horizontal", "displayMode": "gradient", "showUnfilled": True,
@@ -125,7 +125,7 @@ def board(config: BoardConfig) -> Json:
         panel("timeseries", "Daily output vs target (month)", Grid(10, 15, 14, 9),
               [influx_target(q.daily_output(exits), "A", alias="$tag_line"),
                influx_target(aq.daily_target(), "B", alias="$tag_line target")],
-              description="Units per local day per line, with the day's target as a step line.",
+              description="Good units per local day per line, with the day's target as a step line.",
               decimals=0, time_from=MONTH,
               defaults={"custom": {"drawStyle": "bars", "fillOpacity": 70, "showPoints": "never"}},
               overrides=[{"matcher": {"id": "byFrameRefID", "options": "B"},

@@ -130,7 +130,7 @@ class HuddleReader:
         return self.store.query(expand(query, context)).rows()
 
     def hours(self, line: Line, span: HuddleRange, now_ms: int) -> list[Json]:
-        """One row per hour of the range: its start, the actual units and the target units."""
+        """One row per hour of the range: its start, the good units made (actual) and the target units."""
         context = self._context(line, span.start_ms, span.end_ms)
         actual = {row["time"]: row["actual"]
                   for row in self._rows(q.hourly_output(q.exit_filter([line])), context)}

@@ -59,10 +59,12 @@ def output_panels(exits: str) -> list[Json]:
     bars = {"drawStyle": "bars", "fillOpacity": 80, "barAlignment": 1, "lineWidth": 1, "showPoints": "never"}
     return [
         panel("stat", "Output vs target", Grid(0, 0, 8, 6), [actual, target],
-              description="Units off the line's last station in the range, against the range's target.",
+              description="Good units (count - scrap) off the line's last station in the range, "
+                          "against the range's target.",
               decimals=0, options={**big_stat_options(text_size=56), "textMode": "value_and_name"}),
         panel("timeseries", "Hour by hour: actual vs target", Grid(0, 6, 14, 9), hourly,
-              description="Each bar is one hour of output, on the plant's clock and aligned to shift starts.",
+              description="Each bar is one hour of good units, on the plant's clock and aligned to shift "
+                          "starts.",
               decimals=0, defaults={"custom": bars, "color": {"mode": "fixed", "fixedColor": "blue"}},
               overrides=[{"matcher": {"id": "byFrameRefID", "options": "B"},
                           "properties": [{"id": "custom.drawStyle", "value": "line"},

@@ -131,10 +131,12 @@ def test_executive_rollup_has_at_most_seven_kpis_with_fixed_periods(config):
                                                         "plant actual", "plant target"]
 
 
-def test_output_is_the_last_station_counter_difference(config):
+def test_output_is_the_last_station_good_counter_difference(config):
+    """Good units: last count and negated last scrap per hour, summed, then differenced."""
     board = line_huddle.board(config)
     hourly = next(p for p in board["panels"] if p["title"].startswith("Hour by hour"))["targets"][0]["query"]
-    assert 'non_negative_difference(last("count"))' in hourly
+    assert 'SELECT last("count") AS "good"' in hourly and 'SELECT -1 * last("scrap") AS "good"' in hourly
+    assert hourly.startswith('SELECT non_negative_difference("good") AS "actual" FROM (SELECT sum("good")')
     assert """("line" = 'l1' AND "station" = 's2') OR ("line" = 'l2' AND "station" = 'b')""" in hourly
     assert "GROUP BY time(1h, $bucket_offset)" in hourly and "tz('$timezone')" in hourly
 

@@ -2,8 +2,9 @@
 
 The simulator's JSON Lines file goes in through contract.read_records + sample_line + store.write (the
 point shape the collector writes); targets, indicators and alerts go in through analysis's own point
-writers, as the analysis service writes them. Output panels are checked against the same numbers
-computed in Python from the file: last count per hour, differences, resets dropped.
+writers, as the analysis service writes them. The file gets scrap first (tests/scrap_records.py: the
+simulator writes none), so output panels are checked against good units computed in Python from the
+file (last count - scrap per hour, differences, resets dropped) and against analysis.indicators.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from scrap_records import add_scrap
 from typer.testing import CliRunner
 
 from analysis.alerts import alert_line, make_alert
+from analysis.indicators import by_station, hour_by_hour
 from analysis.live import LiveConfig, LiveDetector
 from analysis.targets import decompose, target_lines
+from analysis.telemetry import from_file
 from dashboards import executive, line_huddle
 from dashboards.boards import all_boards
 from dashboards.config import load_config
@@ -42,18 +46,19 @@ START = "2026-09-21T06:00:00Z"  # a Monday, 08:00 in Berlin: inside shift A of t
 
 
 @pytest.fixture(scope="module")
-def telemetry(tmp_path_factory) -> Path:
-    """A 3-hour run of the demo line from the real simulator, as its JSON Lines file."""
+def config():
+    return load_config(DOCKER / "plant.toml", DOCKER / "plan.toml")
+
+
+@pytest.fixture(scope="module")
+def telemetry(tmp_path_factory, config) -> Path:
+    """A 3-hour run of the demo line from the real simulator, as its JSON Lines file, with scrap."""
     out = tmp_path_factory.mktemp("sim") / "line.jsonl"
     subprocess.run([sys.executable, "-m", "shopfloor", "sim", "run", str(DOCKER / "scenario.toml"),
                     "--hours", str(HOURS), "--seed", "11", "--start", START, "--out", str(out)],
                    check=True, timeout=60, capture_output=True)
+    add_scrap(out, config.plant.lines[0])
     return out
-
-
-@pytest.fixture(scope="module")
-def config():
-    return load_config(DOCKER / "plant.toml", DOCKER / "plan.toml")
 
 
 @pytest.fixture(scope="module")
@@ -180,12 +185,14 @@ def test_variables_and_annotations_run(filled, config):
             assert rows[0]["kind"] == "constraint_down" and rows[0]["severity"] == "critical"
 
 
-def _expected_hourly(records, station: str) -> dict[int, int]:
-    """Python's own answer: last count per clock hour, differences >= 0 between consecutive hours."""
+def _expected_hourly(records, station: str, *, good: bool = True) -> dict[int, int]:
+    """Python's own answer: last count (less scrap, missing = 0) per clock hour, differences >= 0
+    between consecutive hours."""
     last: dict[int, int] = {}
     for key, sample in sorted(records, key=lambda item: item[1]["ts"]):
         if key.station == station:
-            last[sample["ts"] // HOUR_MS * HOUR_MS] = sample["count"]
+            scrap = sample.get("scrap", 0) if good else 0
+            last[sample["ts"] // HOUR_MS * HOUR_MS] = sample["count"] - scrap
     hours = sorted(last)
     return {hour: last[hour] - last[before] for before, hour in zip(hours, hours[1:], strict=False)
             if last[hour] >= last[before]}
@@ -211,6 +218,34 @@ def test_hour_by_hour_output_and_target_match_the_file_and_the_plan(filled, conf
     total = _run_panel(store, config, board, _panel(board, "Output vs target"), start, end)
     assert total["A"][0]["actual"] == sum(got.values())
     assert total["B"][0]["target"] == sum(targets.values())
+
+
+def test_boards_count_good_units_hour_by_hour_as_the_indicators_do(filled, config, telemetry):
+    """The huddle's hourly bars, its total and the executive's month equal analysis.indicators'
+    hour-by-hour output on a file whose exit station reports scrap only from its second hour on."""
+    store, records = filled
+    start, end = _span(records)
+    line = config.plant.lines[0]
+    exit_samples = [sample for key, sample in records if key.station == line.station_ids[-1]]
+    assert any("scrap" in s for s in exit_samples) and any("scrap" not in s for s in exit_samples)
+    board = line_huddle.board(config)
+    hourly = _run_panel(store, config, board, _panel(board, "Hour by hour: actual vs target"), start, end)
+    got = {row["time"]: row["actual"] for row in hourly["A"]}
+    goal = decompose(load_plan(DOCKER / "plan.toml"), line.id, 2026)
+    samples = by_station(from_file(config.plant, line.id, telemetry))
+    rows = hour_by_hour(samples, line, goal, start, end + 1)  # [start, end): end + 1 keeps the last sample
+    indicated = {row["start"]: row["output"] for row in rows}
+    assert set(indicated) == set(got) and len(got) >= 2
+    assert got == indicated
+    every_unit = _expected_hourly(records, line.station_ids[-1], good=False)
+    scrapped = sum(every_unit[hour] - indicated[hour] for hour in indicated)
+    assert scrapped > 0, "the data set must scrap units in the compared hours"
+    total = _run_panel(store, config, board, _panel(board, "Output vs target"), start, end)["A"][0]["actual"]
+    executive_board = executive.board(config)
+    month = _run_panel(store, config, executive_board, _panel(executive_board, "Month to date vs target"),
+                       start, end)
+    assert total == month["A"][0]["actual"] == sum(got.values())
+    assert sum(got.values()) < sum(units for hour, units in every_unit.items() if start <= hour <= end)
 
 
 def test_state_timeline_uses_only_real_states(filled, config):

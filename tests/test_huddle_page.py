@@ -1,8 +1,10 @@
 """The built-in huddle page in real headless Chromium, on real data, with no Grafana.
 
 The analysis service's router (dashboards.huddle_api) serves the page and its JSON from a real
-InfluxDB filled with three hours of the demo line from the simulator, ending now; Chromium loads the
-page, runs its JavaScript, and the test reads the rendered DOM and takes a 1920x1080 screenshot.
+InfluxDB filled with four hours of the demo line from the simulator, ending now, with scrap added
+(tests/scrap_records.py); Chromium loads the page, runs its JavaScript, and the test reads the
+rendered DOM and takes a 1920x1080 screenshot. The page's hours must show good units, as
+analysis.indicators counts them from the same file.
 """
 
 from __future__ import annotations
@@ -20,14 +22,18 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
+import numpy as np
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from scrap_records import add_scrap
 from typer.testing import CliRunner
 
 from analysis.alerts import alert_line, make_alert
+from analysis.indicators import by_station, line_output
 from analysis.live import LiveConfig, LiveDetector
 from analysis.targets import decompose, target_lines
+from analysis.telemetry import from_file
 from dashboards.huddle_api import HuddleReader, current_range, huddle_router
 from shopfloor.cli import _mount_subcommands, app
 from shopfloor.contract import STATES, read_records, sample_line
@@ -70,6 +76,7 @@ def served(stack, tmp_path_factory):
                    check=True, timeout=60, capture_output=True)
     plant, plan = load_plant(DOCKER / "plant.toml"), load_plan(DOCKER / "plan.toml")
     line = plant.lines[0]
+    add_scrap(telemetry, line)
     store = Store(stack.influxdb.url, f"test_huddle_{uuid.uuid4().hex[:10]}")
     store.create_database()
     points = [sample_line(key, sample) for key, sample in read_records(telemetry)]
@@ -98,14 +105,14 @@ def served(stack, tmp_path_factory):
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert server.started, "the huddle server did not start in 15 s"
-    yield f"http://127.0.0.1:{port}", store, plant, plan
+    yield f"http://127.0.0.1:{port}", store, plant, plan, telemetry
     server.should_exit = True
     thread.join(timeout=10)
     store.close()
 
 
 def test_huddle_json_has_the_huddle_content(served):
-    url, store, plant, plan = served
+    url, store, plant, plan, _ = served
     back = _back(plant, plan)
     body = httpx.get(f"{url}/api/huddle/l1?back={back}", timeout=30).json()
     assert body["line"] == "l1" and body["range"]["label"].startswith("Shift ")
@@ -126,7 +133,7 @@ def test_huddle_json_has_the_huddle_content(served):
 
 
 def test_constraint_comes_from_the_live_detector_once_it_writes(served):
-    url, store, plant, plan = served
+    url, store, plant, plan, _ = served
     back = _back(plant, plan)
     before = httpx.get(f"{url}/api/huddle/l1?back={back}", timeout=30).json()
     assert before["constraint"]["source"] == "detector on this shift's samples"
@@ -139,13 +146,35 @@ def test_constraint_comes_from_the_live_detector_once_it_writes(served):
 
 
 def test_without_a_plan_the_page_shows_today_with_the_stored_targets(served):
-    url, store, plant, plan = served
+    url, store, plant, plan, _ = served
     body = HuddleReader(store, plant, None).snapshot("l1")
     assert body["range"]["label"].startswith("Day ") and len(body["hours"]) in (23, 24, 25)
     goal = decompose(plan, "l1", datetime.now(ZoneInfo(plant.timezone)).year)
     for hour in body["hours"]:  # the `target` measurement, as `shopfloor targets write` stores it
         assert hour["target"] == round(goal.due_between(hour["start"], hour["end"]))
     assert body["total"]["actual"] > 0
+
+
+def test_huddle_hours_show_good_units_as_the_indicators_count_them(served):
+    """Each hour the page fills equals analysis.indicators' good units for it from the file; the hour the
+    data starts in has no baseline on the page (its first bucket yields no difference), so it is blank."""
+    url, store, plant, plan, telemetry = served
+    back = _back(plant, plan)
+    body = httpx.get(f"{url}/api/huddle/l1?back={back}", timeout=30).json()
+    line = plant.lines[0]
+    samples = by_station(from_file(plant, line.id, telemetry))
+    hours = body["hours"]
+    edges = [hour["start"] for hour in hours] + [hours[-1]["end"]]
+    indicated = line_output(samples, line, np.array(edges, dtype=np.int64))
+    first_sample = int(samples[line.station_ids[-1]].ts[0])
+    shown = 0
+    for hour, good in zip(hours, indicated, strict=True):
+        if first_sample < hour["start"] <= body["now"]:
+            assert hour["actual"] == good, hour
+            shown += 1
+    assert shown >= 1
+    exit_samples = [sample for key, sample in read_records(telemetry) if key.station == line.station_ids[-1]]
+    assert any(sample.get("scrap") for sample in exit_samples), "the data set must scrap units"
 
 
 def test_page_has_no_external_assets(served):
@@ -156,7 +185,7 @@ def test_page_has_no_external_assets(served):
 
 
 def test_page_renders_constraint_and_hour_table_in_chromium(served, tmp_path):
-    url, store, plant, plan = served
+    url, store, plant, plan, _ = served
     browser = chromium()
     profile = tmp_path / "profile"
     back = _back(plant, plan)
