@@ -12,6 +12,7 @@ thread, which alone owns the outbox and decides what to publish; the others only
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -103,12 +104,10 @@ class Agent:
     def step(self, timeout_s: float) -> None:
         """Take the events that arrived (waiting up to `timeout_s` for the first), store, ack, publish."""
         events = []
-        try:
+        with contextlib.suppress(queue.Empty):  # nothing arrived: drain nothing, store nothing
             events.append(self.events.get(timeout=timeout_s) if timeout_s > 0 else self.events.get_nowait())
             if self._linger_s and timeout_s > 0:
                 time.sleep(self._linger_s)  # the other stations' readings of this tick arrive together
-        except queue.Empty:
-            pass
         while len(events) < 100_000:
             try:
                 events.append(self.events.get_nowait())

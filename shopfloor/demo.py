@@ -9,6 +9,7 @@ The demo's plant, plan and scenario are the docker-compose demo's (docker/), so 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -84,11 +85,9 @@ class Demo:
             for name, child in self.children.items():
                 if child.poll() is not None:
                     raise DemoError(f"{name} exited at start: see {self.folder / (name + '.log')}")
-            try:
+            with contextlib.suppress(httpx.HTTPError):  # not listening yet
                 if httpx.get(f"http://127.0.0.1:{self.port}/docs", timeout=1).status_code == 200:
                     return
-            except httpx.HTTPError:
-                pass
             time.sleep(0.2)
         raise DemoError(f"the analysis service did not answer in {timeout_s:.0f}s: see "
                         f"{self.folder / 'analysis.log'}")
