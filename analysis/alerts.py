@@ -48,7 +48,7 @@ Alert = dict
 
 
 class AlertError(ShopfloorError, ValueError):
-    """An alert payload that breaks the contract (DESIGN.md §4)."""
+    """An alert payload that breaks the contract (docs/DESIGN.md §4)."""
 
 
 @dataclass(frozen=True, slots=True)

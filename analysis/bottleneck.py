@@ -47,7 +47,7 @@ class Window:
     observed_ms: int = 0
 
     def contract(self) -> dict:
-        """The window as `analyze bottleneck --json` prints it (DESIGN.md §7)."""
+        """The window as `analyze bottleneck --json` prints it (docs/DESIGN.md §7)."""
         return {"start": self.start, "end": self.end, "bottleneck": self.bottleneck,
                 "shares": self.shares, "shifting": self.shifting}
 

@@ -1,4 +1,4 @@
-"""`shopfloor analyze bottleneck ...` (offline, DESIGN.md §7) and `shopfloor analysis serve`.
+"""`shopfloor analyze bottleneck ...` (offline, docs/DESIGN.md §7) and `shopfloor analysis serve`.
 
 The commands only load files or connect, call analysis.bottleneck and print; anything a user can
 fix (a bad plant file, a missing telemetry file, an empty time range) is a ShopfloorError, which the

@@ -1,5 +1,5 @@
 """When the targets become alerts: the day's pace at a checkpoint, the constraint's uptime, the month's
-forecast. Pure functions that return alert payloads in the contract's form (DESIGN.md §4), so they
+forecast. Pure functions that return alert payloads in the contract's form (docs/DESIGN.md §4), so they
 travel the same path as the constraint alerts (analysis/alerts.py) and the tests need no broker.
 
 Why checkpoints: a pace alert every minute is noise; the ops director wants to hear at fixed hours

@@ -5,7 +5,7 @@ Why pure functions over numpy arrays: the same code serves a JSON Lines file (si
 the live store, both read by analysis.telemetry (`from_file`, `from_store`: sorted, duplicates
 collapsed), and the tests' hand-made arrays; it stays fast for a day of 1 Hz samples of a line.
 
-Conventions (DESIGN.md §4):
+Conventions (docs/DESIGN.md §4):
 - A sample's `state` holds from its `ts` until the next sample of that station; the last sample,
   and one before a gap longer than the detector's limit, holds for the median sample interval.
   Missing states are inferred per sample from the queues (input queue empty: starved; the next

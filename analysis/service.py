@@ -91,7 +91,7 @@ class LiveLoop:
                 began = time.monotonic()
                 try:
                     if not detectors:
-                        store.create_database()  # analysis creates it when it is missing (DESIGN.md §5)
+                        store.create_database()  # analysis creates it when it is missing (docs/DESIGN.md §5)
                         if self.alerts and publisher is None:
                             publisher = MqttAlertPublisher(self.mqtt_url,
                                                            client_id=f"shopfloor-analysis-{self.plant.plant}")

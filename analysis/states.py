@@ -112,7 +112,7 @@ def _on_grid(series: StationSeries, grid: np.ndarray, max_gap_ms: int):
 
 
 def inferred(telemetry: LineTelemetry, max_gap_ms: int = DEFAULT_MAX_GAP_MS) -> StateSpans:
-    """State spans inferred from counts and queues (DESIGN.md §4), ignoring any reported states."""
+    """State spans inferred from counts and queues (docs/DESIGN.md §4), ignoring any reported states."""
     present = [s for s in telemetry.series if len(s)]
     step = int(np.median([_step_ms(s.ts) for s in present]))
     begin, end = telemetry.begin_ms, telemetry.end_ms

@@ -56,7 +56,7 @@ class Period:
     production_hours: float
 
     def to_json(self) -> dict:
-        """The DESIGN.md §7 shape: exactly start, end (ISO 8601 with offset) and units."""
+        """The docs/DESIGN.md §7 shape: exactly start, end (ISO 8601 with offset) and units."""
         return {"start": self.start.isoformat(), "end": self.end.isoformat(), "units": self.units}
 
 

@@ -5,7 +5,7 @@ huddle page; this file owns only the three read-only views of issue 5, built on 
 the `shopfloor targets` commands (analysis.rollup), so the API and the command line agree.
 
     GET /api/lines/{line}/targets?grain=day[&year=2027][&as_of=2027-07-01T00:00&delivered=560000]
-        -> {"line", "grain", "targets": [{"start", "end", "units"}, ...]}   (DESIGN.md §7)
+        -> {"line", "grain", "targets": [{"start", "end", "units"}, ...]}   (docs/DESIGN.md §7)
     GET /api/lines/{line}/indicators[?day=YYYY-MM-DD][&now=ISO]   -> the day's report (rollup.DayReport)
     GET /api/lines/{line}/feasibility[?day=YYYY-MM-DD][&now=ISO][&needed_per_hour=X]
 
@@ -85,7 +85,7 @@ def targets_router(plant: Plant, plan: Plan, store: Callable[[], Store], prefix:
         start, end = day_window(plan, day or to_local(now_ms, plan.calendar.zone).date())
         return start, min(end, now_ms)
 
-    @router.get("/lines/{line}/targets", summary="The decomposed goal at one grain (DESIGN.md §7)")
+    @router.get("/lines/{line}/targets", summary="The decomposed goal at one grain (docs/DESIGN.md §7)")
     def targets(line: str, grain: str = Query("day", description=", ".join(GRAINS)), year: int | None = None,
                 as_of: dt.datetime | None = None, delivered: int | None = Query(None, ge=0)) -> dict:
         if grain not in GRAINS:

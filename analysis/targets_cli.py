@@ -45,7 +45,7 @@ def _parse_as_of(value: str | None) -> dt.datetime | None:
 def show(plan: Path = PlanFile, line: str = LineId,
          grain: str = typer.Option("day", "--grain", help=f"One of {', '.join(GRAINS)}."),
          year: int | None = Year, as_of: str | None = AsOf, delivered: int | None = Delivered,
-         json: bool = typer.Option(False, "--json", help="Print the DESIGN.md §7 JSON object.")) -> None:
+         json: bool = typer.Option(False, "--json", help="Print the docs/DESIGN.md §7 JSON object.")) -> None:
     """Print every period of the year at one grain with its target units (0-unit periods included)."""
     if grain not in GRAINS:
         raise PlanError(f"unknown grain {grain!r}: use one of {', '.join(GRAINS)}")

@@ -123,7 +123,7 @@ def gather(plant: Plant, line_id: str, samples: Iterable[tuple[str, Sample | dic
 
 
 def from_file(plant: Plant, line_id: str, path: str | Path) -> LineTelemetry:
-    """Read one line's samples from a telemetry file (the offline file form, DESIGN.md §4)."""
+    """Read one line's samples from a telemetry file (the offline file form, docs/DESIGN.md §4)."""
     if not Path(path).is_file():
         raise TelemetryError(f"telemetry file {path} does not exist")
     seen_plants: set[str] = set()

@@ -1,4 +1,4 @@
-"""`shopfloor dashboards build` / `push`: the Grafana boards from code (DESIGN.md §7)."""
+"""`shopfloor dashboards build` / `push`: the Grafana boards from code (docs/DESIGN.md §7)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ variables (`$plant`, `$line`, `$timezone`, `$bucket_offset`). Grafana expands th
 `dashboards.macros.expand` does the same for the tests and the huddle page, so a number on the wall
 screen and the same number in Grafana come from the same text.
 
-InfluxQL rules these queries follow (DESIGN.md §3):
+InfluxQL rules these queries follow (docs/DESIGN.md §3):
 - output is GOOD units leaving the line, as analysis.indicators counts it: the last station's
   count - scrap, a missing scrap counting as 0. Per hour and line, `last("count")` and
   `-1 * last("scrap")` come from two subqueries in one FROM, both aliased "good", and their sum is

@@ -64,7 +64,7 @@ class Link:
         self.client.on_connect_fail = self._on_connect_fail
 
     def status(self, online: bool, backlog: int | None = None, problems: list[str] | None = None) -> bytes:
-        """The status payload (DESIGN.md §4), plus the backlog and the agent's current problems."""
+        """The status payload (docs/DESIGN.md §4), plus the backlog and the agent's current problems."""
         document: dict[str, object] = {"v": VERSION, "online": online, "ts": now_ms(), "version": __version__,
                                        "stations": self.config.station_ids}
         if backlog is not None:

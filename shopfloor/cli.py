@@ -1,4 +1,4 @@
-"""The one entry point, `shopfloor` (DESIGN.md §7): each folder brings its own sub-commands.
+"""The one entry point, `shopfloor` (docs/DESIGN.md §7): each folder brings its own sub-commands.
 
 Errors a user can fix (`ShopfloorError`) print as one line on stderr with exit code 2, never a traceback.
 """

@@ -1,4 +1,4 @@
-"""The wire contract (DESIGN.md §4 and §5), owned here and nowhere else.
+"""The wire contract (docs/DESIGN.md §4 and §5), owned here and nowhere else.
 
 Every part that touches an MQTT topic, a telemetry payload, a JSON Lines telemetry file or an
 InfluxDB line speaks through this module, so that the agent, collector, simulators and analysis
@@ -38,7 +38,7 @@ ACTIVE_STATES = frozenset({"working", "setup", "down"})
 INACTIVE_STATES = frozenset({"starved", "blocked"})
 SEVERITIES = ("info", "warning", "critical")
 
-# Measurement names in InfluxDB (DESIGN.md §5), named here once. Each writer documents its fields
+# Measurement names in InfluxDB (docs/DESIGN.md §5), named here once. Each writer documents its fields
 # beside the constant; the boards and tests query by these names.
 STATION_MEASUREMENT = "station"  # tags plant,line,station; fields count,scrap,queue,state,seq
 # The detector's timeline per line (analysis/live.py writes it; timestamps = window start or tick):
@@ -261,7 +261,7 @@ def line_protocol(measurement: str, tags: dict[str, str], fields: dict[str, Fiel
 
 
 def sample_line(key: StationKey, sample: Sample) -> str:
-    """A validated sample as its point in measurement `station` (DESIGN.md §5).
+    """A validated sample as its point in measurement `station` (docs/DESIGN.md §5).
 
     Identifiers are checked to need no escaping, so this is the fast path the collector runs per sample.
     """

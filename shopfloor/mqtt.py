@@ -16,7 +16,7 @@ from paho.mqtt.properties import Properties
 from shopfloor.settings import MqttEndpoint
 
 # A persistent session outlives a disconnect by this long; a collector gone for good releases its
-# share of a shared subscription after it (DESIGN.md §3).
+# share of a shared subscription after it (docs/DESIGN.md §3).
 DEFAULT_SESSION_EXPIRY_S = 24 * 3600
 
 

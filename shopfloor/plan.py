@@ -1,4 +1,4 @@
-"""The plan file (DESIGN.md §6): what each line must deliver in a year, and when the plant works.
+"""The plan file (docs/DESIGN.md §6): what each line must deliver in a year, and when the plant works.
 
 Loaded once into frozen pydantic models. Everything that would make the decomposition wrong in a
 way nobody notices (overlapping shifts, a holiday that is not a date, downtime on a day without

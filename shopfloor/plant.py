@@ -1,4 +1,4 @@
-"""The plant file (DESIGN.md §6): which lines exist and their stations in flow order.
+"""The plant file (docs/DESIGN.md §6): which lines exist and their stations in flow order.
 
 Loaded once into plain pydantic models; every error names the file and the field, in one line.
 """

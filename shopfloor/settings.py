@@ -1,4 +1,4 @@
-"""Connection settings, read the same way by every command (DESIGN.md §7).
+"""Connection settings, read the same way by every command (docs/DESIGN.md §7).
 
 A flag wins over the environment (`SHOPFLOOR_MQTT_URL`, `SHOPFLOOR_INFLUX_URL`, `SHOPFLOOR_INFLUX_DB`),
 which wins over the local defaults. A malformed URL is a `SettingsError` with a one-line fix.

@@ -1,4 +1,4 @@
-"""All InfluxDB I/O: line protocol on `POST /write`, InfluxQL on `/query` (DESIGN.md §3, §5).
+"""All InfluxDB I/O: line protocol on `POST /write`, InfluxQL on `/query` (docs/DESIGN.md §3, §5).
 
 This is the 1.x HTTP API that InfluxDB 1.x, 2.x (v1 compatibility) and 3.x all serve. Nothing else
 in the project speaks HTTP to InfluxDB. Errors come in two kinds a caller can act on:

@@ -25,7 +25,7 @@ def run(
     hours: float = typer.Option(None, "--hours", help="Hours to sample after the warm-up; default: the "
                                 "scenario's `hours`."),
     seed: int = typer.Option(0, "--seed", help="Random seed: the same seed gives the same file."),
-    out: Path = typer.Option(..., "--out", help="Telemetry file to write (JSON Lines, DESIGN.md §4)."),
+    out: Path = typer.Option(..., "--out", help="Telemetry file to write (JSON Lines, docs/DESIGN.md §4)."),
     truth: Path = typer.Option(None, "--truth", help="Also write the true bottleneck of each period."),
     start: str = typer.Option(DEFAULT_START, "--start", help="Time of the first sample (ISO 8601 or now)."),
 ) -> None:
@@ -51,7 +51,7 @@ def run(
 @app.command("plant")
 def plant(
     scenario_path: Path = ScenarioPath,
-    out: Path = typer.Option(..., "--out", help="Plant file to write (DESIGN.md §6)."),
+    out: Path = typer.Option(..., "--out", help="Plant file to write (docs/DESIGN.md §6)."),
 ) -> None:
     """Write the plant file of the scenario's line, for `analyze bottleneck --plant`."""
     from simulators.plantfile import plant_toml

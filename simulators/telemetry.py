@@ -1,4 +1,4 @@
-"""Sampling a recorded run at 1 Hz into contract samples (DESIGN.md §4), exactly as the recursion says.
+"""Sampling a recorded run at 1 Hz into contract samples (docs/DESIGN.md §4), exactly as the recursion says.
 
 At a sample time t a station's `count` is the units that have left it, its `queue` the units that have
 arrived but not started, and its state that of its busiest machine: `setup`, `down` or `working` while

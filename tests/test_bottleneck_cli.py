@@ -1,4 +1,4 @@
-"""`shopfloor analyze bottleneck` as a user runs it: JSON per DESIGN.md §7, one-line errors."""
+"""`shopfloor analyze bottleneck` as a user runs it: JSON per docs/DESIGN.md §7, one-line errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The targets router: the DESIGN.md §7 targets shape over HTTP, and indicators and feasibility read
+"""The targets router: the docs/DESIGN.md §7 targets shape over HTTP, and indicators and feasibility read
 from the real InfluxDB, equal to what the commands compute."""
 
 from __future__ import annotations
