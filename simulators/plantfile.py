@@ -1,4 +1,4 @@
-"""A plant model written back as a plant file (docs/DESIGN.md §6), for tools that take `--plant PLANT.toml`."""
+"""A plant model written back as a plant file (docs/DESIGN.md §6), for tools that take `--plant`."""
 
 from __future__ import annotations
 
