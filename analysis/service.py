@@ -3,8 +3,10 @@
 Why it is built this way:
 - Everything it answers is read back from InfluxDB through shopfloor.store (the timeline, the live
   answer, alerts), so any number of service instances, or a restarted one, answer the same.
-- The live loop runs in one background thread for the lines of the plant file; a tick that fails
-  (InfluxDB away, broker away) is logged and retried at the next interval, it never stops the service.
+- The live loop runs in one background thread for the lines of the plant file; each line ticks on its
+  own, and a tick that fails (InfluxDB away, broker away, or any bug) is logged, counted per line and
+  retried at the next interval: it never stops the loop nor the other lines. /healthz answers 503 when
+  the loop's thread is dead or has not moved on for `stuck_after_s`.
 - Other parts add their pages and endpoints without analysis importing them (data flows one way):
   the entry point (shopfloor/cli.py) calls `register_router("module:factory")`, and `create_app`
   includes every registered router. The targets API (analysis.targets_api) is registered here; the
@@ -21,11 +23,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query
+from fastapi.responses import JSONResponse
 
 from analysis import auth
 from analysis.alerts import AlertSink, MqttAlertPublisher, make_alert, send_alert, stored_alerts
@@ -64,7 +67,13 @@ register_router(targets_router_factory)  # issue 5: /api/lines/{line}/targets, /
 
 
 class LiveLoop:
-    """The live detectors of all lines, ticking every `interval_s` in one daemon thread."""
+    """The live detectors of all lines, ticking every `interval_s` in one daemon thread.
+
+    Each line is ticked on its own: an error in one line (a ShopfloorError such as InfluxDB away, or
+    any other exception, a bug on odd data) is logged, counted and retried at the next round, and the
+    other lines still tick. `health()` says whether the thread is alive and not stuck, so /healthz can
+    tell a dead or hung loop from a working one.
+    """
 
     def __init__(self, plant: Plant, store_factory: Callable[[], Store], config: LiveConfig,
                  mqtt_url: str | None = None, webhooks: tuple[str, ...] = (), alerts: bool = True):
@@ -74,49 +83,103 @@ class LiveLoop:
         self.thread = threading.Thread(target=self._run, name="live-detector", daemon=True)
         self.ticks = 0
         self.last_error: str | None = None
+        self.lines = {line.id: LineHealth() for line in plant.lines}
+        self.beat = time.monotonic()  # the last moment the loop was seen between two steps
+        # a round that has not moved on for this long counts as stuck (a hung read, a dead lock)
+        self.stuck_after_s = max(60.0, 10 * config.interval_s)
 
     def start(self) -> None:
+        self.beat = time.monotonic()
         self.thread.start()
 
     def stop(self) -> None:
         self.stop_event.set()
         self.thread.join(timeout=30)
 
+    def health(self) -> Json:
+        """Alive (the thread runs), stuck (no step for `stuck_after_s`), per line ticks and errors."""
+        alive = self.thread.is_alive() or not self.thread.ident  # not started yet is not dead
+        quiet_s = time.monotonic() - self.beat
+        stuck = alive and quiet_s > self.stuck_after_s
+        reason = None if alive and not stuck else (
+            "the live detector thread has stopped" if not alive else
+            f"the live detector has not moved on for {quiet_s:.0f} s (limit {self.stuck_after_s:.0f} s)")
+        return {"ok": reason is None, "reason": reason, "ticks": self.ticks, "last_error": self.last_error,
+                "lines": {line: asdict(state) for line, state in self.lines.items()}}
+
     def _run(self) -> None:
         store = self.store_factory()
         publisher = None
-        detectors: list[LiveDetector] = []
+        detectors: dict[str, LiveDetector] = {}
         try:
             while not self.stop_event.is_set():
                 began = time.monotonic()
+                self.beat = began
+                errors = []
                 try:
                     if not detectors:
                         store.create_database()  # analysis creates it when it is missing (docs/DESIGN.md §5)
                         if self.alerts and publisher is None:
                             publisher = MqttAlertPublisher(self.mqtt_url,
                                                            client_id=f"shopfloor-analysis-{self.plant.plant}")
-                        detectors = [self._detector(store, line, publisher) for line in self.plant.lines]
-                    now = int(time.time() * 1000)
-                    for detector in detectors:
+                        detectors = {line.id: self._detector(store, line, publisher)
+                                     for line in self.plant.lines}
+                except Exception as error:  # noqa: BLE001 - anything here is retried next round
+                    errors.append(self._failed(None, error))
+                now = int(time.time() * 1000)
+                for line_id, detector in detectors.items():
+                    try:
                         detector.tick(now)
+                    except Exception as error:  # noqa: BLE001 - one line's fault never stops the others
+                        errors.append(self._failed(line_id, error))
+                    else:
+                        self.lines[line_id].ok(now)
+                    self.beat = time.monotonic()
+                if detectors:
                     self.ticks += 1
-                    self.last_error = None
-                except ShopfloorError as error:
-                    if str(error) != self.last_error:
-                        log.warning("live detector: %s (retrying every %.0f s)", error,
-                                    self.config.interval_s)
-                    self.last_error = str(error)
+                self.last_error = errors[-1] if errors else None
                 self.stop_event.wait(max(0.0, self.config.interval_s - (time.monotonic() - began)))
         finally:
             if publisher is not None:
                 publisher.close()
             store.close()
 
+    def _failed(self, line_id: str | None, error: Exception) -> str:
+        """Log (once per distinct message a line), count, and return the one-line reason."""
+        text = str(error) if isinstance(error, ShopfloorError) else f"{type(error).__name__}: {error}"
+        message = text if line_id is None else f"line {line_id}: {text}"
+        state = self.lines.get(line_id) if line_id else None
+        previous = state.last_error if state else self.last_error
+        if message != previous:
+            if isinstance(error, ShopfloorError):
+                log.warning("live detector: %s (retrying every %.0f s)", message, self.config.interval_s)
+            else:  # a bug: keep the traceback
+                log.exception("live detector: %s (retrying every %.0f s)", message, self.config.interval_s)
+        if state is not None:
+            state.errors += 1
+            state.last_error = message
+        return message
+
     def _detector(self, store: Store, line: Line, publisher: MqttAlertPublisher | None) -> LiveDetector:
         sink = None
         if self.alerts:
             sink = AlertSink(self.plant.plant, line.id, store, publisher, list(self.webhooks))
         return LiveDetector(store, self.plant, line.id, self.config, sink)
+
+
+@dataclass(slots=True)
+class LineHealth:
+    """One line's record in the live loop: good ticks, failed ticks, the last error, the last good tick."""
+
+    ticks: int = 0
+    errors: int = 0
+    last_error: str | None = None
+    last_ok_ms: int | None = None
+
+    def ok(self, now_ms: int) -> None:
+        self.ticks += 1
+        self.last_error = None
+        self.last_ok_ms = now_ms
 
 
 def _ms(value: str | None, default: int) -> int:
@@ -281,10 +344,13 @@ def create_app(plant: Plant, store_factory: Callable[[], Store], *, live: LiveCo
                   description="The moving bottleneck of each line, its share per shift, constraint alerts.")
     app.state.live_loop = loop
 
-    @app.get("/healthz", summary="Liveness, and how many live ticks ran")
-    def health() -> Json:
-        return {"ok": True, "ticks": loop.ticks if loop else None,
-                "last_error": loop.last_error if loop else None}
+    @app.get("/healthz", summary="Liveness of the service and its live loop (503 when the loop is dead "
+             "or stuck), ticks and errors per line")
+    def health() -> JSONResponse:
+        if loop is None:
+            return JSONResponse({"ok": True, "reason": None, "ticks": None, "last_error": None, "lines": {}})
+        state = loop.health()
+        return JSONResponse(state, status_code=200 if state["ok"] else 503)
 
     app.include_router(analysis_router(plant, store_factory, first_shift=first_shift,
                                        shift_hours=shift_hours, plan=plan))

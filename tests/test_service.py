@@ -3,6 +3,7 @@ whose bottleneck moves from s3 to s2 half an hour in."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -129,3 +130,65 @@ def test_admin_config_and_the_test_alert_need_the_token(stack, store, plant_id):
         assert sent["sent"] is True and sent["alert"]["kind"] == "test"
         listed = client.get("/api/lines/l1/alerts").json()["alerts"]
         assert [a["kind"] for a in listed] == ["test"]
+
+
+def two_lines(plant_id: str):
+    """The moving line twice: l1 and l2, same stations."""
+    from shopfloor.plant import Plant
+
+    line = moving_line(plant_id).plant.lines[0].model_dump()
+    return Plant.model_validate({"plant": plant_id, "line": [{**line, "id": "l1"}, {**line, "id": "l2"}]})
+
+
+def test_one_lines_bug_neither_kills_the_loop_nor_skips_the_other_line(stack, store, plant_id, monkeypatch):
+    """A non-ShopfloorError in l1's tick is logged, counted and retried; l2 still ticks and writes."""
+    scenario = moving_line(plant_id)
+    now = int(time.time() * 1000)
+    telemetry = simulate_telemetry(scenario, 20 / 60, 1, now - 20 * MIN)
+    store.write([sample_line(key, sample) for key, sample in telemetry.records(plant_id, "l2")])
+    real_tick = LiveDetector.tick
+
+    def tick(self, now_ms):
+        if self.line.id == "l1":
+            raise RuntimeError("a bug on l1's data")
+        return real_tick(self, now_ms)
+
+    monkeypatch.setattr(LiveDetector, "tick", tick)
+    app = create_app(two_lines(plant_id), lambda: Store(store.url, store.database),
+                     live=LiveConfig(interval_s=0.2, window_s=60, memory_s=300, confirm_s=180), alerts=False)
+    with TestClient(app) as client:
+        health = wait_until(lambda: (h := client.get("/healthz").json())["lines"]["l1"]["errors"] >= 3 and h,
+                            30, "three failed rounds of l1")
+        assert health["ok"] is True and app.state.live_loop.thread.is_alive()
+        assert health["lines"]["l1"]["last_error"] == "line l1: RuntimeError: a bug on l1's data"
+        assert health["lines"]["l2"]["ticks"] >= 3 and health["lines"]["l2"]["last_error"] is None
+        assert client.get("/api/lines/l2/bottleneck").json()["station"] in {"s1", "s2", "s3", "s4"}
+        assert client.get("/api/lines/l1/bottleneck").json()["station"] is None
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_healthz_says_when_the_loop_is_dead_or_stuck(stack, store, plant_id, monkeypatch):
+    scenario = moving_line(plant_id)
+    release = threading.Event()
+
+    def hang(self, now_ms):
+        release.wait(30)
+
+    monkeypatch.setattr(LiveDetector, "tick", hang)
+    app = create_app(scenario.plant, lambda: Store(store.url, store.database),
+                     live=LiveConfig(interval_s=0.2), alerts=False)
+    with TestClient(app) as client:
+        app.state.live_loop.stuck_after_s = 0.5
+        answer = wait_until(lambda: (a := client.get("/healthz")).status_code == 503 and a, 10, "stuck")
+        assert answer.json()["ok"] is False and "has not moved on" in answer.json()["reason"]
+        release.set()
+
+    def die(self, now_ms):
+        raise SystemExit("the thread ends")  # not an Exception: nothing in the loop may catch it
+
+    monkeypatch.setattr(LiveDetector, "tick", die)
+    app = create_app(scenario.plant, lambda: Store(store.url, store.database),
+                     live=LiveConfig(interval_s=0.2), alerts=False)
+    with TestClient(app) as client:
+        answer = wait_until(lambda: (a := client.get("/healthz")).status_code == 503 and a, 10, "dead")
+        assert answer.json()["reason"] == "the live detector thread has stopped"
