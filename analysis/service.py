@@ -11,13 +11,13 @@ Why it is built this way:
   the entry point (shopfloor/cli.py) calls `register_router("module:factory")`, and `create_app`
   includes every registered router. The targets API (analysis.targets_api) is registered here; the
   dashboards' huddle page joins from the entry point.
-FastAPI serves the OpenAPI document at /openapi.json and the docs at /docs.
+FastAPI serves the OpenAPI document at /openapi.json; /docs is Swagger UI from the swagger-ui-bundle
+package (no CDN).
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import importlib
 import logging
 import threading
@@ -25,20 +25,22 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from analysis import auth
 from analysis.alerts import AlertSink, MqttAlertPublisher, make_alert, send_alert, stored_alerts
+from analysis.http_range import MAX_RANGE_DAYS, time_range
 from analysis.live import LiveConfig, LiveDetector, last_current
+from analysis.shares import period_shares, stored_windows
+from analysis.targets import check_zones, rolling_calendar, shifts_between
 from analysis.targets_api import router_factory as targets_router_factory
 from shopfloor.contract import BOTTLENECK_MEASUREMENT
 from shopfloor.errors import ShopfloorError
 from shopfloor.plant import Line, Plant
 from shopfloor.security import redact_url
-from shopfloor.store import Store, quote_ident, quote_string
+from shopfloor.store import Store, StoreRejected, quote_ident, quote_string
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ HOUR_MS = 3_600_000
 Json = dict[str, Any]
 RouterFactory = Callable[..., APIRouter]
 _ROUTER_FACTORIES: list[RouterFactory | str] = []
+DOCS_ASSETS = "/docs-assets"  # Swagger UI's files, served from the installed package
 
 
 def register_router(factory: RouterFactory | str) -> None:
@@ -182,58 +185,29 @@ class LineHealth:
         self.last_ok_ms = now_ms
 
 
-def _ms(value: str | None, default: int) -> int:
-    if value is None:
-        return default
-    from analysis.telemetry import parse_time
-
-    try:
-        return parse_time(value, "time")
-    except ShopfloorError as error:
-        raise HTTPException(status_code=422, detail=str(error)) from None
-
-
-def shift_spans(zone: ZoneInfo, from_ms: int, to_ms: int, first_shift: str, shift_hours: float,
-                plan: Any = None) -> list[tuple[str, int, int]]:
-    """The shifts (name, start ms, end ms) that overlap [from_ms, to_ms), in time order.
-
-    With a plan, its calendar's shifts on its working days (a night shift belongs to the day it starts
-    on); without one, back-to-back shifts of `shift_hours` from `first_shift` local time, every day.
-    """
-    first_day = dt.datetime.fromtimestamp(from_ms / 1000, zone).date() - dt.timedelta(days=1)
-    last_day = dt.datetime.fromtimestamp(to_ms / 1000, zone).date()
-    if plan is not None:
-        daily = [(shift.name, shift.start, shift.minutes) for shift in plan.calendar.shifts]
-    else:
-        hour, minute = (int(part) for part in first_shift.split(":"))
-        per_day = max(1, int(round(24 / shift_hours)))
-        length = int(round(shift_hours * 60))
-        daily = [(f"{k + 1}", hour * 60 + minute + k * length, length) for k in range(per_day)]
-    spans: list[tuple[str, int, int]] = []
-    day = first_day
-    while day <= last_day:
-        if plan is None or plan.calendar.works_on(day):
-            midnight = dt.datetime.combine(day, dt.time())
-            for name, start_min, minutes in daily:
-                begin = (midnight + dt.timedelta(minutes=start_min)).replace(tzinfo=zone)
-                end = (midnight + dt.timedelta(minutes=start_min + minutes)).replace(tzinfo=zone)
-                begin_ms, end_ms = int(begin.timestamp() * 1000), int(end.timestamp() * 1000)
-                if begin_ms < to_ms and end_ms > from_ms:
-                    spans.append((name, begin_ms, end_ms))
-        day += dt.timedelta(days=1)
-    return sorted(spans, key=lambda span: span[1])
+def distinct_runner_up(bottleneck: str | None, runner_up: str | None, shares: dict[str, float]
+                       ) -> str | None:
+    """The runner-up as stored, unless it is the bottleneck itself (the turning-point rule may pick the
+    APM's second): then the station with the largest window share other than the bottleneck, if any."""
+    if runner_up is None or runner_up != bottleneck:
+        return runner_up
+    others = {station: share for station, share in shares.items() if station != bottleneck and share > 0}
+    return max(others, key=others.__getitem__) if others else None
 
 
 def analysis_router(plant: Plant, store_factory: Callable[[], Store], *, first_shift: str = "06:00",
                     shift_hours: float = 8.0, plan: Any = None) -> APIRouter:
     router = APIRouter(prefix="/api")
-    zone = ZoneInfo(plant.timezone)
+    calendar = plan.calendar if plan is not None else rolling_calendar(plant.timezone, first_shift,
+                                                                        shift_hours)
 
     @contextlib.contextmanager
     def store() -> Iterator[Store]:
         opened = store_factory()
         try:
             yield opened
+        except StoreRejected as error:  # a request InfluxDB refuses is the caller's to fix
+            raise HTTPException(status_code=422, detail=str(error)) from None
         except ShopfloorError as error:
             raise HTTPException(status_code=503, detail=str(error)) from None
         finally:
@@ -265,55 +239,65 @@ def analysis_router(plant: Plant, store_factory: Callable[[], Store], *, first_s
     def timeline(line_id: str, start: str | None = Query(None, alias="from", description="ISO 8601 or ms"),
                  end: str | None = Query(None, alias="to", description="ISO 8601 or ms")) -> Json:
         known(line_id)
-        now = int(time.time() * 1000)
-        to_ms = _ms(end, now)
-        from_ms = _ms(start, to_ms - 8 * HOUR_MS)
+        from_ms, to_ms = time_range(start, end, default_ms=8 * HOUR_MS, now_ms=int(time.time() * 1000))
         with store() as s:
             rows = s.query(
                 f'SELECT "bottleneck", "bottleneck_share", "runner_up", "margin", "shifting", "final" FROM '
                 f"{quote_ident(BOTTLENECK_MEASUREMENT)} WHERE {where(line_id)} AND time >= {from_ms}ms "
                 f"AND time < {to_ms}ms").rows()
+            stations = s.query(
+                f'SELECT "share" FROM {quote_ident(BOTTLENECK_MEASUREMENT)} WHERE {where(line_id)} AND '
+                f'"station" =~ /./ AND time >= {from_ms}ms AND time < {to_ms}ms GROUP BY station')
+        per_window: dict[int, dict[str, float]] = {}
+        for series in stations.series:
+            for t, share in series.values:
+                if share is not None:
+                    per_window.setdefault(t, {})[series.tags["station"]] = share
         windows = [{"start": row["time"], "bottleneck": row["bottleneck"], "share": row["bottleneck_share"],
-                    "runner_up": row["runner_up"], "margin": row["margin"],
+                    "runner_up": distinct_runner_up(row["bottleneck"], row["runner_up"],
+                                                    per_window.get(row["time"], {})),
+                    "margin": row["margin"],
                     "shifting": [x for x in (row["shifting"] or "").split(",") if x], "final": row["final"]}
                    for row in rows if row["bottleneck_share"] is not None]
         return {"line": line_id, "windows": windows}
 
-    @router.get("/lines/{line_id}/shares", summary="Each station's bottleneck share per shift (the plan's "
-                "shifts when the service has a plan)")
+    @router.get("/lines/{line_id}/shares", summary="Each station's share of each shift as the constraint "
+                "(sole + its split of shifting time: at most 100 % in all), on the plan's calendar (else the "
+                "settings' shifts)")
     def shares(line_id: str, start: str | None = Query(None, alias="from", description="ISO 8601 or ms"),
                end: str | None = Query(None, alias="to", description="ISO 8601 or ms")) -> Json:
         line = known(line_id)
-        now = int(time.time() * 1000)
-        to_ms = _ms(end, now)
-        from_ms = _ms(start, to_ms - 24 * HOUR_MS)
-        spans = shift_spans(zone, from_ms, to_ms, first_shift, shift_hours, plan)
+        from_ms, to_ms = time_range(start, end, default_ms=24 * HOUR_MS, now_ms=int(time.time() * 1000))
+        spans = shifts_between(calendar, from_ms, to_ms)
         if not spans:
             return {"line": line_id, "shifts": []}
         with store() as s:
             result = s.query(
-                f'SELECT "share" FROM {quote_ident(BOTTLENECK_MEASUREMENT)} WHERE {where(line_id)} '
-                f"AND time >= {spans[0][1]}ms AND time < {spans[-1][2]}ms GROUP BY station")
+                f'SELECT "share", "sole" FROM {quote_ident(BOTTLENECK_MEASUREMENT)} WHERE {where(line_id)} '
+                f"AND \"station\" =~ /./ AND time >= {spans[0].start_ms}ms AND time < {spans[-1].end_ms}ms "
+                f"GROUP BY station")
+        series = [(item.tags["station"], item.rows()) for item in result.series]
         shifts = []
-        for name, begin, finish in spans:
-            per_station = {}
-            for series in result.series:
-                values = [v for t, v in series.values if begin <= t < finish and v is not None]
-                if values:
-                    per_station[series.tags["station"]] = round(sum(values) / len(values), 4)
-            if per_station:
-                top = max(per_station, key=per_station.__getitem__)
-                shifts.append({"name": name, "start": begin, "end": finish, "bottleneck": top,
-                               "shares": {s: per_station.get(s, 0.0) for s in line.station_ids}})
+        for occurrence in spans:
+            begin, finish = occurrence.start_ms, occurrence.end_ms
+            inside = [(station, [row for row in rows if begin <= row["time"] < finish])
+                      for station, rows in series]
+            windows = stored_windows(inside, line.station_ids)
+            if not windows:
+                continue
+            per_station = period_shares(windows, line.station_ids)
+            top = max(per_station, key=lambda s: per_station[s].share)
+            shifts.append({"name": occurrence.name, "day": occurrence.day.isoformat(),
+                           "start": occurrence.start_ms, "end": occurrence.end_ms, "bottleneck": top,
+                           "shares": {s: round(per_station[s].share, 4) for s in line.station_ids},
+                           "split": {s: per_station[s].to_json() for s in line.station_ids}})
         return {"line": line_id, "shifts": shifts}
 
     @router.get("/lines/{line_id}/alerts", summary="Alerts sent for the line, oldest first")
     def alerts(line_id: str, start: str | None = Query(None, alias="from", description="ISO 8601 or ms"),
                end: str | None = Query(None, alias="to", description="ISO 8601 or ms")) -> Json:
         known(line_id)
-        now = int(time.time() * 1000)
-        to_ms = _ms(end, now + 1)
-        from_ms = _ms(start, to_ms - 24 * HOUR_MS)
+        from_ms, to_ms = time_range(start, end, default_ms=24 * HOUR_MS, now_ms=int(time.time() * 1000) + 1)
         with store() as s:
             rows = stored_alerts(s, plant.plant, line_id, from_ms, to_ms)
         return {"line": line_id, "alerts": rows}
@@ -326,6 +310,8 @@ def create_app(plant: Plant, store_factory: Callable[[], Store], *, live: LiveCo
                plan: Any = None, first_shift: str = "06:00", shift_hours: float = 8.0,
                api_token: str | None = None) -> FastAPI:
     """The service app; with `live`, the live detector loop runs while the app does."""
+    if plan is not None:
+        check_zones(plant.timezone, plan.calendar)
     loop = LiveLoop(plant, store_factory, live, mqtt_url, webhooks, alerts) if live is not None else None
 
     @contextlib.asynccontextmanager
@@ -340,8 +326,11 @@ def create_app(plant: Plant, store_factory: Callable[[], Store], *, live: LiveCo
             if loop is not None:
                 loop.stop()
 
-    app = FastAPI(title="Shop-floor constraint monitor: analysis", lifespan=lifespan,
-                  description="The moving bottleneck of each line, its share per shift, constraint alerts.")
+    app = FastAPI(title="Shop-floor constraint monitor: analysis", lifespan=lifespan, docs_url=None,
+                  redoc_url=None, description="The moving bottleneck of each line, its share per shift, "
+                  f"constraint alerts. Time ranges: `from`/`to` as ms or ISO 8601, at most {MAX_RANGE_DAYS} "
+                  "days; a range InfluxDB cannot hold, reversed or too long is a 422.")
+    add_offline_docs(app)
     app.state.live_loop = loop
 
     @app.get("/healthz", summary="Liveness of the service and its live loop (503 when the loop is dead "
@@ -359,6 +348,23 @@ def create_app(plant: Plant, store_factory: Callable[[], Store], *, live: LiveCo
         app.include_router(_resolve(factory)(plant, store_factory, plan))
     auth.install(app, api_token)  # writes and /admin need the token (SHOPFLOOR_API_TOKEN); reads do not
     return app
+
+
+def add_offline_docs(app: FastAPI) -> None:
+    """/docs from the Swagger UI files of the `swagger-ui-bundle` package: a plant network without
+    internet (and a browser that may not reach a CDN) still gets a working API page."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title}: API",
+                                   swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+                                   swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png")
 
 
 def add_admin_routes(app: FastAPI, plant: Plant, store_factory: Callable[[], Store], live: LiveConfig | None,

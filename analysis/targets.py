@@ -32,7 +32,7 @@ from pydantic import ValidationError
 
 from shopfloor.contract import TARGET_MEASUREMENT, line_protocol
 from shopfloor.errors import ConfigError
-from shopfloor.plan import Calendar, Objective, Plan
+from shopfloor.plan import WEEKDAYS, Calendar, Objective, Plan
 from shopfloor.plant import validation_message
 
 GRAINS = ("year", "quarter", "month", "week", "day", "shift", "hour")
@@ -100,17 +100,65 @@ def shift_occurrences(calendar: Calendar, year: int) -> list[ShiftOccurrence]:
     """
     zone = calendar.zone
     year_start, year_end = local_ms(dt.date(year, 1, 1), 0, zone), local_ms(dt.date(year + 1, 1, 1), 0, zone)
+    return [occ for occ in _occurrences(calendar, dt.date(year - 1, 12, 31), dt.date(year, 12, 31))
+            if occ.start_ms < year_end and occ.end_ms > year_start]
+
+
+def _occurrences(calendar: Calendar, first_day: dt.date, last_day: dt.date) -> list[ShiftOccurrence]:
+    """The shifts that start on the local days first_day..last_day, in time order (DST-exact)."""
+    zone = calendar.zone
     shifts = sorted(calendar.shifts, key=lambda shift: shift.start)
     occurrences = []
-    day = dt.date(year - 1, 12, 31)
-    while day.year <= year:
+    day = first_day
+    while day <= last_day:
         for shift in shifts:
-            start = local_ms(day, shift.start, zone)
-            end = local_ms(day, shift.start + shift.minutes, zone)
-            if start < year_end and end > year_start:
-                occurrences.append(ShiftOccurrence(shift.name, day, start, end, calendar.works_on(day)))
+            occurrences.append(ShiftOccurrence(shift.name, day, local_ms(day, shift.start, zone),
+                                               local_ms(day, shift.start + shift.minutes, zone),
+                                               calendar.works_on(day)))
         day += dt.timedelta(days=1)
     return occurrences
+
+
+def shifts_between(calendar: Calendar, from_ms: int, to_ms: int, *, working: bool = True
+                   ) -> list[ShiftOccurrence]:
+    """The shift runs that overlap [from_ms, to_ms), in time order: THE production calendar that the
+    service's shares, the huddle page and the targets all read (a night shift belongs to the day it
+    starts on; with `working`, only those on workdays that are not holidays)."""
+    zone = calendar.zone
+    first_day = to_local(from_ms, zone).date() - dt.timedelta(days=1)
+    last_day = to_local(max(from_ms, to_ms - 1), zone).date()
+    return [occ for occ in _occurrences(calendar, first_day, last_day)
+            if occ.start_ms < to_ms and occ.end_ms > from_ms and (occ.works or not working)]
+
+
+def shift_label(calendar: Calendar, occurrence: ShiftOccurrence) -> str:
+    """'A 06:00-14:00': the shift's name and its local clock times."""
+    for shift in calendar.shifts:
+        if shift.name == occurrence.name:
+            return shift.label()
+    return occurrence.name
+
+
+def rolling_calendar(timezone: str, first_start: str = "06:00", hours: float = 8.0) -> Calendar:
+    """A plan-less calendar: back-to-back shifts of `hours` from `first_start`, every day (the analysis
+    settings' [shifts]); as many whole shifts as fit in a day."""
+    start = int(first_start[:2]) * 60 + int(first_start[3:5])
+    length = int(round(hours * 60))
+    per_day = max(1, (24 * 60) // length)
+    shifts = [{"name": str(k + 1), "start": _clock((start + k * length) % (24 * 60)),
+               "end": _clock((start + (k + 1) * length) % (24 * 60))} for k in range(per_day)]
+    return Calendar.model_validate({"timezone": timezone, "workdays": list(WEEKDAYS), "shifts": shifts})
+
+
+def _clock(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def check_zones(plant_timezone: str, calendar: Calendar) -> None:
+    """The plant file and the plan must keep the same clock: hours, shifts and days are cut on it."""
+    if plant_timezone != calendar.timezone:
+        raise ConfigError(f"the plant file's timezone {plant_timezone} and the plan's calendar timezone "
+                          f"{calendar.timezone} differ: set the same one in both files")
 
 
 def _working_intervals(calendar: Calendar, occurrences: list[ShiftOccurrence]) -> list[tuple[int, int, int]]:

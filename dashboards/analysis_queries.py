@@ -86,6 +86,9 @@ def mean_indicator(name: str) -> str:
 
 CURRENT_CONSTRAINT = (f'SELECT "current" AS "constraint", "since" FROM {BOTTLENECK} WHERE {LINE_FILTER} '
                       f'AND "current" =~ /./ AND $timeFilter ORDER BY time DESC LIMIT 1')
+# Per window and station, the timeline's share and sole share: analysis.shares splits the shifting time.
+CONSTRAINT_WINDOWS = (f'SELECT "share", "sole" FROM {BOTTLENECK} WHERE {LINE_FILTER} '
+                      f'AND "station" =~ /./ AND $timeFilter GROUP BY "station"')
 CONSTRAINT_SHARES = (f'SELECT mean("share") AS "share" FROM {BOTTLENECK} WHERE {LINE_FILTER} '
                      f'AND "station" =~ /./ AND $timeFilter GROUP BY "station"')
 def window_share(field: str) -> str:

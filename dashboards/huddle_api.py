@@ -25,16 +25,21 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import HTMLResponse
 
+from analysis.http_range import HUDDLE_MAX_RANGE_DAYS, moment_ms
+from analysis.shares import period_shares, stored_windows
+from analysis.targets import check_zones, local_ms, shift_label, shifts_between, to_local
 from dashboards import analysis_queries as aq
 from dashboards import queries as q
 from dashboards.macros import QueryContext, expand, grafana_interval
 from shopfloor.errors import ConfigError
 from shopfloor.plan import Plan
 from shopfloor.plant import Line, Plant
-from shopfloor.store import Store, StoreError
+from shopfloor.store import Store, StoreError, StoreRejected
 
 PAGE = Path(__file__).with_name("huddle.html")
 HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+MAX_ALERTS = 6  # the page lists at most this many, newest first, and says how many more there are
 TIMELINE_BUCKETS = 96  # the page draws at most this many state segments per station
 CONSTRAINT_WINDOW_S = 900.0  # the detector's window for the huddle: 15 minutes
 Json = dict[str, Any]
@@ -52,29 +57,28 @@ class HuddleRange:
 def current_range(plant: Plant, plan: Plan | None, now_ms: int, back: int = 0) -> HuddleRange:
     """The shift that holds `now` (or the last one that started), or the `back`-th shift before it.
 
-    Without a plan: today, or the `back`-th day before it. A huddle at a shift's start looks at the
-    shift that just ended: `back=1`.
+    Shifts are the plan's production calendar (analysis.targets.shifts_between: workdays, holidays,
+    DST), so a Saturday without shifts shows Friday's last one. Without a plan: today, or the `back`-th
+    day before it. A huddle at a shift's start looks at the shift that just ended: `back=1`.
     """
     zone = ZoneInfo(plan.calendar.timezone if plan else plant.timezone)
-    now = datetime.fromtimestamp(now_ms / 1000, UTC).astimezone(zone)
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0).replace(tzinfo=None)
     if plan:
-        candidates = []
-        for days in range(-2 - back // max(1, len(plan.calendar.shifts)), 1):
-            day = today + timedelta(days=days)
-            for shift in plan.calendar.shifts:
-                start = (day + timedelta(minutes=shift.start)).replace(tzinfo=zone)
-                end = (day + timedelta(minutes=shift.start + shift.minutes)).replace(tzinfo=zone)
-                if start.timestamp() * 1000 <= now_ms:
-                    candidates.append((start, end, shift.label()))
-        candidates.sort(key=lambda item: item[0])
-        if len(candidates) > back:
-            start, end, label = candidates[-1 - back]
-            return HuddleRange(int(start.timestamp() * 1000), int(end.timestamp() * 1000),
-                               f"Shift {label}" + (f" of {start:%a %d %b}" if back else ""))
-    day = today - timedelta(days=back)
-    start, end = day.replace(tzinfo=zone), (day + timedelta(days=1)).replace(tzinfo=zone)
-    return HuddleRange(int(start.timestamp() * 1000), int(end.timestamp() * 1000), f"Day {day:%Y-%m-%d}")
+        runs: list = []
+        for days in (3, 14, 62):  # far enough back for weekends, holiday weeks, a summer shutdown
+            runs = [run for run in shifts_between(plan.calendar, now_ms - days * DAY_MS, now_ms + 1)
+                    if run.start_ms <= now_ms]
+            if len(runs) > back:
+                break
+        if len(runs) > back:
+            run = runs[-1 - back]
+            start = datetime.fromtimestamp(run.start_ms / 1000, UTC).astimezone(zone)
+            dated = back or run.end_ms <= now_ms  # not the shift running now: say which day it was
+            return HuddleRange(run.start_ms, run.end_ms, f"Shift {shift_label(plan.calendar, run)}"
+                               + (f" of {start:%a %d %b}" if dated else ""))
+    now = datetime.fromtimestamp(now_ms / 1000, UTC).astimezone(zone)
+    day = now.date() - timedelta(days=back)
+    start_ms, end_ms = local_ms(day, 0, zone), local_ms(day + timedelta(days=1), 0, zone)
+    return HuddleRange(start_ms, end_ms, f"Day {day:%Y-%m-%d}")
 
 
 class ConstraintCache:
@@ -120,8 +124,12 @@ class HuddleReader:
         self.plan = plan
         self.cache = cache
 
-    def _context(self, line: Line, start_ms: int, end_ms: int, interval: str | None = None) -> QueryContext:
-        offset = f"{self.plan.calendar.shifts[0].start % 60}m" if self.plan else "0m"
+    def _context(self, line: Line, start_ms: int, end_ms: int, interval: str | None = None,
+                 anchor_ms: int | None = None) -> QueryContext:
+        """The boards' variables; hour buckets start at the minute of `anchor_ms` (the range's start: a
+        05:30 shift gets 05:30-06:30 hours, whatever minute the plan's other shifts start at)."""
+        anchor = to_local(anchor_ms if anchor_ms is not None else start_ms, ZoneInfo(self.plant.timezone))
+        offset = f"{anchor.minute}m"
         variables = {"plant": self.plant.plant, "line": line.id, "timezone": self.plant.timezone,
                      "bucket_offset": offset}
         return QueryContext(start_ms, end_ms, variables, interval)
@@ -131,7 +139,7 @@ class HuddleReader:
 
     def hours(self, line: Line, span: HuddleRange, now_ms: int) -> list[Json]:
         """One row per hour of the range: its start, the good units made (actual) and the target units."""
-        context = self._context(line, span.start_ms, span.end_ms)
+        context = self._context(line, span.start_ms, span.end_ms, anchor_ms=span.start_ms)
         actual = {row["time"]: row["actual"]
                   for row in self._rows(q.hourly_output(q.exit_filter([line])), context)}
         targets = self._targets(line, span, context)
@@ -183,19 +191,34 @@ class HuddleReader:
         return {"interval": interval, "stations": series}
 
     def stored_constraint(self, line: Line, span: HuddleRange, now_ms: int) -> Json | None:
-        """The live detector's current answer in the range and each station's mean window share."""
+        """The live detector's current answer in the range, each station's share of the range as the
+        constraint (analysis.shares: sole + split shifting, at most 100 % in all), and every move of
+        the answer inside the range, so a changed "since" is always shown as a move."""
+        from analysis.live import history
+
         context = self._context(line, span.start_ms, min(span.end_ms, now_ms))
         current = self._rows(aq.CURRENT_CONSTRAINT, context)
         if not current:
             return None
-        shares = {row["station"]: round(row["share"], 4) for row in self._rows(aq.CONSTRAINT_SHARES, context)}
+        rows = self.store.query(expand(aq.CONSTRAINT_WINDOWS, context))
+        windows = stored_windows([(series.tags["station"], series.rows()) for series in rows.series],
+                                 line.station_ids)
+        shares = period_shares(windows, line.station_ids)
         station = current[0]["constraint"]
-        return {"station": station, "share": shares.get(station), "since": current[0]["since"],
-                "shares": {s: shares.get(s, 0.0) for s in line.station_ids}, "source": "live detector"}
+        changes = history(self.store, self.plant.plant, line.id, span.start_ms - DAY_MS)
+        moves = [{"at": at, "from": before, "to": after}
+                 for (_, before), (at, after) in zip(changes, changes[1:], strict=False)
+                 if span.start_ms <= at <= now_ms]
+        return {"station": station, "share": round(shares[station].share, 4) if station in shares else None,
+                "since": current[0]["since"],
+                "shares": {s: round(shares[s].share, 4) for s in line.station_ids},
+                "split": {s: shares[s].to_json() for s in line.station_ids}, "moves": moves,
+                "source": "live detector"}
 
     def detected_constraint(self, line: Line, span: HuddleRange, now_ms: int) -> Json | None:
-        """The detector (analysis.bottleneck) on the shift's samples in windows of CONSTRAINT_WINDOW_S;
-        the constraint is the last window's, `since` the start of its run."""
+        """The detector (analysis.bottleneck) on the shift's samples in windows of CONSTRAINT_WINDOW_S,
+        when no live detector writes for the line: the last window's constraint, shares as the live
+        path computes them, and no "since" (recomputed on every read, it would move silently)."""
         from analysis.bottleneck import analyze
         from analysis.states import spans
         from analysis.telemetry import TelemetryError, from_store
@@ -209,18 +232,12 @@ class HuddleReader:
         windows = [window for window in timeline.windows if window.bottleneck]
         if not windows:
             return None
-        weights = [window.end - window.start for window in timeline.windows]
-        total = sum(weights) or 1
-        shares = {station: round(sum(window.shares.get(station, 0.0) * weight for window, weight
-                                     in zip(timeline.windows, weights, strict=True)) / total, 4)
-                  for station in line.station_ids}
+        shares = period_shares([(window.shares, window.sole, window.end - window.start)
+                                for window in timeline.windows], line.station_ids)
         station = windows[-1].bottleneck
-        since = windows[-1].start
-        for window in reversed(windows):
-            if window.bottleneck != station:
-                break
-            since = window.start
-        return {"station": station, "share": shares.get(station), "since": since, "shares": shares,
+        return {"station": station, "share": round(shares[station].share, 4), "since": None,
+                "shares": {s: round(shares[s].share, 4) for s in line.station_ids},
+                "split": {s: shares[s].to_json() for s in line.station_ids}, "moves": [],
                 "source": "detector on this shift's samples"}
 
     def constraint(self, line: Line, span: HuddleRange, now_ms: int) -> Json | None:
@@ -239,8 +256,16 @@ class HuddleReader:
         return self.cache.get(key, lambda: self.detected_constraint(line, span, now_ms))
 
     def alerts(self, line: Line, span: HuddleRange, now_ms: int) -> list[Json]:
-        context = self._context(line, span.start_ms, min(span.end_ms, now_ms))
-        rows = sorted(self._rows(aq.ALERT_ANNOTATIONS, context), key=lambda row: row["time"], reverse=True)
+        """Every alert of the line in the range, newest first, of any kind (constraint, pace, uptime,
+        forecast, test). Day-level alerts (constraint uptime, month forecast) carry their day's local
+        midnight as `ts` (analysis/escalation.py), often before a shift begins: they count for every
+        shift that starts on that day."""
+        zone = ZoneInfo(self.plant.timezone)
+        midnight = local_ms(to_local(span.start_ms, zone).date(), 0, zone)
+        context = self._context(line, min(midnight, span.start_ms), min(span.end_ms, now_ms) + 1)
+        rows = [row for row in self._rows(aq.ALERT_ANNOTATIONS, context)
+                if row["time"] >= span.start_ms or row["time"] == midnight]
+        rows.sort(key=lambda row: row["time"], reverse=True)
         return [{"ts": row["time"], "kind": row.get("kind"), "severity": row.get("severity"),
                  "message": row.get("message")} for row in rows]
 
@@ -268,7 +293,8 @@ class HuddleReader:
             "constraint": self.constraint(line, span, now_ms),
             "stations": self.stations(line, span, now_ms),
             "timeline": self.timeline(line, span, now_ms),
-            "alerts": self.alerts(line, span, now_ms),
+            "alerts": (alerts := self.alerts(line, span, now_ms))[:MAX_ALERTS],
+            "alerts_total": len(alerts),
         }
 
 
@@ -279,6 +305,8 @@ def _elapsed(hour: Json, now_ms: int) -> float:
 
 def huddle_router(plant: Plant, store_factory: Callable[[], Store], plan: Plan | None = None) -> APIRouter:
     """The page and its JSON; `store_factory` gives a Store per request (closed after it)."""
+    if plan is not None:
+        check_zones(plant.timezone, plan.calendar)
     router = APIRouter()
     cache = ConstraintCache()
 
@@ -298,10 +326,22 @@ def huddle_router(plant: Plant, store_factory: Callable[[], Store], plan: Plan |
                ) -> Json:
         if line not in {item.id for item in plant.lines}:
             raise HTTPException(404, f"plant {plant.plant} has no line {line!r}")
+        if (start is None) != (end is None):
+            raise HTTPException(422, "give both start and end, or neither (the current shift)")
+        if start is not None and end is not None:
+            start, end = moment_ms(start, "start"), moment_ms(end, "end")
+            if start >= end:
+                raise HTTPException(422, f"the range is empty or reversed: start ({start}) must be before "
+                                         f"end ({end})")
+            if end - start > HUDDLE_MAX_RANGE_DAYS * DAY_MS:
+                raise HTTPException(422, f"the range is {(end - start) / DAY_MS:.1f} days: the huddle shows "
+                                         f"at most {HUDDLE_MAX_RANGE_DAYS} days")
         with store_factory() as store:
             try:
                 return HuddleReader(store, plant, plan, cache).snapshot(line, start_ms=start, end_ms=end,
                                                                         back=back)
+            except StoreRejected as error:
+                raise HTTPException(422, str(error)) from None
             except StoreError as error:
                 raise HTTPException(503, str(error)) from None
 

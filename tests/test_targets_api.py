@@ -36,7 +36,8 @@ def test_the_service_hook_loads_the_plan_file_or_says_how_to_give_one() -> None:
     bare.include_router(router_factory(plant, unreachable, None))
     for view in ("targets", "indicators", "feasibility"):
         answer = TestClient(bare).get(f"/api/lines/l1/{view}")
-        assert answer.status_code == 404 and "--plan PLAN.toml" in answer.json()["detail"]
+        assert answer.status_code == 404 and "without a plan file" in answer.json()["detail"]
+        assert "--" not in answer.json()["detail"]  # an HTTP answer names no command-line flag
 
 
 def unreachable() -> Store:
@@ -55,8 +56,27 @@ def test_targets_over_http_are_the_decomposition() -> None:
     assert sum(q["units"] for q in replanned[:2]) == 500_000
     assert sum(q["units"] for q in replanned) == 1_200_000
     assert client.get("/api/lines/l1/targets", params={"grain": "fortnight"}).status_code == 400
-    missing = client.get("/api/lines/l9/targets")
-    assert missing.status_code == 400 and "no objective for line 'l9'" in missing.json()["detail"]
+    for view in ("targets", "indicators", "feasibility"):  # a line the plant does not have: 404 everywhere
+        missing = client.get(f"/api/lines/l9/{view}")
+        assert missing.status_code == 404 and "l9" in missing.json()["detail"], missing.text
+    half = client.get("/api/lines/l1/targets", params={"as_of": "2027-07-01T00:00:00"})
+    assert half.status_code == 422 and half.json()["detail"] == "a re-plan needs both as_of and delivered"
+    for now in ("2027-03-02T10:00:00", "99999-01-01T00:00:00Z", "tomorrow"):
+        bad = client.get("/api/lines/l1/indicators", params={"now": now})
+        assert bad.status_code == 422 and "\n" not in bad.json()["detail"], bad.text
+    early = client.get("/api/lines/l1/indicators",
+                       params={"day": "2027-03-03", "now": "2027-03-02T10:00:00Z"})
+    assert early.status_code == 422 and "has not begun" in early.json()["detail"]
+
+
+def test_a_plan_on_another_clock_than_the_plant_is_refused_in_one_line(tmp_path: Path) -> None:
+    from shopfloor.errors import ConfigError
+
+    plan = tmp_path / "plan.toml"
+    plan.write_text('[[objective]]\nline = "l1"\nyear = 2027\nunits = 1000\n[calendar]\ntimezone = "UTC"\n'
+                    'shifts = [{ name = "A", start = "06:00", end = "14:00" }]\n')
+    with pytest.raises(ConfigError, match="Europe/Berlin and the plan's calendar timezone UTC differ"):
+        client_for(load_plant(EXAMPLES / "plant.toml"), plan, unreachable)
 
 
 def test_a_store_that_is_down_answers_503_in_one_line() -> None:
