@@ -265,7 +265,8 @@ class HuddleReader:
         context = self._context(line, min(midnight, span.start_ms), min(span.end_ms, now_ms) + 1)
         rows = [row for row in self._rows(aq.ALERT_ANNOTATIONS, context)
                 if row["time"] >= span.start_ms or row["time"] == midnight]
-        rows.sort(key=lambda row: row["time"], reverse=True)
+        rank = {"critical": 0, "warning": 1, "info": 2}  # at the same moment, the graver first
+        rows.sort(key=lambda row: (-row["time"], rank.get(row.get("severity"), 3)))
         return [{"ts": row["time"], "kind": row.get("kind"), "severity": row.get("severity"),
                  "message": row.get("message")} for row in rows]
 
@@ -293,9 +294,27 @@ class HuddleReader:
             "constraint": self.constraint(line, span, now_ms),
             "stations": self.stations(line, span, now_ms),
             "timeline": self.timeline(line, span, now_ms),
-            "alerts": (alerts := self.alerts(line, span, now_ms))[:MAX_ALERTS],
+            "alerts": shown_alerts(alerts := self.alerts(line, span, now_ms)),
             "alerts_total": len(alerts),
         }
+
+
+def shown_alerts(alerts: list[Json], limit: int = MAX_ALERTS) -> list[Json]:
+    """At most `limit` alerts, newest first, and every kind present among them: the newest of each kind
+    first, then the newest of the rest, so a burst of one kind never hides a critical forecast."""
+    chosen: list[int] = []
+    kinds: set = set()
+    for index, alert in enumerate(alerts):  # alerts are newest first
+        if alert["kind"] not in kinds:
+            kinds.add(alert["kind"])
+            chosen.append(index)
+    chosen = chosen[:limit]
+    for index in range(len(alerts)):
+        if len(chosen) >= limit:
+            break
+        if index not in chosen:
+            chosen.append(index)
+    return [alerts[index] for index in sorted(chosen)]
 
 
 def _elapsed(hour: Json, now_ms: int) -> float:

@@ -43,6 +43,7 @@ from shopfloor.stack import free_port
 from shopfloor.store import Store
 
 pytestmark = pytest.mark.servers
+HOUR = 3_600_000
 
 DOCKER = Path(__file__).parents[1] / "docker"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -209,3 +210,83 @@ def test_page_renders_constraint_and_hour_table_in_chromium(served, tmp_path):
     keep = os.environ.get("SHOPFLOOR_SCREENSHOTS")
     if keep:
         shutil.copy(shot, Path(keep) / "huddle.png")
+
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def berlin_ms(*args) -> int:
+    return int(datetime(*args, tzinfo=BERLIN).timestamp() * 1000)
+
+
+def test_huddle_alerts_list_every_kind_newest_first_including_the_days_forecast(store):
+    """Shift A (06:00-14:00) of 2 March 2027 at 10:00: the day's forecast and uptime alerts sit at local
+    midnight, before the shift, and still show; the night shift's alert at 05:00 does not; of nine,
+    six are listed (every kind among them), newest first, and the total says nine."""
+    plant, plan = load_plant(DOCKER / "plant.toml"), load_plan(DOCKER / "plan.toml")
+    midnight = berlin_ms(2027, 3, 2, 0)
+    alerts = [make_alert(midnight, "forecast_below_target", "critical", "s3", "month forecast 73 of 90"),
+              make_alert(midnight, "constraint_uptime_low", "warning", "s3", "uptime 70 %"),
+              make_alert(berlin_ms(2027, 3, 2, 5), "constraint_down", "critical", "s3", "night shift")]
+    alerts += [make_alert(berlin_ms(2027, 3, 2, 6, 10 + 10 * k), "bottleneck_moved", "warning", "s2",
+                          f"moved {k}") for k in range(5)]
+    alerts += [make_alert(berlin_ms(2027, 3, 2, 8, 10 * k), "constraint_down", "critical", "s3", f"down {k}")
+               for k in range(2)]
+    store.write([alert_line(plant.plant, "l1", alert, 1.0) for alert in alerts])
+    body = HuddleReader(store, plant, plan).snapshot("l1", now_ms=berlin_ms(2027, 3, 2, 10))
+    assert body["range"]["label"] == "Shift A 06:00-14:00"
+    assert body["alerts_total"] == 9
+    assert [a["message"] for a in body["alerts"]] == ["down 1", "down 0", "moved 4", "moved 3",
+                                                      "month forecast 73 of 90", "uptime 70 %"]
+    assert body["alerts"][4]["severity"] == "critical"
+
+
+def test_half_hour_shifts_get_half_hour_hours_with_their_targets_and_output(served, tmp_path):
+    """A plan whose shifts start at :30 (and one at :00): the huddle's hours start at the shift's minute,
+    each with the decomposition's target for exactly that hour and the output counted in it."""
+    url, store, plant, _, _ = served
+    plan_file = tmp_path / "plan.toml"
+    year = datetime.now(BERLIN).year
+    plan_file.write_text(
+        "".join(f'[[objective]]\nline = "l1"\nyear = {y}\nunits = 750000\n'
+                for y in (year - 1, year, year + 1))
+        + '[calendar]\ntimezone = "Europe/Berlin"\nworkdays = ["mon","tue","wed","thu","fri","sat","sun"]\n'
+        'shifts = [{ name = "A", start = "06:00", end = "13:30" },\n'
+        '  { name = "B", start = "13:30", end = "21:30" }, { name = "N", start = "21:30", end = "06:00" }]\n')
+    plan = load_plan(plan_file)
+    now = int(time.time() * 1000)
+    local = datetime.now(BERLIN)
+    back = timedelta(hours=3 if local.minute >= 30 else 4)
+    start = int((local.replace(minute=30, second=0, microsecond=0) - back).timestamp() * 1000)
+    body = HuddleReader(store, plant, plan).snapshot("l1", now_ms=now, start_ms=start,
+                                                     end_ms=start + 3 * HOUR)
+    goal = decompose(plan, "l1", year)
+    assert [datetime.fromtimestamp(h["start"] / 1000, BERLIN).minute for h in body["hours"]] == [30, 30, 30]
+    assert [h["target"] for h in body["hours"]] == [round(goal.due_between(h["start"], h["end"]))
+                                                     for h in body["hours"]]
+    assert all(h["actual"] for h in body["hours"][1:]), body["hours"]  # output lands in the :30 buckets
+    shift = current_range(plant, plan, berlin_ms(2027, 3, 2, 15))
+    assert (shift.label, shift.start_ms) == ("Shift B 13:30-21:30", berlin_ms(2027, 3, 2, 13, 30))
+
+
+def test_huddle_shares_never_sum_above_one_and_bad_ranges_are_422(served):
+    url, store, plant, plan, _ = served
+    body = httpx.get(f"{url}/api/huddle/l1?back={_back(plant, plan)}", timeout=30).json()
+    assert sum(body["constraint"]["shares"].values()) <= 1.0 + 1e-3
+    for split in body["constraint"]["split"].values():
+        assert split["share"] == pytest.approx(split["sole"] + split["shifting"], abs=2e-4)
+    now = int(time.time() * 1000)
+    for query in (f"start={now}&end={now - 1}", f"start={now - 8 * 86_400_000}&end={now}",
+                  f"start=-99999999999999999&end={now}", f"start={now}"):
+        answer = httpx.get(f"{url}/api/huddle/l1?{query}", timeout=10)
+        assert answer.status_code == 422 and "\n" not in answer.json()["detail"], answer.text
+
+
+def test_a_plan_on_another_clock_is_refused(tmp_path):
+    from shopfloor.errors import ConfigError
+
+    plan_file = tmp_path / "plan.toml"
+    plan_file.write_text('[[objective]]\nline = "l1"\nyear = 2027\nunits = 1000\n[calendar]\n'
+                         'shifts = [{ name = "A", start = "06:00", end = "14:00" }]\n')
+    with pytest.raises(ConfigError, match="timezone Europe/Berlin and the plan's calendar timezone UTC"):
+        huddle_router(load_plant(DOCKER / "plant.toml"), lambda: None, load_plan(plan_file))

@@ -3,6 +3,7 @@ whose bottleneck moves from s3 to s2 half an hour in."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -192,3 +193,62 @@ def test_healthz_says_when_the_loop_is_dead_or_stuck(stack, store, plant_id, mon
     with TestClient(app) as client:
         answer = wait_until(lambda: (a := client.get("/healthz")).status_code == 503 and a, 10, "dead")
         assert answer.json()["reason"] == "the live detector thread has stopped"
+
+
+def test_api_ranges_lines_and_docs_answer_in_one_line_offline(stack, store, plant_id):
+    """A range InfluxDB cannot hold, a reversed one or one over the cap is a 422 (never a 503); an unknown
+    line is a 404 on every path; /docs loads Swagger UI from the service itself."""
+    scenario = moving_line(plant_id)
+    app = create_app(scenario.plant, lambda: Store(store.url, store.database), live=None)
+    with TestClient(app) as client:
+        for view in ("timeline", "shares", "alerts"):
+            for params in ({"from": "-99999999999999999"}, {"from": "2300-01-01T00:00:00Z"},
+                           {"from": "2027-03-02T10:00:00Z", "to": "2027-03-02T09:00:00Z"},
+                           {"from": "2027-01-01T00:00:00Z", "to": "2027-03-01T00:00:00Z"},
+                           {"to": "next tuesday"}):
+                answer = client.get(f"/api/lines/l1/{view}", params=params)
+                detail = answer.json()["detail"]
+                assert answer.status_code == 422 and isinstance(detail, str), answer.text
+                assert "\n" not in detail and "--" not in detail
+        for path in ("bottleneck", "timeline", "shares", "alerts"):
+            assert client.get(f"/api/lines/l9/{path}").status_code == 404
+        page = client.get("/docs").text
+        assert "/docs-assets/swagger-ui-bundle.js" in page and "cdn" not in page.lower()
+        assert not [url for url in re.findall(r"""(?:src|href)=["']([^"']+)""", page) if "//" in url]
+        assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+        assert client.get("/docs-assets/swagger-ui.css").status_code == 200
+        assert client.get("/redoc").status_code == 404  # ReDoc would load from a CDN: not served
+
+
+def test_shares_split_shifting_time_and_the_runner_up_is_never_the_bottleneck(stack, store, plant_id):
+    """Hand-made timeline windows in shift 1 (06:00-14:00 Berlin) of 21 September 2026:
+    10:00Z s1 share 1.0 (sole 0.5), s2 0.5 shifting with it -> s1 0.75, s2 0.25;
+    10:01Z s1, s2, s3 all shifting the whole window (three at once) -> a third each.
+    Mean: s1 0.5417, s2 0.2917, s3 0.1667, s4 0 (sum 1); averaging `share` would give 2.25."""
+    from shopfloor.contract import BOTTLENECK_MEASUREMENT, line_protocol
+
+    t0 = 1_789_984_800_000  # 2026-09-21T10:00:00Z
+    tags = {"plant": plant_id, "line": "l1"}
+    windows = [(t0, {"s1": (1.0, 0.5), "s2": (0.5, 0.0), "s3": (0.0, 0.0), "s4": (0.0, 0.0)}),
+               (t0 + MIN, {"s1": (1.0, 0.0), "s2": (1.0, 0.0), "s3": (1.0, 0.0), "s4": (0.0, 0.0)})]
+    points = []
+    for start, stations in windows:
+        points.append(line_protocol(BOTTLENECK_MEASUREMENT, tags, {
+            "bottleneck_share": 1.0, "bottleneck": "s2", "runner_up": "s2", "margin": 0.0,
+            "shifting": "s1,s2", "final": True}, start))
+        for station, (share, sole) in stations.items():
+            fields = {"share": share, "sole": sole, "blocked": 0.0, "starved": 0.0}
+            points.append(line_protocol(BOTTLENECK_MEASUREMENT, {**tags, "station": station}, fields, start))
+    store.write(points)
+    scenario = moving_line(plant_id)
+    app = create_app(scenario.plant, lambda: Store(store.url, store.database), live=None)
+    with TestClient(app) as client:
+        span = {"from": t0 - 60 * MIN, "to": t0 + 60 * MIN}
+        shifts = client.get("/api/lines/l1/shares", params=span).json()["shifts"]
+        assert [(shift["name"], shift["day"]) for shift in shifts] == [("1", "2026-09-21")]
+        shares = shifts[0]["shares"]
+        assert shares == pytest.approx({"s1": 0.5417, "s2": 0.2917, "s3": 0.1667, "s4": 0.0}, abs=1e-4)
+        assert sum(shares.values()) <= 1.0 + 1e-3 and shifts[0]["bottleneck"] == "s1"
+        assert shifts[0]["split"]["s1"] == {"share": 0.5417, "sole": 0.25, "shifting": 0.2917}
+        timeline = client.get("/api/lines/l1/timeline", params=span).json()["windows"]
+        assert [(w["bottleneck"], w["runner_up"]) for w in timeline] == [("s2", "s1"), ("s2", "s1")]
