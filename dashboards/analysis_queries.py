@@ -100,3 +100,6 @@ def window_share(field: str) -> str:
 CONSTRAINT_PLACES = (f'SELECT mean("share") AS "share" FROM {BOTTLENECK} WHERE {LINE_FILTER} '
                      f'AND "station" =~ /./ AND $timeFilter GROUP BY "line", "station"')
 ALERT_ANNOTATIONS = f'SELECT "message", "kind", "severity" FROM {ALERT} WHERE {LINE_FILTER} AND $timeFilter'
+# The huddle page's alert list: the annotations' columns plus the station the alert is about.
+ALERT_LIST = (f'SELECT "message", "kind", "severity", "station" FROM {ALERT} WHERE {LINE_FILTER} '
+              f'AND $timeFilter')

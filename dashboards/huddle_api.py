@@ -263,12 +263,12 @@ class HuddleReader:
         zone = ZoneInfo(self.plant.timezone)
         midnight = local_ms(to_local(span.start_ms, zone).date(), 0, zone)
         context = self._context(line, min(midnight, span.start_ms), min(span.end_ms, now_ms) + 1)
-        rows = [row for row in self._rows(aq.ALERT_ANNOTATIONS, context)
+        rows = [row for row in self._rows(aq.ALERT_LIST, context)
                 if row["time"] >= span.start_ms or row["time"] == midnight]
         rank = {"critical": 0, "warning": 1, "info": 2}  # at the same moment, the graver first
         rows.sort(key=lambda row: (-row["time"], rank.get(row.get("severity"), 3)))
         return [{"ts": row["time"], "kind": row.get("kind"), "severity": row.get("severity"),
-                 "message": row.get("message")} for row in rows]
+                 "station": row.get("station"), "message": row.get("message")} for row in rows]
 
     def snapshot(self, line_id: str, *, now_ms: int | None = None, start_ms: int | None = None,
                  end_ms: int | None = None, back: int = 0) -> Json:

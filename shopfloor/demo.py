@@ -5,11 +5,19 @@ plant would run: a live simulated line (one virtual agent per station), the coll
 analysis service with its huddle page, and the targets watcher; it writes the year's targets and
 prints where to look. Ctrl-C (or `--seconds`) stops the children by PID and then the stack.
 The demo's plant, plan and scenario are the docker-compose demo's (docker/), so both show the same line.
+
+Why it backfills: a page that reads "0 / 0" for its first hour is switched off. The simulated line
+starts at the current shift's start (at least an hour back, so the detector has its lookback): the
+part up to now leaves at once, in batches, through the real broker and collector (`sim replay --live
+--backfill-from`), then the feed runs live. Once that past is stored, the live detector is ticked
+over it every `rewrite_s`, as it would have run (timeline, live answer, constraint alerts through
+the real alert path), and only then does the analysis service start: the first screen is full.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -27,6 +35,8 @@ from shopfloor.stack import Stack, free_port
 
 DEMO_FILES = Path(__file__).resolve().parent.parent / "docker"
 DEFAULT_DEMO_DIR = Path.home() / ".shopfloor" / "demo"
+BACKFILL_MIN_MS = 3_600_000  # the live detector's lookback: a constraint from the first screen on
+BACKFILL_MAX_MS = 8 * 3_600_000  # one shift of the demo plan
 
 
 class DemoError(ShopfloorError):
@@ -60,6 +70,16 @@ class Demo:
             stdin=subprocess.DEVNULL, env={**os.environ, **environment}, start_new_session=True)
         log.close()
 
+    def backfill_from(self, now_ms: int) -> int:
+        """The current shift's start on the demo plan's calendar, at least an hour and at most a shift
+        (8 h) before now, on the second."""
+        from analysis.targets import shifts_between
+        from shopfloor.plan import load_plan
+
+        runs = shifts_between(load_plan(self.plan).calendar, now_ms - 1, now_ms + 1)
+        start = runs[-1].start_ms if runs else now_ms
+        return max(now_ms - BACKFILL_MAX_MS, min(start, now_ms - BACKFILL_MIN_MS)) // 1000 * 1000
+
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.stack.up()
@@ -71,13 +91,67 @@ class Demo:
         if done.returncode != 0:
             raise DemoError(f"writing the targets failed: {done.stderr.strip() or done.stdout.strip()}")
         self._shopfloor("collector", "collector", "run", "--client-id", "demo-collector")
+        launched = int(time.time() * 1000) // 1000 * 1000
+        first = self.backfill_from(launched)
+        self._shopfloor("line", "sim", "replay", str(self.scenario), "--live", "--seed", "7", "--quiet",
+                        "--speed", str(self.speed), "--backfill-from",
+                        dt.datetime.fromtimestamp(first / 1000, dt.UTC).isoformat())
+        self._wait_for_backfill(first, launched)
+        self._tick_over_the_past(first, int(time.time() * 1000))
         self._shopfloor("analysis", "analysis", "serve", "--plant", str(self.plant), "--plan", str(self.plan),
                         "--port", str(self.port))
-        self._shopfloor("line", "sim", "replay", str(self.scenario), "--live", "--seed", "7", "--quiet",
-                        "--speed", str(self.speed))
         self._shopfloor("targets", "targets", "watch", "--plant", str(self.plant), "--plan", str(self.plan),
                         "--every", "60")
         self._wait_for_service()
+
+    def _store(self):
+        from shopfloor.store import Store
+
+        return Store(self.stack.influxdb.url, "shopfloor")
+
+    def _wait_for_backfill(self, first_ms: int, launched_ms: int, timeout_s: float = 180) -> None:
+        """Until the line's last station has every second from `first_ms` to `launched_ms` stored."""
+        from shopfloor.plant import load_plant
+        from shopfloor.store import StoreError, quote_string
+
+        last = load_plant(self.plant).lines[0].station_ids[-1]
+        expected = (launched_ms - first_ms) // 1000
+        deadline = time.monotonic() + timeout_s
+        stored = 0
+        with self._store() as store:
+            while time.monotonic() < deadline:
+                if gone := self.exited():
+                    raise DemoError(f"{', '.join(gone)} exited during the backfill: see {self.folder}")
+                with contextlib.suppress(StoreError):  # the database appears with the first write
+                    result = store.query(f"SELECT count(seq) FROM station WHERE station = "
+                                         f"{quote_string(last)} AND time >= {first_ms}ms "
+                                         f"AND time < {launched_ms}ms")
+                    stored = result.series[0].values[0][1] if result.series else 0
+                if stored >= expected:
+                    return
+                time.sleep(0.5)
+        raise DemoError(f"the backfill stored {stored} of {expected} samples of {last} in {timeout_s:.0f} s: "
+                        f"see {self.folder / 'collector.log'}")
+
+    def _tick_over_the_past(self, first_ms: int, now_ms: int) -> None:
+        """The live detector over the backfilled past, every `rewrite_s`, oldest first, with the alert
+        path the service uses (so a constraint move in the past is a stored, published alert)."""
+        from analysis.alerts import AlertSink, MqttAlertPublisher
+        from analysis.live import LiveConfig, LiveDetector
+        from shopfloor.plant import load_plant
+
+        plant, config = load_plant(self.plant), LiveConfig()
+        step = int(config.rewrite_s * 1000)
+        publisher = MqttAlertPublisher(self.stack.mosquitto.url, client_id="demo-backfill-alerts")
+        try:
+            with self._store() as store:
+                for line in plant.lines:
+                    sink = AlertSink(plant.plant, line.id, store, publisher)
+                    detector = LiveDetector(store, plant, line.id, config, sink)
+                    for moment in [*range(first_ms + step, now_ms, step), now_ms]:
+                        detector.tick(moment)
+        finally:
+            publisher.close()
 
     def _wait_for_service(self, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s

@@ -99,6 +99,9 @@ def replay(
                               "its changes repeating every shift, until --hours or Ctrl-C."),
     hours: float = typer.Option(None, "--hours", help="With --live: stop after this many simulated hours."),
     seed: int = typer.Option(0, "--seed", help="With --live: the first block's seed."),
+    backfill_from: str = typer.Option(None, "--backfill-from", help="With --live: start the feed at this "
+                                      "past moment (ISO 8601 with a zone); the samples up to now are "
+                                      "published at once, in batches, then the feed runs live."),
     mqtt_url: str = typer.Option(None, "--mqtt-url", help="Broker URL; else SHOPFLOOR_MQTT_URL."),
     max_pending: int = typer.Option(1000, "--max-pending", help="Unacknowledged messages allowed per agent "
                                     "(below paho's 65,535)."),
@@ -119,12 +122,18 @@ def replay(
         scenario = load_scenario(source)
         if hours is not None and hours <= 0:
             raise ConfigError("--hours must be above 0 (or leave it out to run until Ctrl-C)")
-        ticks = live_ticks(scenario, seed, hours, now_ms() // 1000 * 1000)
+        launch = now_ms() // 1000 * 1000
+        first = launch if backfill_from is None else parse_start(backfill_from) // 1000 * 1000
+        if first > launch:
+            raise ConfigError(f"--backfill-from {backfill_from} is in the future: give a past moment")
+        catch_up = None if backfill_from is None else launch
+        ticks = live_ticks(scenario, seed, hours, first)
         total = None if hours is None else int(round(hours * 3600)) * len(scenario.stations)
         keep_time = True  # live samples are stamped from now on already
     else:
-        if hours is not None:
-            raise ConfigError("--hours goes with --live; a file replays whole")
+        if hours is not None or backfill_from is not None:
+            raise ConfigError("--hours and --backfill-from go with --live; a file replays whole")
+        catch_up = None
         ticks, total = file_ticks(str(source))
     stop = {"asked": False}
 
@@ -142,7 +151,8 @@ def replay(
                 progress.update(task, completed=published, unacked=unacked)
 
             stats = publish_ticks(ticks, endpoint, speed=speed, keep_time=keep_time, max_pending=max_pending,
-                                  max_rate=max_rate, on_progress=report, should_stop=lambda: stop["asked"])
+                                  max_rate=max_rate, on_progress=report, should_stop=lambda: stop["asked"],
+                                  catch_up_to_ms=catch_up)
             progress.update(task, completed=stats.samples, unacked=0)
     finally:
         signal.signal(signal.SIGINT, previous)

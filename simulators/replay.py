@@ -176,11 +176,14 @@ def _by_time(records: Iterator[tuple[StationKey, Sample]]) -> Iterator[Tick]:
 def publish_ticks(ticks: Iterable[Tick], endpoint: MqttEndpoint, *, speed: float, keep_time: bool = False,
                   max_pending: int = DEFAULT_MAX_PENDING, max_rate: float = DEFAULT_MAX_RATE,
                   on_progress: Callable[[int, int], None] | None = None,
-                  should_stop: Callable[[], bool] = lambda: False) -> ReplayStats:
+                  should_stop: Callable[[], bool] = lambda: False,
+                  catch_up_to_ms: int | None = None) -> ReplayStats:
     """Publish ticks at `speed` times real time; returns when all are acknowledged (or stop is asked).
 
     At most `max_rate` messages a second (with a one-second burst): beyond it samples wait and leave
-    as batches, so the message rate stays bounded at any speed while no sample is dropped.
+    as batches, so the message rate stays bounded at any speed while no sample is dropped. Ticks
+    before `catch_up_to_ms` (a backfill of the past) are due at once, so they leave as full batches;
+    pacing starts at the first tick from then on.
     """
     if speed <= 0:
         raise ShopfloorError("--speed must be above 0 (1 = real time, 60 = an hour a minute)")
@@ -190,15 +193,16 @@ def publish_ticks(ticks: Iterable[Tick], endpoint: MqttEndpoint, *, speed: float
         raise ShopfloorError("max pending messages must be 1 to 65,534 (paho's limit is 65,535)")
     agents: dict[StationKey, VirtualAgent] = {}
     stats = ReplayStats()
-    began = time.monotonic()
+    began = started = time.monotonic()
     first_ts: int | None = None
     shift = 0
     try:
         for ts, samples in ticks:
-            if first_ts is None:
-                first_ts = ts
+            catching_up = catch_up_to_ms is not None and ts < catch_up_to_ms
+            if first_ts is None and not catching_up:
+                first_ts, began = ts, time.monotonic()
                 shift = 0 if keep_time else now_ms() - ts
-            due = began + (ts - first_ts) / 1000.0 / speed
+            due = began if first_ts is None else began + (ts - first_ts) / 1000.0 / speed
             if due > time.monotonic():
                 if stats.messages < max_rate * (time.monotonic() - began + 1):
                     stats.messages += _flush(agents, stats)
@@ -224,7 +228,7 @@ def publish_ticks(ticks: Iterable[Tick], endpoint: MqttEndpoint, *, speed: float
     finally:
         for agent in agents.values():
             agent.close()
-    stats.seconds = time.monotonic() - began
+    stats.seconds = time.monotonic() - started
     return stats
 
 

@@ -201,7 +201,7 @@ def test_page_renders_constraint_and_hour_table_in_chromium(served, tmp_path):
     assert [int(row[3]) for row in rows] == [hour["target"] for hour in expected["hours"]]
     shown = [int(row[4]) for row in rows if row[4].isdigit()]
     assert shown and shown == [hour["actual"] for hour in expected["hours"] if hour["actual"] is not None]
-    updated = re.search(r"<div class=\"status\" id=\"status\">plant p1 · updated", dom)
+    updated = re.search(r"<span class=\"status\" id=\"status\">plant p1 · updated", dom)
     assert updated, "the page did not update"
     shot = tmp_path / "huddle.png"
     subprocess.run([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={shot}",
@@ -290,3 +290,32 @@ def test_a_plan_on_another_clock_is_refused(tmp_path):
                          'shifts = [{ name = "A", start = "06:00", end = "14:00" }]\n')
     with pytest.raises(ConfigError, match="timezone Europe/Berlin and the plan's calendar timezone UTC"):
         huddle_router(load_plant(DOCKER / "plant.toml"), lambda: None, load_plan(plan_file))
+
+
+def test_page_fits_both_screens_with_six_alerts_and_cuts_nothing(served, tmp_path):
+    """Eight more alerts of four kinds with long messages: the page lists six, one line each, says how
+    many more there are, and neither the page nor any panel overflows at 1920x1080 or 1366x768 (the page
+    reports what it had to cut in `data-clipped`)."""
+    url, store, plant, plan, _ = served
+    back = _back(plant, plan)
+    span = current_range(plant, plan, int(time.time() * 1000), back)
+    kinds = [("bottleneck_moved", "warning"), ("constraint_starved", "warning"),
+             ("pace_behind_target", "warning"), ("forecast_below_target", "critical")]
+    store.write([alert_line(plant.plant, "l1", make_alert(
+        span.start_ms + (k + 1) * 60_000, *kinds[k % 4], "s4",
+        f"Line l1: alert {k} with a long explanation of what happened, how long it lasted and what it cost "
+        f"in units of line output"), 1.0) for k in range(8)])
+    browser = chromium()
+    for size in ("1920,1080", "1366,768"):
+        flags = [flag for flag in CHROMIUM_FLAGS if not flag.startswith("--window-size")]
+        dom = subprocess.run([browser, *flags, f"--window-size={size}", f"--user-data-dir={tmp_path / size}",
+                              "--dump-dom", f"{url}/huddle?line=l1&back={back}"],
+                             capture_output=True, text=True, timeout=60, check=True).stdout
+        assert re.search(r'<body data-clipped="">', dom), (size, re.search(r"<body[^>]*>", dom))
+        items = re.findall(r'<li class="(critical|warning|info|more)"', dom)
+        assert items.count("more") == 1 and len(items) == 7, (size, items)
+        keep = os.environ.get("SHOPFLOOR_SCREENSHOTS")
+        if keep:
+            subprocess.run([browser, *flags, f"--window-size={size}", f"--user-data-dir={tmp_path / size}",
+                            f"--screenshot={Path(keep) / ('huddle-' + size.replace(',', 'x') + '.png')}",
+                            f"{url}/huddle?line=l1&back={back}"], capture_output=True, timeout=60, check=True)
