@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import httpx
 import pytest
@@ -16,7 +17,11 @@ pytestmark = pytest.mark.servers
 
 
 def test_demo_runs_the_whole_system_and_stops_it(tmp_path):
+    """Also: before the service answers, the current shift so far (at least the last hour) is stored
+    through the real broker and collector and the detector has been ticked over it, so the first
+    screen has output, a constraint from the live detector and a timeline of the past."""
     port = free_port()
+    began = int(time.time() * 1000)
     demo = subprocess.Popen([sys.executable, "-m", "shopfloor", "demo", "--dir", str(tmp_path),
                              "--port", str(port), "--seconds", "25"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -28,6 +33,15 @@ def test_demo_runs_the_whole_system_and_stops_it(tmp_path):
         assert stations == {"s1", "s2", "s3", "s4", "s5"}
         huddle = httpx.get(f"http://127.0.0.1:{port}/api/huddle/l1", timeout=10).json()
         assert huddle["line"] == "l1" and huddle["hours"], huddle
+        hour_ago = began - 3_600_000
+        exits = store.query(f"SELECT count(seq) FROM station WHERE station = 's5' AND time >= {hour_ago}ms "
+                            f"AND time < {began}ms").series[0].values[0][1]
+        assert exits >= 3590, exits  # a sample a second of the past hour, already stored
+        assert huddle["constraint"]["source"] == "live detector", huddle["constraint"]
+        assert sum(huddle["constraint"]["shares"].values()) <= 1.0 + 1e-3
+        windows = store.query(f"SELECT count(\"share\") FROM bottleneck WHERE station = 's1' "
+                              f"AND time < {began - 1_800_000}ms").series
+        assert windows and windows[0].values[0][1] >= 25  # the timeline of the past, not only of now
         assert "<html" in httpx.get(f"http://127.0.0.1:{port}/huddle", timeout=10).text.lower()
         output, _ = demo.communicate(timeout=120)
     finally:
