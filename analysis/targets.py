@@ -35,7 +35,9 @@ from shopfloor.errors import ConfigError
 from shopfloor.plan import WEEKDAYS, Calendar, Objective, Plan
 from shopfloor.plant import validation_message
 
-GRAINS = ("year", "quarter", "month", "week", "day", "shift", "hour")
+# `shift_hour`: each shift's hours counted from its start (05:30-06:30 for a 05:30 shift), what a
+# huddle board buckets by; `hour` is the clock hour.
+GRAINS = ("year", "quarter", "month", "week", "day", "shift", "hour", "shift_hour")
 HOUR_MS = 3_600_000
 UTC = dt.UTC
 GOLDEN = (5 ** 0.5 - 1) / 2
@@ -334,6 +336,8 @@ class Decomposition:
         """Every period of the year at `grain`, including those with 0 units, in time order."""
         if grain == "shift":
             return self._shift_periods()
+        if grain == "shift_hour":
+            return self._shift_hour_periods()
         edges, labels = self.boundaries(grain)
         count = len(edges) - 1
         index = np.searchsorted(edges, self.leaf_start_ms, side="right") - 1
@@ -355,6 +359,30 @@ class Decomposition:
                        to_local(min(occ.end_ms, self.year_end_ms), self.zone), int(units[i]),
                        f"{occ.day.isoformat()} {occ.name}", float(millis[i]) / HOUR_MS)
                 for i, occ in enumerate(self.occurrences)]
+
+    def _shift_hour_periods(self) -> list[Period]:
+        """Each shift run's hours from its start (the last one shorter when the shift is), clipped to
+        the year; leaves never straddle them (decompose cuts at their edges), so the units are exact."""
+        starts, ends, owners = [], [], []
+        for index, occ in enumerate(self.occurrences):
+            edges = [*range(occ.start_ms, occ.end_ms, HOUR_MS), occ.end_ms]
+            for begin, end in zip(edges, edges[1:], strict=False):
+                begin, end = max(begin, self.year_start_ms), min(end, self.year_end_ms)
+                if begin < end:
+                    starts.append(begin)
+                    ends.append(end)
+                    owners.append(index)
+        count = len(starts)
+        index = np.searchsorted(np.array(starts, dtype=np.int64), self.leaf_start_ms, side="right") - 1
+        units = np.bincount(index, weights=self.leaf_units, minlength=count).round().astype(np.int64).tolist()
+        hours = (np.bincount(index, weights=self.leaf_end_ms - self.leaf_start_ms, minlength=count)
+                 / HOUR_MS).tolist()
+        periods = []
+        for i in range(count):
+            occ, start = self.occurrences[owners[i]], to_local(starts[i], self.zone)
+            periods.append(Period(start, to_local(ends[i], self.zone), units[i],
+                                  f"{occ.day.isoformat()} {occ.name} {start:%H:%M}", hours[i]))
+        return periods
 
     def due_between(self, start_ms: int, end_ms: int) -> float:
         """Units due in [start, end): whole leaves plus the pro-rata share of partly covered leaves."""
@@ -398,11 +426,13 @@ def decompose_objective(calendar: Calendar, objective: Objective) -> Decompositi
     intervals = _working_intervals(calendar, occurrences)
     year_start, year_end = local_ms(dt.date(year, 1, 1), 0, zone), local_ms(dt.date(year + 1, 1, 1), 0, zone)
     hour_edges = np.arange(year_start, year_end, HOUR_MS, dtype=np.int64)
-    cuts = hour_edges
+    # leaves also end on each shift's hours, so the `shift_hour` grain sums whole leaves
+    shift_hours = [edge for occ in occurrences for edge in range(occ.start_ms + HOUR_MS, occ.end_ms, HOUR_MS)]
+    cuts = np.union1d(hour_edges, np.array(shift_hours, dtype=np.int64))
     replan_ms = None
     if objective.as_of is not None:
         replan_ms = as_local_ms(objective.as_of, zone)
-        cuts = np.union1d(hour_edges, [replan_ms])
+        cuts = np.union1d(cuts, [replan_ms])
     starts, ends, owners = _cut(intervals, cuts, (year_start, year_end))
     weights = ends - starts
     if weights.sum() == 0:

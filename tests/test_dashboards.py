@@ -361,8 +361,11 @@ def test_huddle_range_is_the_shift_that_holds_now(config, plant_files):
     assert previous.label == "Shift A 05:30-13:30 of Wed 19 May"
     two_back = current_range(config.plant, plan, _ms(datetime(2027, 5, 19, 14, 0, tzinfo=BERLIN)), back=2)
     assert two_back.start_ms == _ms(datetime(2027, 5, 18, 13, 30, tzinfo=BERLIN))
+    # the plan's calendar: the weekend (no shifts on 15 and 16 May) is skipped, nine shifts back is Thursday
     far = current_range(config.plant, plan, _ms(datetime(2027, 5, 19, 14, 0, tzinfo=BERLIN)), back=9)
-    assert far.start_ms == _ms(datetime(2027, 5, 15, 5, 30, tzinfo=BERLIN))
+    assert far.start_ms == _ms(datetime(2027, 5, 13, 5, 30, tzinfo=BERLIN))
+    monday = current_range(config.plant, plan, _ms(datetime(2027, 5, 17, 4, 0, tzinfo=BERLIN)))
+    assert monday.label == "Shift B 13:30-21:30 of Fri 14 May"
 
 
 def test_constraint_cache_computes_once_per_line_and_shift_within_its_lifetime():

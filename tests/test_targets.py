@@ -331,3 +331,27 @@ def test_any_replan_keeps_the_delivered_units_before_it(berlin: Plan, minute: in
     assert before == delivered
     assert targets.total_units == max(1234567, delivered)
     assert sum(p.units for p in targets.periods("week")) == targets.total_units
+
+
+def test_shift_hours_of_half_hour_shifts_are_exact_and_on_the_shift() -> None:
+    """Shifts at 05:30 and 13:30: the shift_hour grain starts at :30, sums exactly to the year, each
+    shift's hours sum to its shift target, and a shift hour is the decomposition's due in it."""
+    from shopfloor.plan import Plan
+
+    plan = Plan.model_validate({"objective": [{"line": "l1", "year": 2027, "units": 123_457}], "calendar": {
+        "timezone": "Europe/Berlin", "shifts": [{"name": "A", "start": "05:30", "end": "13:30"},
+                                                {"name": "B", "start": "13:30", "end": "21:30"}]}})
+    targets = decompose(plan, "l1")
+    hours = targets.periods("shift_hour")
+    assert {period.start.minute for period in hours} == {30}
+    assert sum(period.units for period in hours) == 123_457
+    shifts = {period.label: period.units for period in targets.periods("shift")}
+    per_shift: dict[str, int] = {}
+    for period in hours:
+        shift = period.label.rsplit(" ", 1)[0]
+        per_shift[shift] = per_shift.get(shift, 0) + period.units
+    assert per_shift == shifts
+    for period in hours[:200]:
+        start, end = int(period.start.timestamp() * 1000), int(period.end.timestamp() * 1000)
+        assert period.units == pytest.approx(targets.due_between(start, end), abs=1e-9)
+    assert sum(period.units for period in targets.periods("hour")) == 123_457  # clock hours unchanged

@@ -52,7 +52,7 @@ def test_written_targets_are_what_show_prints(stack, store) -> None:
                          f"WHERE plant = 'p1' AND line = 'l1' GROUP BY grain").series
     by_grain = {s.tags["grain"]: s.values[0][1:] for s in totals}
     assert {grain: total for grain, (total, _) in by_grain.items()} == dict.fromkeys(
-        ("year", "quarter", "month", "week", "day", "shift", "hour"), 1_200_000)
+        ("year", "quarter", "month", "week", "day", "shift", "hour", "shift_hour"), 1_200_000)
     assert by_grain["day"][1] == 365 and by_grain["hour"][1] == 8760 and by_grain["week"][1] == 53
     shown = orjson.loads(run_cli(stack, store, "targets", "show", "--plan", plan, "--line", "l1", "--grain",
                                  "month", "--json").stdout)["targets"]
