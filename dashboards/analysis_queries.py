@@ -39,9 +39,11 @@ def _grain(grain: str) -> str:
     return f'"grain" = {quote_string(grain)}'
 
 
-def hourly_target() -> str:
-    """The hour targets of the decomposition, bucketed like the actual output."""
-    return (f'SELECT sum("units") AS "target" FROM {TARGET} WHERE {LINE_FILTER} AND {_grain("hour")} '
+def hourly_target(grain: str = "hour") -> str:
+    """The hour targets of the decomposition, bucketed like the actual output. Buckets that start at a
+    shift's minute other than :00 (`$bucket_offset`) need `grain="shift_hour"` (analysis/targets.py):
+    clock-hour points would land half an hour off."""
+    return (f'SELECT sum("units") AS "target" FROM {TARGET} WHERE {LINE_FILTER} AND {_grain(grain)} '
             f'AND $timeFilter GROUP BY {HOURS}, "line" fill(none) {LOCAL_CLOCK}')
 
 

@@ -167,7 +167,8 @@ class HuddleReader:
             if goal is not None:
                 return {start: round(goal.due_between(start, min(start + HOUR_MS, span.end_ms)))
                         for start in range(span.start_ms, span.end_ms, HOUR_MS)}
-        return {row["time"]: int(row["target"]) for row in self._rows(aq.hourly_target(), context)
+        grain = "hour" if context.variables["bucket_offset"] == "0m" else "shift_hour"
+        return {row["time"]: int(row["target"]) for row in self._rows(aq.hourly_target(grain), context)
                 if row.get("target") is not None}
 
     def stations(self, line: Line, span: HuddleRange, now_ms: int) -> list[Json]:

@@ -319,3 +319,23 @@ def test_page_fits_both_screens_with_six_alerts_and_cuts_nothing(served, tmp_pat
             subprocess.run([browser, *flags, f"--window-size={size}", f"--user-data-dir={tmp_path / size}",
                             f"--screenshot={Path(keep) / ('huddle-' + size.replace(',', 'x') + '.png')}",
                             f"{url}/huddle?line=l1&back={back}"], capture_output=True, timeout=60, check=True)
+
+
+def test_stored_targets_of_half_hour_shifts_line_up_with_the_hours(store):
+    """Without a plan the page reads the stored `target` points: for a range starting at :30 it sums the
+    `shift_hour` points, so each hour's target is exactly the decomposition's for that hour."""
+    from shopfloor.plan import Plan
+
+    plant = load_plant(DOCKER / "plant.toml")
+    plan = Plan.model_validate({"objective": [{"line": "l1", "year": 2027, "units": 750_000}], "calendar": {
+        "timezone": "Europe/Berlin", "workdays": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+        "shifts": [{"name": "A", "start": "05:30", "end": "13:30"},
+                   {"name": "B", "start": "13:30", "end": "21:30"},
+                   {"name": "N", "start": "21:30", "end": "05:30"}]}})
+    goal = decompose(plan, "l1", 2027)
+    store.write(target_lines(goal, plant.plant, grains=("hour", "shift_hour")))
+    start = berlin_ms(2027, 3, 2, 5, 30)
+    body = HuddleReader(store, plant, None).snapshot("l1", now_ms=start + 8 * HOUR, start_ms=start,
+                                                     end_ms=start + 8 * HOUR)
+    expected = [round(goal.due_between(start + k * HOUR, start + (k + 1) * HOUR)) for k in range(8)]
+    assert [hour["target"] for hour in body["hours"]] == expected and sum(expected) > 0
