@@ -11,8 +11,8 @@ Why it is built this way:
   the entry point (shopfloor/cli.py) calls `register_router("module:factory")`, and `create_app`
   includes every registered router. The targets API (analysis.targets_api) is registered here; the
   dashboards' huddle page joins from the entry point.
-FastAPI serves the OpenAPI document at /openapi.json; /docs is Swagger UI from the swagger-ui-bundle
-package (no CDN).
+FastAPI serves the OpenAPI document at /openapi.json; /docs (Swagger UI) and /redoc load their files
+from the fastapi-offline package, never a CDN.
 """
 
 from __future__ import annotations
@@ -351,20 +351,31 @@ def create_app(plant: Plant, store_factory: Callable[[], Store], *, live: LiveCo
 
 
 def add_offline_docs(app: FastAPI) -> None:
-    """/docs from the Swagger UI files of the `swagger-ui-bundle` package: a plant network without
-    internet (and a browser that may not reach a CDN) still gets a working API page."""
-    from fastapi.openapi.docs import get_swagger_ui_html
-    from fastapi.staticfiles import StaticFiles
-    from swagger_ui_bundle import swagger_ui_path
+    """/docs (Swagger UI 5, which reads FastAPI's OpenAPI 3.1) and /redoc from the files the
+    `fastapi-offline` package ships: a plant network without internet still gets working API pages.
+    (`swagger-ui-bundle` was tried first: its Swagger UI 4 cannot render OpenAPI 3.1.)"""
+    from pathlib import Path
 
-    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
+    import fastapi_offline
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+
+    assets = Path(fastapi_offline.__file__).with_name("static")
+    app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
+    openapi = app.openapi_url or "/openapi.json"
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title}: API",
+        return get_swagger_ui_html(openapi_url=openapi, title=f"{app.title}: API",
                                    swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
                                    swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
-                                   swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png")
+                                   swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png")
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url=openapi, title=f"{app.title}: API",
+                              redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+                              redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png", with_google_fonts=False)
 
 
 def add_admin_routes(app: FastAPI, plant: Plant, store_factory: Callable[[], Store], live: LiveConfig | None,
