@@ -118,3 +118,26 @@ def test_the_simulator_gives_its_failures_reasons():
     down = [s for s in samples if s["state"] == "down"]
     assert down and all(s.get("reason") in REASON_NAMES for s in down)
     assert all("reason" not in s for s in samples if s["state"] not in ("down", "setup"))
+
+
+def test_the_plan_gives_money_per_line(tmp_path):
+    from shopfloor.errors import ConfigError
+    from shopfloor.plan import load_plan
+
+    example = load_plan(Path(__file__).parent.parent / "examples" / "plan.toml")
+    money = example.money_for("l1")
+    assert money is not None and money.throughput_per_unit == 42.5 and money.currency == "EUR"
+    assert example.money_for("l9") is None
+    text = (Path(__file__).parent.parent / "examples" / "plan.toml").read_text()
+    for bad, message in (('[[line]]\nid = "l1"\nthroughput_per_unit = 1.0\n', "two \\[\\[line\\]\\] tables"),
+                         ('', None)):
+        if message is None:
+            continue
+        path = tmp_path / "plan.toml"
+        path.write_text(text.replace("[calendar]", bad + "\n[calendar]", 1))
+        with pytest.raises(ConfigError, match=message):
+            load_plan(path)
+    path = tmp_path / "negative.toml"
+    path.write_text(text.replace("throughput_per_unit = 42.50", "throughput_per_unit = -1"))
+    with pytest.raises(ConfigError, match="throughput_per_unit"):
+        load_plan(path)
