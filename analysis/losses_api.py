@@ -9,13 +9,16 @@
 The POST is a write, so the service's token middleware (analysis/auth.py) lets it through only with
 the API token: 401 without it. A correction for a moment at which the station was not stopped is a
 422 with one line; InfluxDB down answers 503; other user-fixable problems 400/404 with one line.
-Compose it explicitly: `app.include_router(losses_router(plant, plan, store_factory))`.
+Compose it explicitly: `app.include_router(losses_router(plant, plan, store_factory))`, or with the
+service's (plant, store_factory, plan-or-path-or-None) arguments `losses_router_for(...)`, which without
+a plan answers the same paths with a 404 saying how to give one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from pathlib import Path
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,7 +27,7 @@ from analysis.losses_store import GRAINS, NoStop, correction_line, period_losses
 from analysis.telemetry import TelemetryError
 from shopfloor.contract import IDENTIFIER_PATTERN
 from shopfloor.errors import ShopfloorError
-from shopfloor.plan import Plan
+from shopfloor.plan import Plan, load_plan
 from shopfloor.plant import Plant
 from shopfloor.store import Store, StoreUnavailable
 
@@ -61,6 +64,23 @@ def _http_error(error: ShopfloorError) -> HTTPException:
     if isinstance(error, TelemetryError):
         return HTTPException(404, str(error))
     return HTTPException(400, str(error))
+
+
+def losses_router_for(plant: Plant, store_factory: Callable[[], Store], plan: Plan | str | Path | None
+                      ) -> APIRouter:
+    """The losses router for the service's arguments: a Plan, a plan file, or None (404s saying why)."""
+    if plan is None:
+        router = APIRouter(prefix="/api", tags=["losses"])
+
+        @router.get("/lines/{line}/losses", summary="Losses at the constraint (needs a plan)")
+        @router.post("/lines/{line}/stations/{station}/reasons",
+                     summary="Correct a stop's reason (needs a plan)")
+        def no_plan(line: str, station: str | None = None) -> dict:
+            raise HTTPException(404, "the analysis service runs without a plan file: start it with "
+                                     "--plan PLAN.toml")
+
+        return router
+    return losses_router(plant, plan if isinstance(plan, Plan) else load_plan(plan), store_factory)
 
 
 def losses_router(plant: Plant, plan: Plan, store: Callable[[], Store], prefix: str = "/api") -> APIRouter:

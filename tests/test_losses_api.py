@@ -24,7 +24,7 @@ from analysis import auth
 from analysis.bottleneck import analyze
 from analysis.live import LiveConfig
 from analysis.losses import ConstraintWindow, ReasonMark, losses
-from analysis.losses_api import losses_router
+from analysis.losses_api import losses_router, losses_router_for
 from analysis.losses_store import due_units
 from analysis.states import spans as state_spans
 from analysis.telemetry import gather
@@ -157,3 +157,11 @@ def test_losses_over_http_and_corrections_beside_the_telemetry(stack, store, pla
     assert table.returncode == 0 and "s3 down: material_shortage (corrected)" in table.stdout, table.stdout
     both = run_cli(stack, store, *common, "--shift", "--day")
     assert both.returncode == 2 and "give one of --hour, --shift, --day, --month" in both.stderr
+
+
+def test_without_a_plan_the_paths_say_how_to_give_one():
+    line = simulate(60, [])
+    app = FastAPI()
+    app.include_router(losses_router_for(line.plant(), lambda: Store("http://127.0.0.1:9", "x"), None))
+    answer = TestClient(app).get("/api/lines/l1/losses")
+    assert answer.status_code == 404 and "--plan PLAN.toml" in answer.json()["detail"]
