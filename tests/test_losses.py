@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from stopped_line import START_MS, Event, simulate
 
@@ -138,3 +139,32 @@ def test_the_plan_gives_money_per_line(tmp_path):
     path.write_text(text.replace("throughput_per_unit = 42.50", "throughput_per_unit = -1"))
     with pytest.raises(ConfigError, match="throughput_per_unit"):
         load_plan(path)
+
+
+def test_on_the_simulator_every_non_working_constraint_minute_has_one_cause():
+    """The project's simulator (random failures, each with a drawn reason): the causes other than slow
+    running add up to the time the constraint of the moment did not work, and no failure is unassigned."""
+    from analysis.live import LiveConfig
+    from analysis.losses import WORKING, constraint_index, state_grid
+    from simulators.telemetry import FAILURE_REASONS
+
+    scenario = load_scenario(Path(__file__).parent.parent / "simulators" / "scenarios"
+                             / "moving_constraint.toml")
+    line_id = scenario.line_id
+    records = list(simulate_telemetry(scenario, hours=2, seed=5).records("p1", line_id))
+    telemetry = gather(scenario.plant, line_id, [(key.station, s) for key, s in records], "sim")
+    spans = state_spans(telemetry)
+    config = LiveConfig()
+    timeline = analyze(spans, telemetry.stations, line_id, config.window_s, config.method, config.memory_s)
+    windows = [ConstraintWindow(w.start, w.end, w.bottleneck) for w in timeline.windows]
+    marks = [ReasonMark(key.station, s["ts"], s["reason"]) for key, s in records if "reason" in s]
+    start, end = telemetry.begin_ms, telemetry.end_ms + 1000
+    result = losses(telemetry, spans, windows, start, end, reported=marks)
+    grid = np.arange(start, end, 1000, dtype=np.int64)
+    codes, who = state_grid(spans, grid), constraint_index(windows, telemetry.stations, grid)
+    covered = who >= 0
+    idle_ms = int((codes[np.maximum(who, 0), np.arange(len(grid))][covered] != WORKING).sum()) * 1000
+    assert sum(c.ms for c in result.causes if c.kind != "slow") == idle_ms
+    downs = [c for c in result.causes if c.kind == "down"]
+    assert downs and all(c.detail in FAILURE_REASONS for c in downs)
+    assert len({c.station for c in result.causes}) >= 2  # the constraint moved, and each is charged its own
