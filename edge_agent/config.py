@@ -40,6 +40,13 @@ class _StateTable(BaseModel):
         return _check_states(table)
 
 
+class _ReasonTable(BaseModel):
+    """A PLC reason code -> contract reason table (docs/DESIGN.md §4); keys are the codes as text."""
+
+    model_config = _STRICT
+    reasons: dict[str, Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]] = Field(default_factory=dict)
+
+
 # --- sources --------------------------------------------------------------------------------------
 
 
@@ -69,6 +76,17 @@ class ModbusRegister(_StateTable):
         return 1 if self.type == "uint16" else 2
 
 
+class ModbusReason(_ReasonTable):
+    address: int = Field(ge=0, le=65535)
+    table: Literal["holding", "input"] = "holding"
+    type: Literal["uint16"] = "uint16"
+    word_order: Literal["big"] = "big"
+
+    @property
+    def registers(self) -> int:
+        return 1
+
+
 class ModbusSource(BaseModel):
     model_config = _STRICT
     kind: Literal["modbus"]
@@ -81,11 +99,16 @@ class ModbusSource(BaseModel):
     scrap: ModbusRegister | None = None
     state: ModbusRegister | None = None
     clock: ModbusRegister | None = None  # the PLC's clock as Unix seconds (uint32), for the skew check
+    reason: ModbusReason | None = None  # the stop reason code, read while the state is down/setup/idle
 
 
 class OpcUaNode(_StateTable):
     node: str = Field(min_length=1)
     width: Literal[0, 16, 32] = 0  # the PLC counter's width, if it wraps (0: never)
+
+
+class OpcUaReason(_ReasonTable):
+    node: str = Field(min_length=1)
 
 
 class OpcUaSource(BaseModel):
@@ -99,10 +122,13 @@ class OpcUaSource(BaseModel):
     queue: OpcUaNode
     scrap: OpcUaNode | None = None
     state: OpcUaNode | None = None
+    reason: OpcUaReason | None = None  # the stop reason code, read while the state is down/setup/idle
     server_clock: bool = True  # compare the agent's clock with the server's CurrentTime
 
 
-class FileSource(_StateTable):
+class FileSource(_StateTable, _ReasonTable):
+    """A `reason` column/key holds a contract reason or a code of the `reasons` table."""
+
     kind: Literal["file"]
     path: Path
     format: Literal["jsonl", "csv"] = "jsonl"

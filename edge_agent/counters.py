@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from edge_agent.outbox import StationState
 from edge_agent.sources.base import Reading
-from shopfloor.contract import MAX_TS_MS, Sample
+from shopfloor.contract import MAX_TS_MS, STOP_STATES, Sample
 
 log = logging.getLogger("shopfloor.agent")
 
@@ -97,6 +97,9 @@ class StationTrack:
             sample["scrap"] = self.scrap.update(reading.scrap)
         if reading.state is not None:
             sample["state"] = reading.state  # type: ignore[typeddict-item]
+        if reading.reason is not None and reading.state in STOP_STATES:
+            # PLCs latch the last stop code: a reason read while the station runs is stale, not news.
+            sample["reason"] = reading.reason
         if self.count.wraps != wraps:
             log.info("station %s: count wrapped at %d bits; cumulative count goes on", self.station,
                      self.count.width)

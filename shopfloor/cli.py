@@ -82,6 +82,7 @@ SUBCOMMANDS = {
     "analysis": "analysis.cli:analysis_app",
     "analyze": "analysis.cli:analyze_app",
     "targets": "analysis.targets_cli:app",
+    "losses": "analysis.losses_cli:app",
     "dashboards": "dashboards.cli:app",
     "security": "shopfloor.security_cli:app",
 }

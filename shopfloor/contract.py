@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Literal, NotRequired, Required
 
 import orjson
-from pydantic import ConfigDict, Field, Strict, TypeAdapter, ValidationError
+from pydantic import AfterValidator, ConfigDict, Field, Strict, TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
 from shopfloor.errors import ShopfloorError
@@ -34,13 +34,19 @@ IDENTIFIER = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # For pydantic `Field(pattern=...)`, which searches rather than matches: anchored.
 IDENTIFIER_PATTERN = f"^{IDENTIFIER.pattern}$"
 STATES = ("working", "setup", "down", "starved", "blocked", "idle")
+# A sample's `reason` (why the station stops) holds only while it is in one of these states.
+STOP_STATES = frozenset({"down", "setup", "idle"})
 ACTIVE_STATES = frozenset({"working", "setup", "down"})
 INACTIVE_STATES = frozenset({"starved", "blocked"})
 SEVERITIES = ("info", "warning", "critical")
 
 # Measurement names in InfluxDB (docs/DESIGN.md §5), named here once. Each writer documents its fields
 # beside the constant; the boards and tests query by these names.
-STATION_MEASUREMENT = "station"  # tags plant,line,station; fields count,scrap,queue,state,seq
+STATION_MEASUREMENT = "station"  # tags plant,line,station; fields count,scrap,queue,state,reason,seq
+# A supervisor's correction of a past stop's reason (analysis/losses_api.py), never a rewrite of
+# `station`: tags plant,line,station; timestamp = a moment inside the stop; fields reason (str),
+# by (str, who corrected it), at (int ms, when it was corrected). The latest correction of a stop wins.
+REASON_MEASUREMENT = "reason_correction"
 # The detector's timeline per line (analysis/live.py writes it; timestamps = window start or tick):
 #   per window, tags plant,line: fields bottleneck (str), bottleneck_share (float 0-1), runner_up (str),
 #     margin (float), shifting (str, comma-separated stations), method (str), window_s (int),
@@ -85,6 +91,15 @@ class Sample(TypedDict, total=False):
     queue: Required[Counter]
     scrap: NotRequired[Counter]
     state: NotRequired[State]
+    reason: NotRequired[Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]]
+
+
+def _reason_needs_a_stop(sample: Sample) -> Sample:
+    """A reason says why a station stopped: with no state, or a state that is not a stop, it is a lie."""
+    if "reason" in sample and sample.get("state") not in STOP_STATES:
+        raise ValueError(f"reason {sample['reason']!r} needs state down, setup or idle, not "
+                         f"{sample.get('state', 'none')}")
+    return sample
 
 
 class _SingleSample(Sample, total=False):
@@ -94,12 +109,13 @@ class _SingleSample(Sample, total=False):
 class _Batch(TypedDict):
     __pydantic_config__ = _STRICT  # type: ignore[misc]
     v: Version
-    samples: Annotated[list[Sample], Field(min_length=1, max_length=MAX_BATCH)]
+    samples: Annotated[list[Annotated[Sample, AfterValidator(_reason_needs_a_stop)]],
+                       Field(min_length=1, max_length=MAX_BATCH)]
 
 
-_single = TypeAdapter(_SingleSample)
+_single = TypeAdapter(Annotated[_SingleSample, AfterValidator(_reason_needs_a_stop)])
 _batch = TypeAdapter(_Batch)
-_sample = TypeAdapter(Sample)
+_sample = TypeAdapter(Annotated[Sample, AfterValidator(_reason_needs_a_stop)])
 
 
 class ContractError(ShopfloorError, ValueError):
@@ -164,7 +180,7 @@ def _reason(error: ValidationError) -> str:
         return "payload must be a JSON object (a sample or a batch)"
     where = ".".join(str(part) for part in first["loc"]) or "payload"
     more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return f"{where}: {first['msg']}{more}"
+    return f"{where}: {first['msg'].removeprefix('Value error, ')}{more}"
 
 
 def decode_telemetry(payload: bytes) -> list[Sample]:
@@ -270,6 +286,8 @@ def sample_line(key: StationKey, sample: Sample) -> str:
         fields += f",scrap={sample['scrap']}i"
     if "state" in sample:
         fields += f',state="{sample["state"]}"'
+    if "reason" in sample:  # an identifier: no escaping needed
+        fields += f',reason="{sample["reason"]}"'
     return (f"{STATION_MEASUREMENT},line={key.line},plant={key.plant},station={key.station} "
             f"{fields} {sample['ts']}")
 

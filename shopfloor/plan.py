@@ -219,11 +219,37 @@ class Escalation(BaseModel):
     forecast_tolerance: float = Field(default=0.0, ge=0.0, lt=1.0)
 
 
+class LineMoney(BaseModel):
+    """What one unit of a line is worth to the plant (issue 14): the money of a lost constraint minute.
+
+    `throughput_per_unit` is throughput accounting's T per unit: sales price minus truly variable cost
+    (materials, not labour), in the plant's currency; `currency` is only a label for the figures.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str = Field(pattern=IDENTIFIER_PATTERN)
+    throughput_per_unit: float = Field(ge=0, le=1e9, allow_inf_nan=False)
+    currency: str | None = Field(default=None, min_length=1, max_length=8)
+
+
 class Plan(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     objective: list[Objective] = Field(min_length=1)
     calendar: Calendar
     escalation: Escalation = Field(default_factory=Escalation)
+    line: list[LineMoney] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_money_per_line(self) -> Plan:
+        ids = [entry.id for entry in self.line]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"line {twice[0]} has two [[line]] tables: keep one")
+        return self
+
+    def money_for(self, line: str) -> LineMoney | None:
+        """The line's throughput per unit and currency, or None when the plan gives none."""
+        return next((entry for entry in self.line if entry.id == line), None)
 
     @model_validator(mode="after")
     def _one_goal_per_line_year(self) -> Plan:

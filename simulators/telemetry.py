@@ -25,6 +25,13 @@ from simulators.scenario import Scenario
 STATE_NAMES = ("working", "setup", "down", "blocked", "starved")
 WORKING, SETUP, DOWN, BLOCKED, STARVED = range(5)
 DEFAULT_START = "2026-09-21T06:00:00Z"
+# Stop reasons the simulator gives (issue 14): each failure draws one of FAILURE_REASONS, every setup
+# is a changeover. Drawn per down interval from a seed of the station's index, so a run's reasons are
+# as reproducible as the run.
+FAILURE_REASONS = ("jam", "breakdown", "material_shortage")
+SETUP_REASON = "changeover"
+REASON_NAMES = (*FAILURE_REASONS, SETUP_REASON)
+NO_REASON = -1
 
 
 def parse_start(text: str) -> int:
@@ -116,17 +123,22 @@ class Telemetry:
     count: np.ndarray
     queue: np.ndarray
     state: np.ndarray  # index into STATE_NAMES
+    reason: np.ndarray | None = None  # index into REASON_NAMES while down or in setup, else NO_REASON
 
     def records(self, plant: str, line: str) -> Iterator[tuple[StationKey, Sample]]:
         """The offline file form, time-major (every station's sample at t, then t + 1 s)."""
         keys = [StationKey(plant, line, s) for s in self.ids]
         ts = self.ts_ms.tolist()
         count, queue, state = self.count.T.tolist(), self.queue.T.tolist(), self.state.T.tolist()
+        reason = self.reason.T.tolist() if self.reason is not None else None
         for seq, t in enumerate(ts):
             row_count, row_queue, row_state = count[seq], queue[seq], state[seq]
             for j, key in enumerate(keys):
-                yield key, {"ts": t, "seq": seq, "count": row_count[j], "queue": row_queue[j],
-                            "state": STATE_NAMES[row_state[j]]}
+                sample: Sample = {"ts": t, "seq": seq, "count": row_count[j], "queue": row_queue[j],
+                                  "state": STATE_NAMES[row_state[j]]}  # type: ignore[typeddict-item]
+                if reason is not None and reason[seq][j] != NO_REASON:
+                    sample["reason"] = REASON_NAMES[reason[seq][j]]
+                yield key, sample
 
 
 def sample(run: Run, from_us: int, samples: int, start_ms: int, row: int = 0, every_s: int = 1) -> Telemetry:
@@ -140,6 +152,7 @@ def sample(run: Run, from_us: int, samples: int, start_ms: int, row: int = 0, ev
     count = np.empty((m, samples), np.int64)
     queue = np.empty((m, samples), np.int64)
     state = np.empty((m, samples), np.int64)
+    reason = np.empty((m, samples), np.int64)
     for j, trace in enumerate(lines):
         count[j] = np.searchsorted(trace.depart, times, side="right")
         started = np.searchsorted(trace.start, times, side="right")
@@ -148,8 +161,22 @@ def sample(run: Run, from_us: int, samples: int, start_ms: int, row: int = 0, ev
         else:
             queue[j] = np.searchsorted(lines[j - 1].depart, times, side="right") - started
         state[j] = _states(trace, times)
+        reason[j] = _reasons(trace, times, state[j], j)
     ts_ms = start_ms + np.arange(samples, dtype=np.int64) * every_s * 1000
-    return Telemetry(model.ids, ts_ms, count, queue, state)
+    return Telemetry(model.ids, ts_ms, count, queue, state, reason)
+
+
+def _reasons(trace: StationTrace, times: np.ndarray, state: np.ndarray, station: int) -> np.ndarray:
+    """Per sample, the reason of the failure the station is down for, or the changeover of its setup."""
+    reason = np.full(len(times), NO_REASON, np.int64)
+    reason[state == SETUP] = REASON_NAMES.index(SETUP_REASON)
+    down = np.flatnonzero(state == DOWN)
+    if len(down) and len(trace.down_from):
+        order = np.argsort(trace.down_from, kind="stable")
+        drawn = np.random.default_rng([14, station]).integers(0, len(FAILURE_REASONS), len(order))
+        which = np.maximum(np.searchsorted(trace.down_from[order], times[down], side="right") - 1, 0)
+        reason[down] = drawn[which]
+    return reason
 
 
 def simulate_telemetry(scenario: Scenario, hours: float | None = None, seed: int = 0,

@@ -219,7 +219,8 @@ class OpcUaPlc:
         self.ns = self.server.register_namespace("urn:shopfloor:test")
         folder = self.server.nodes.objects.add_object(self.ns, "S1")
         self.nodes = {}
-        for name, kind in (("Count", "UInt16"), ("Queue", "UInt16"), ("Scrap", "UInt32"), ("State", "Int32")):
+        for name, kind in (("Count", "UInt16"), ("Queue", "UInt16"), ("Scrap", "UInt32"), ("State", "Int32"),
+                           ("Reason", "UInt16")):
             self.nodes[name] = folder.add_variable(self.node_id(name), name,
                                                    ua.Variant(0, getattr(ua.VariantType, kind)))
         self.server.start()

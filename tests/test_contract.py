@@ -84,3 +84,21 @@ def test_file_form_round_trips_and_names_the_bad_line(tmp_path):
         out.write(b'{"plant":"p1","line":"l1","station":"s1","ts":1,"seq":1,"count":-1,"queue":0}\n')
     with pytest.raises(ContractError, match=r"t\.jsonl:4: count"):
         list(contract.read_records(path))
+
+
+def test_a_reason_holds_only_while_the_station_stops():
+    down = {"ts": 1, "seq": 0, "count": 0, "queue": 0, "state": "down", "reason": "material_shortage"}
+    assert contract.decode_telemetry(contract.encode_sample(down)) == [down]
+    assert contract.decode_telemetry(contract.encode_batch([down])) == [down]
+    assert contract.sample_line(KEY, down) == ('station,line=l1,plant=p1,station=s1 count=0i,queue=0i,seq=0i,'
+                                               'state="down",reason="material_shortage" 1')
+    assert contract.parse_record(contract.record(KEY, down)) == (KEY, down)
+    for state, match in (("working", "needs state down, setup or idle, not working"),
+                         (None, "not none"), ("blocked", "not blocked")):
+        bad = {**down, "state": state} if state else {k: v for k, v in down.items() if k != "state"}
+        with pytest.raises(ContractError, match=match):
+            contract.decode_telemetry(contract.encode_sample(bad))
+        with pytest.raises(ContractError, match=f"samples.0: reason .*{match}"):
+            contract.decode_telemetry(contract.encode_batch([bad]))
+    with pytest.raises(ContractError, match="reason: String should match pattern"):
+        contract.decode_telemetry(contract.encode_sample({**down, "reason": "no good"}))

@@ -1,7 +1,8 @@
 """A file that station software appends to: JSON Lines or CSV, one reading a line.
 
 Each line holds `ts` (ms since the epoch, seconds since the epoch, or ISO 8601), `count`, `queue` and
-optionally `scrap` and `state` (a contract state, or a value of the station's state table). The
+optionally `scrap`, `state` (a contract state, or a value of the station's state table) and `reason`
+(a contract reason, or a code of the station's reason table). The
 source reads only complete lines, from where it stopped; a file that got shorter was rotated or
 truncated, and is read again from its start. After an agent restart the file is read from the
 start too: lines not newer than the station's last sample are duplicates and the agent drops them,
@@ -17,7 +18,7 @@ from datetime import UTC, datetime
 import orjson
 
 from edge_agent.config import FileSource
-from edge_agent.sources.base import Reading, SourceError, map_state, whole
+from edge_agent.sources.base import Reading, SourceError, map_reason, map_state, whole
 
 _MS_THRESHOLD = 100_000_000_000  # a number above this is milliseconds, below it seconds
 
@@ -95,13 +96,15 @@ class FileStation:
             raise SourceError(f"{where}: {', '.join(missing)} missing")
         state, problem = (None, None) if row.get("state") in (None, "") else \
             map_state(row["state"], self.spec.states, where)
+        reason, reason_problem = map_reason(row.get("reason"), self.spec.reasons, where)
         return Reading(
             count=_number(row["count"], f"{where} count"),
             queue=_number(row["queue"], f"{where} queue"),
             scrap=None if row.get("scrap") in (None, "") else _number(row["scrap"], f"{where} scrap"),
             state=state,
             ts_ms=_timestamp(row["ts"], where),
-            problem=problem,
+            problem=problem or reason_problem,
+            reason=reason,
         )
 
     def close(self) -> None:

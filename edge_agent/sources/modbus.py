@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 
-from edge_agent.config import ModbusRegister, ModbusSource
-from edge_agent.sources.base import Reading, SourceError, map_state, whole
+from edge_agent.config import ModbusReason, ModbusRegister, ModbusSource
+from edge_agent.sources.base import Reading, SourceError, map_reason, map_state, whole
 
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # it logs every failed connect; we report once
 
@@ -27,7 +27,7 @@ class ModbusStation:
             self._client.close()
             raise SourceError(f"{self.where}: no connection (is the PLC on and the port right?)")
 
-    def _value(self, register: ModbusRegister, name: str) -> int:
+    def _value(self, register: ModbusRegister | ModbusReason, name: str) -> int:
         from pymodbus.exceptions import ModbusException
 
         read = (self._client.read_holding_registers if register.table == "holding"
@@ -49,6 +49,11 @@ class ModbusStation:
         state = problem = None
         if spec.state is not None:
             state, problem = map_state(self._value(spec.state, "state"), spec.state.states, self.where)
+        reason = None
+        if spec.reason is not None:
+            reason, reason_problem = map_reason(self._value(spec.reason, "reason"), spec.reason.reasons,
+                                                self.where)
+            problem = problem or reason_problem
         return [Reading(
             count=whole(self._value(spec.count, "count"), "count"),
             queue=whole(self._value(spec.queue, "queue"), "queue"),
@@ -56,6 +61,7 @@ class ModbusStation:
             state=state,
             clock_ms=None if spec.clock is None else self._value(spec.clock, "clock") * 1000,
             problem=problem,
+            reason=reason,
         )]
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ import logging
 from datetime import UTC, datetime
 
 from edge_agent.config import OpcUaSource
-from edge_agent.sources.base import Reading, SourceError, map_state, whole
+from edge_agent.sources.base import Reading, SourceError, map_reason, map_state, whole
 
 logging.getLogger("asyncua").setLevel(logging.CRITICAL)  # it logs every failed connect; we report once
 
@@ -34,7 +34,8 @@ class OpcUaStation:
         except Exception as error:
             self.close()
             raise SourceError(f"{self.where}: no connection ({_reason(error)})") from None
-        fields = [("count", spec.count), ("queue", spec.queue), ("scrap", spec.scrap), ("state", spec.state)]
+        fields = [("count", spec.count), ("queue", spec.queue), ("scrap", spec.scrap), ("state", spec.state),
+                  ("reason", spec.reason)]
         self._names = [name for name, node in fields if node is not None]
         ids = [node.node for _, node in fields if node is not None]
         if spec.server_clock:
@@ -54,6 +55,10 @@ class OpcUaStation:
         state = problem = None
         if self.spec.state is not None:
             state, problem = map_state(values["state"], self.spec.state.states, self.where)
+        reason = None
+        if self.spec.reason is not None:
+            reason, reason_problem = map_reason(values["reason"], self.spec.reason.reasons, self.where)
+            problem = problem or reason_problem
         clock = values.get("clock")
         if isinstance(clock, datetime):
             clock_ms = int((clock if clock.tzinfo else clock.replace(tzinfo=UTC)).timestamp() * 1000)
@@ -66,6 +71,7 @@ class OpcUaStation:
             state=state,
             clock_ms=clock_ms,
             problem=problem,
+            reason=reason,
         )]
 
     def close(self) -> None:

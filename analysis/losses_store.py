@@ -1,0 +1,174 @@
+"""The losses of a plan period read from InfluxDB, and supervisors' reason corrections written to it.
+
+Why a module of its own: the command line (`shopfloor losses show`) and the API (analysis/losses_api.py)
+must give the same figures, so both call `period_losses`; analysis/losses.py stays pure numpy. All
+InfluxDB I/O goes through shopfloor/store.py. The constraint timeline is the one the live detector
+stored (analysis/live.py, measurement `bottleneck`) where it covers the period, and the detector run
+here with the live detector's settings (analysis.live.LiveConfig) where it does not.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+
+from analysis.bottleneck import analyze
+from analysis.live import LiveConfig
+from analysis.losses import (
+    ConstraintWindow,
+    Losses,
+    ReasonMark,
+    Stop,
+    build_stops,
+    find_stop,
+    losses,
+    state_grid,
+)
+from analysis.states import spans as state_spans
+from analysis.targets import Period, decompose, to_local
+from analysis.telemetry import TelemetryError, from_store
+from shopfloor.contract import (
+    BOTTLENECK_MEASUREMENT,
+    IDENTIFIER,
+    REASON_MEASUREMENT,
+    STATION_MEASUREMENT,
+    ContractError,
+    line_protocol,
+)
+from shopfloor.errors import ShopfloorError
+from shopfloor.plan import Plan
+from shopfloor.plant import Plant
+from shopfloor.store import Store, quote_ident, quote_string
+
+GRAINS = ("hour", "shift", "day", "month")
+STEP_MS = 1000
+# A correction is checked against the stops found in this much telemetry around its moment.
+CORRECTION_CONTEXT_MS = 8 * 3_600_000
+
+
+class NoStop(ShopfloorError, ValueError):
+    """A correction for a moment at which the station was not stopped."""
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodLosses:
+    grain: str
+    period: Period
+    losses: Losses
+
+    def to_json(self) -> dict:
+        period = self.period
+        return {"grain": self.grain, "period": {"label": period.label, "start": period.start.isoformat(),
+                                                "end": period.end.isoformat(), "target_units": period.units},
+                **self.losses.to_json()}
+
+
+def plan_period(plan: Plan, line: str, grain: str, now_ms: int) -> Period:
+    """The plan's period at `grain` that holds `now_ms` (for shifts: the last one begun by then)."""
+    if grain not in GRAINS:
+        raise ShopfloorError(f"unknown period {grain!r}: use one of {', '.join(GRAINS)}")
+    year = to_local(now_ms, plan.calendar.zone).year
+    periods = decompose(plan, line, year).periods(grain)
+    begun = [p for p in periods if p.start.timestamp() * 1000 <= now_ms]
+    if not begun:
+        raise ShopfloorError(f"no {grain} of line {line} has begun by {to_local(now_ms, plan.calendar.zone)}")
+    return begun[-1]
+
+
+def _ms(moment: dt.datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def stored_windows(store: Store, plant: str, line: str, start: int, end: int) -> list[ConstraintWindow]:
+    """The live detector's stored timeline windows that overlap [start, end)."""
+    rows = store.query(
+        f'SELECT "bottleneck", "window_s" FROM {quote_ident(BOTTLENECK_MEASUREMENT)} WHERE plant = '
+        f"{quote_string(plant)} AND line = {quote_string(line)} AND time >= {start - 3_600_000}ms "
+        f"AND time < {end}ms").rows()
+    return [ConstraintWindow(int(r["time"]), int(r["time"]) + int(r["window_s"]) * 1000, r["bottleneck"])
+            for r in rows if r["bottleneck"] is not None and r["window_s"] and
+            int(r["time"]) + int(r["window_s"]) * 1000 > start]
+
+
+def reported_reasons(store: Store, plant: str, line: str, start: int, end: int) -> list[ReasonMark]:
+    rows = store.query(
+        f'SELECT "reason", "station" FROM {quote_ident(STATION_MEASUREMENT)} WHERE plant = '
+        f"{quote_string(plant)} AND line = {quote_string(line)} AND time >= {start}ms AND time < {end}ms"
+    ).rows()
+    return [ReasonMark(r["station"], int(r["time"]), r["reason"]) for r in rows if r["reason"]]
+
+
+def corrections(store: Store, plant: str, line: str, start: int, end: int) -> list[ReasonMark]:
+    rows = store.query(
+        f'SELECT "reason", "by", "at", "station" FROM {quote_ident(REASON_MEASUREMENT)} WHERE plant = '
+        f"{quote_string(plant)} AND line = {quote_string(line)} AND time >= {start}ms AND time < {end}ms"
+    ).rows()
+    return [ReasonMark(r["station"], int(r["time"]), r["reason"], int(r["at"] or 0), r["by"]) for r in rows
+            if r["reason"]]
+
+
+def window_losses(store: Store, plant: Plant, plan: Plan | None, line_id: str, start: int, end: int,
+                  target_units: int | None = None) -> Losses:
+    """The constraint's losses in [start, end) from the store."""
+    telemetry = from_store(store, plant, line_id, start, end)
+    spans = state_spans(telemetry)
+    config = LiveConfig()
+    timeline = analyze(spans, telemetry.stations, line_id, config.window_s, config.method, config.memory_s)
+    windows = [ConstraintWindow(w.start, w.end, w.bottleneck) for w in timeline.windows]
+    windows += stored_windows(store, plant.plant, line_id, start, end)  # later windows win: stored ones
+    money = plan.money_for(line_id) if plan is not None else None
+    return losses(telemetry, spans, windows, start, end,
+                  reported=reported_reasons(store, plant.plant, line_id, start, end),
+                  corrections=corrections(store, plant.plant, line_id, start, end),
+                  target_units=target_units, throughput_per_unit=money.throughput_per_unit if money else None,
+                  currency=money.currency if money else None, step_ms=STEP_MS)
+
+
+def period_losses(store: Store, plant: Plant, plan: Plan, line_id: str, grain: str, now_ms: int
+                  ) -> PeriodLosses:
+    """The losses of the plan period at `grain` that holds `now_ms`, up to `now_ms`."""
+    plant.get_line(line_id)
+    period = plan_period(plan, line_id, grain, now_ms)
+    start, end = _ms(period.start), min(_ms(period.end), now_ms)
+    due = period.units if end == _ms(period.end) else due_units(plan, line_id, start, end)
+    return PeriodLosses(grain, period, window_losses(store, plant, plan, line_id, start, end, due))
+
+
+def due_units(plan: Plan, line_id: str, start: int, end: int) -> int:
+    """The target units due in [start, end): the plan's hour targets, the current hour pro rata."""
+    year = to_local(start, plan.calendar.zone).year
+    due = 0.0
+    for hour in decompose(plan, line_id, year).periods("hour"):
+        begin, until = _ms(hour.start), _ms(hour.end)
+        overlap = min(until, end) - max(begin, start)
+        if overlap > 0 and hour.units:
+            due += hour.units * overlap / (until - begin)
+    return round(due)
+
+
+def stop_at(store: Store, plant: Plant, line_id: str, station: str, ts: int) -> Stop:
+    """The own stop of `station` that holds moment `ts`, from the telemetry around it; else NoStop."""
+    line = plant.get_line(line_id)
+    if station not in line.station_ids:
+        raise ShopfloorError(f"station {station!r} is not on line {line_id} ({', '.join(line.station_ids)})")
+    try:
+        telemetry = from_store(store, plant, line_id, ts - CORRECTION_CONTEXT_MS, ts + CORRECTION_CONTEXT_MS)
+    except TelemetryError:
+        raise NoStop(f"line {line_id} has no telemetry around {ts} ms: no stop to correct there") from None
+    spans = state_spans(telemetry)
+    grid = np.arange(telemetry.begin_ms, telemetry.end_ms + STEP_MS, STEP_MS, dtype=np.int64)
+    stops = build_stops(state_grid(spans, grid), grid, STEP_MS, telemetry.stations, [])
+    stop = find_stop(stops, station, ts)
+    if stop is None:
+        raise NoStop(f"station {station} was not down, in setup or idle at {ts} ms: nothing to correct")
+    return stop
+
+
+def correction_line(plant: str, line: str, station: str, ts: int, reason: str, by: str, at_ms: int) -> str:
+    """The point of one correction in measurement `reason_correction` (docs/DESIGN.md §5)."""
+    if not IDENTIFIER.fullmatch(reason):
+        raise ContractError(f"reason {reason!r} is not an identifier: use 1-64 of A-Z a-z 0-9 _ -")
+    return line_protocol(REASON_MEASUREMENT, {"plant": plant, "line": line, "station": station},
+                         {"reason": reason, "by": by, "at": int(at_ms)}, ts)
