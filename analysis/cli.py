@@ -26,7 +26,6 @@ analysis_app = typer.Typer(help="The analysis service: live bottleneck, alerts, 
 
 # Routers of higher layers the service includes, by "module:factory" name; the entry point (the
 # composition root, shopfloor/cli.py) adds them, so analysis never imports a higher folder.
-SERVICE_ROUTERS: list[str] = []
 
 PlantFile = typer.Option(..., "--plant", help="The plant file (plant.toml): lines, stations, buffers.")
 LineId = typer.Option(..., "--line", help="The line to analyse.")
@@ -87,6 +86,7 @@ def bottleneck(
 
 @analysis_app.command("serve")
 def serve(
+    ctx: typer.Context,
     plant: Path = PlantFile,
     config: Path = typer.Option(None, "--config", help="Settings file (see analysis/analysis.sample.toml)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 for all)."),
@@ -113,7 +113,7 @@ def serve(
     import uvicorn
 
     from analysis.config import load_settings
-    from analysis.service import create_app, register_router
+    from analysis.service import ANALYSIS_ROUTERS, create_app
     from shopfloor.settings import influx_db as resolve_db
     from shopfloor.settings import influx_url as resolve_url
     from shopfloor.settings import mqtt_endpoint, without_userinfo
@@ -136,11 +136,12 @@ def serve(
         if interval_or_window is not None and interval_or_window <= 0:
             raise ConfigError(f"{flag} must be a positive number of seconds")
     live = None if no_live else settings.live_config(interval, window)
-    for router in SERVICE_ROUTERS:
-        register_router(router)
+    composition = ctx.obj if isinstance(ctx.obj, dict) else {}
+    routers = (*ANALYSIS_ROUTERS, *composition.get("service_routers", ()))
     app = create_app(plant_model, lambda: Store(url, database), live=live, mqtt_url=mqtt_url,
                      webhooks=(*settings.alerts.webhooks, *webhook), alerts=not no_alerts, plan=plan_model,
-                     first_shift=settings.shifts.first_start, shift_hours=settings.shifts.hours)
+                     first_shift=settings.shifts.first_start, shift_hours=settings.shifts.hours,
+                     routers=routers)
     shown = without_userinfo(url)  # a password in the URL's userinfo is never printed
     typer.echo(f"analysis service on http://{host}:{port} (API docs at /docs), InfluxDB {shown} "
                f"db {database}")

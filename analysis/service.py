@@ -7,10 +7,10 @@ Why it is built this way:
   own, and a tick that fails (InfluxDB away, broker away, or any bug) is logged, counted per line and
   retried at the next interval: it never stops the loop nor the other lines. /healthz answers 503 when
   the loop's thread is dead or has not moved on for `stuck_after_s`.
-- Other parts add their pages and endpoints without analysis importing them (data flows one way):
-  the entry point (shopfloor/cli.py) calls `register_router("module:factory")`, and `create_app`
-  includes every registered router. The targets API (analysis.targets_api) is registered here; the
-  dashboards' huddle page joins from the entry point.
+- Routers are composed explicitly: `create_app(..., routers=...)` includes exactly the factories it is
+  given, `ANALYSIS_ROUTERS` (targets, losses) by default. Higher layers (the dashboards' huddle page)
+  are passed in by the entry point (shopfloor/cli.py) as "module:factory" names, so analysis never
+  imports them (data flows one way) and no module fills a global list another one reads.
 FastAPI serves the OpenAPI document at /openapi.json; /docs (Swagger UI) and /redoc load their files
 from the fastapi-offline package, never a CDN.
 """
@@ -22,7 +22,7 @@ import importlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -33,6 +33,7 @@ from analysis import auth
 from analysis.alerts import AlertSink, MqttAlertPublisher, make_alert, send_alert, stored_alerts
 from analysis.http_range import MAX_RANGE_DAYS, time_range
 from analysis.live import LiveConfig, LiveDetector, last_current
+from analysis.losses_api import losses_router_for
 from analysis.shares import period_shares, stored_windows
 from analysis.targets import check_zones, rolling_calendar, shifts_between
 from analysis.targets_api import router_factory as targets_router_factory
@@ -47,26 +48,20 @@ log = logging.getLogger(__name__)
 HOUR_MS = 3_600_000
 Json = dict[str, Any]
 RouterFactory = Callable[..., APIRouter]
-_ROUTER_FACTORIES: list[RouterFactory | str] = []
 DOCS_ASSETS = "/docs-assets"  # Swagger UI's files, served from the installed package
 
 
-def register_router(factory: RouterFactory | str) -> None:
-    """Add a router to every service built later: `factory(plant, store_factory, plan) -> APIRouter`,
-    or its "module:name" (imported only when a service is built: the composition root names higher
-    layers' routers without analysis importing them)."""
-    if factory not in _ROUTER_FACTORIES:
-        _ROUTER_FACTORIES.append(factory)
-
-
 def _resolve(factory: RouterFactory | str) -> RouterFactory:
+    """A router factory `factory(plant, store_factory, plan) -> APIRouter`, or its "module:name"
+    (imported only when a service is built, so the entry point can name higher layers' routers)."""
     if callable(factory):
         return factory
     module, _, name = factory.partition(":")
     return getattr(importlib.import_module(module), name)
 
 
-register_router(targets_router_factory)  # issue 5: /api/lines/{line}/targets, /indicators, /feasibility
+# The analysis layer's own routers: /api/lines/{line}/targets, /indicators, /feasibility; /losses, /reasons
+ANALYSIS_ROUTERS: tuple[RouterFactory | str, ...] = (targets_router_factory, losses_router_for)
 
 
 class LiveLoop:
@@ -308,8 +303,9 @@ def analysis_router(plant: Plant, store_factory: Callable[[], Store], *, first_s
 def create_app(plant: Plant, store_factory: Callable[[], Store], *, live: LiveConfig | None = None,
                mqtt_url: str | None = None, webhooks: tuple[str, ...] = (), alerts: bool = True,
                plan: Any = None, first_shift: str = "06:00", shift_hours: float = 8.0,
-               api_token: str | None = None) -> FastAPI:
-    """The service app; with `live`, the live detector loop runs while the app does."""
+               api_token: str | None = None,
+               routers: Sequence[RouterFactory | str] = ANALYSIS_ROUTERS) -> FastAPI:
+    """The service app with exactly the given `routers`; with `live`, the live detector loop runs."""
     if plan is not None:
         check_zones(plant.timezone, plan.calendar)
     loop = LiveLoop(plant, store_factory, live, mqtt_url, webhooks, alerts) if live is not None else None
@@ -344,7 +340,7 @@ def create_app(plant: Plant, store_factory: Callable[[], Store], *, live: LiveCo
     app.include_router(analysis_router(plant, store_factory, first_shift=first_shift,
                                        shift_hours=shift_hours, plan=plan))
     add_admin_routes(app, plant, store_factory, live, mqtt_url, webhooks, alerts)
-    for factory in _ROUTER_FACTORIES:
+    for factory in routers:
         app.include_router(_resolve(factory)(plant, store_factory, plan))
     auth.install(app, api_token)  # writes and /admin need the token (SHOPFLOOR_API_TOKEN); reads do not
     return app

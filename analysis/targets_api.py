@@ -13,7 +13,7 @@ A user-fixable problem answers 4xx with its one-line message as `detail` (a line
 or the plan has no goal for: 404; a time that is malformed or outside InfluxDB's range: 422); only
 InfluxDB down answers 503. Messages name query parameters, never command-line flags.
 Handlers are plain functions: FastAPI runs them in its thread pool, so the blocking store is fine.
-The service joins it through `router_factory` (analysis.service.register_router).
+The service includes `router_factory` explicitly (analysis.service.ANALYSIS_ROUTERS).
 """
 
 from __future__ import annotations

@@ -101,10 +101,12 @@ def _mount_subcommands(argv: Sequence[str] = ()) -> None:
             continue
         module, attribute = target.split(":")
         app.add_typer(getattr(importlib.import_module(module), attribute), name=name)
-        if name == "analysis":  # the huddle page lives in dashboards/, a layer above analysis
-            from analysis.cli import SERVICE_ROUTERS
 
-            SERVICE_ROUTERS.append("dashboards.huddle_api:huddle_router")
+
+# The composition the entry point hands every sub-command (click's `ctx.obj`): the analysis service's
+# routers from layers above analysis (the huddle page lives in dashboards/), named so that analysis
+# never imports them.
+COMPOSITION = {"service_routers": ("dashboards.huddle_api:huddle_router",)}
 
 
 def run_cli(typer_app: typer.Typer, prog_name: str | None = None) -> None:
@@ -113,7 +115,7 @@ def run_cli(typer_app: typer.Typer, prog_name: str | None = None) -> None:
     Click reports usage errors itself (exit 2); everything else comes back here.
     """
     try:
-        typer_app(prog_name=prog_name)
+        typer_app(prog_name=prog_name, obj=COMPOSITION)
     except ShopfloorError as error:
         typer.secho(f"error: {error}", err=True, fg="red")
         sys.exit(2)
