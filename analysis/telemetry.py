@@ -88,7 +88,7 @@ class LineTelemetry:
         return LineTelemetry(self.plant, self.line, [cut(s) for s in self.series])
 
 
-def _series(rows: list[tuple[int, int, int, int, int]]) -> StationSeries:
+def _series(rows: list[tuple[int, int, int, int, int, int]]) -> StationSeries:
     if not rows:
         empty = np.zeros(0, dtype=np.int64)
         return StationSeries(empty, empty, empty, empty, np.zeros(0, dtype=np.int8))
@@ -96,14 +96,26 @@ def _series(rows: list[tuple[int, int, int, int, int]]) -> StationSeries:
     table = table[np.argsort(table[:, 0], kind="stable")]
     last_of_each_ts = np.append(table[1:, 0] != table[:-1, 0], True)
     table = table[last_of_each_ts]
+    _hold_scrap(table[:, 3], table[:, 5].astype(bool))
     return StationSeries(table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy(), table[:, 3].copy(),
                          table[:, 4].astype(np.int8))
 
 
-def _row(sample: Sample | dict[str, Any]) -> tuple[int, int, int, int, int]:
+def _hold_scrap(scrap: np.ndarray, reported: np.ndarray) -> None:
+    """In place: a sample without `scrap` holds the last reported value (before the first report, the
+    first report's), so a missing scrap is never read as 0 (shopfloor.counters: no units, no reset)."""
+    if reported.all() or not reported.any():
+        return
+    last = np.maximum.accumulate(np.where(reported, np.arange(len(scrap)), -1))
+    first = int(np.argmax(reported))
+    scrap[:] = np.where(last >= 0, scrap[np.maximum(last, 0)], scrap[first])
+
+
+def _row(sample: Sample | dict[str, Any]) -> tuple[int, int, int, int, int, int]:
     state = sample.get("state")
-    return (sample["ts"], sample["count"], sample["queue"], sample.get("scrap") or 0,
-            STATE_CODE.get(state, UNKNOWN) if state is not None else UNKNOWN)
+    scrap = sample.get("scrap")
+    return (sample["ts"], sample["count"], sample["queue"], scrap or 0,
+            STATE_CODE.get(state, UNKNOWN) if state is not None else UNKNOWN, scrap is not None)
 
 
 def gather(plant: Plant, line_id: str, samples: Iterable[tuple[str, Sample | dict[str, Any]]],
