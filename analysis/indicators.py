@@ -35,13 +35,12 @@ from shopfloor.contract import (
     ACTIVE_STATES,
     INDICATOR_MEASUREMENT,
     STATES,
-    STATION_MEASUREMENT,
     line_protocol,
 )
-from shopfloor.counters import BASELINE_MS, increments, influxql_good_units
+from shopfloor.counters import BASELINE_MS, increments
 from shopfloor.errors import ShopfloorError
 from shopfloor.plant import Line
-from shopfloor.store import Store, quote_ident, quote_string
+from shopfloor.store import Store
 
 MISSING = UNKNOWN
 CODE = STATE_CODE
@@ -408,26 +407,20 @@ def to_date(targets: Decomposition, grain: str, now_ms: int, actual: int, *, sin
                   int(round(targets.due_between(start, end))), forecast, evidence)
 
 
-def _exit_where(plant: str, line: Line) -> str:
-    return (f"\"plant\" = {quote_string(plant)} AND \"line\" = {quote_string(line.id)} AND "
-            f"\"station\" = {quote_string(line.stations[-1].id)}")
-
-
 def read_line_output(store: Store, plant: str, line: Line, start_ms: int, end_ms: int) -> int:
     """Good units that left the line in [start, end), summed inside InfluxDB by shopfloor.counters'
-    rule (the boards' very query shape), so no raw rows travel."""
-    start, end = f"{int(start_ms)}ms", f"{int(end_ms) - 1}ms"
-    units = influxql_good_units(quote_ident(STATION_MEASUREMENT), _exit_where(plant, line), start, end)
-    rows = store.query(f'SELECT sum("n") AS "good" FROM {units} WHERE time >= {start} - 60m AND time <= {end}'
-                       ).rows()
+    rule (dashboards.queries, the boards' very query shape), so no raw rows travel."""
+    from dashboards import queries
+
+    rows = store.query(queries.good_units(plant, line.id, line.stations[-1].id, start_ms, end_ms)).rows()
     return int(round(rows[0]["good"] or 0)) if rows else 0
 
 
 def read_data_start(store: Store, plant: str, line: Line, start_ms: int, end_ms: int) -> int | None:
     """When the line's last station first reported in [start, end): where its evidence begins."""
-    rows = store.query(f'SELECT first("count") FROM {quote_ident(STATION_MEASUREMENT)} WHERE '
-                       f"{_exit_where(plant, line)} AND time >= {int(start_ms)}ms AND time < {int(end_ms)}ms"
-                       ).rows()
+    from dashboards import queries
+
+    rows = store.query(queries.first_sample(plant, line.id, line.stations[-1].id, start_ms, end_ms)).rows()
     return int(rows[0]["time"]) if rows else None
 
 

@@ -163,8 +163,7 @@ def from_store(store, plant: Plant, line_id: str, from_ms: int, to_ms: int,
 
     Queried per station and per hour so no single answer grows past what InfluxDB returns in one piece.
     """
-    from shopfloor.contract import STATION_MEASUREMENT
-    from shopfloor.store import quote_ident, quote_string
+    from dashboards import queries  # the one module of measurement `station`'s InfluxQL
 
     line = plant.get_line(line_id)
     if to_ms <= from_ms:
@@ -174,10 +173,7 @@ def from_store(store, plant: Plant, line_id: str, from_ms: int, to_ms: int,
         for station in line.station_ids:
             for start in range(from_ms, to_ms, chunk_ms):
                 stop = min(start + chunk_ms, to_ms)
-                result = store.query(
-                    f'SELECT "count", "queue", "scrap", "state" FROM {quote_ident(STATION_MEASUREMENT)} '
-                    f"WHERE plant = {quote_string(plant.plant)} AND line = {quote_string(line_id)} "
-                    f"AND station = {quote_string(station)} AND time >= {start}ms AND time < {stop}ms")
+                result = store.query(queries.samples(plant.plant, line_id, station, start, stop))
                 for row in result.rows():
                     if row["count"] is None or row["queue"] is None:
                         continue

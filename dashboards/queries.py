@@ -1,4 +1,5 @@
-"""The InfluxQL behind every board panel and the built-in huddle page, written once.
+"""The InfluxQL of measurement `station`, written once: every board panel, the built-in huddle page
+and analysis/'s reads (raw samples, to-date good units, where the data begins).
 
 Queries are Grafana query text: `$timeFilter`, `$__interval`, `${__from}`/`${__to}` and the board
 variables (`$plant`, `$line`, `$timezone`, `$bucket_offset`). Grafana expands them for the boards;
@@ -97,6 +98,34 @@ def station_output() -> str:
     """Units each station finished over the range: where the line's flow thins out."""
     units = ", ".join(influxql_units("count", STATION, LINE_FILTER, "${__from}ms", "${__to}ms"))
     return f'SELECT sum("n") AS "units" FROM {units} WHERE {HOUR_RANGE} GROUP BY "station"'
+
+
+# --- the same measurement for analysis/: concrete times and one station instead of Grafana's macros ---
+
+
+def _station_where(plant: str, line: str, station: str) -> str:
+    return (f'"plant" = {quote_string(plant)} AND "line" = {quote_string(line)} AND '
+            f'"station" = {quote_string(station)}')
+
+
+def samples(plant: str, line: str, station: str, start_ms: int, stop_ms: int) -> str:
+    """One station's raw samples in [start, stop) (analysis.telemetry.from_store)."""
+    where = _station_where(plant, line, station)
+    return (f'SELECT "count", "queue", "scrap", "state" FROM {STATION} WHERE {where} '
+            f"AND time >= {int(start_ms)}ms AND time < {int(stop_ms)}ms")
+
+
+def good_units(plant: str, line: str, station: str, start_ms: int, end_ms: int) -> str:
+    """Good units of one station in [start, end), by the boards' very query shape: column "good"."""
+    start, end = f"{int(start_ms)}ms", f"{int(end_ms) - 1}ms"
+    units = influxql_good_units(STATION, _station_where(plant, line, station), start, end)
+    return f'SELECT sum("n") AS "good" FROM {units} WHERE time >= {start} - 60m AND time <= {end}'
+
+
+def first_sample(plant: str, line: str, station: str, start_ms: int, end_ms: int) -> str:
+    """The station's first sample in [start, end): when its evidence begins (its time)."""
+    return (f'SELECT first("count") FROM {STATION} WHERE {_station_where(plant, line, station)} AND '
+            f"time >= {int(start_ms)}ms AND time < {int(end_ms)}ms")
 
 
 STATE_TIMELINE = (f'SELECT last("state") AS "state" FROM {STATION} WHERE {LINE_FILTER} AND $timeFilter '
