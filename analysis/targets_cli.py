@@ -208,10 +208,13 @@ def _print_report(report, zone) -> None:
     for name, value in result.executive().items():
         head.add_row(name.replace("_", " "), "-" if value is None else f"{value:.1%}")
     for rollup in (report.month, report.quarter):
-        forecast = "-" if rollup.forecast is None else f"{rollup.forecast:,.0f}"
+        forecast = "not enough data yet" if rollup.forecast is None else f"{rollup.forecast:,.0f}"
         head.add_row(f"{rollup.grain} to date / due / target / forecast",
                      f"{rollup.actual:,} / {rollup.due:,.0f} / {rollup.target:,} / {forecast}")
     console.print(head)
+    for oee in (result.constraint_oee, result.line_oee):
+        if oee.problem:
+            console.print(f"data problem: {oee.problem}")
     if report.shifts:
         shifts = Table(title="shifts")
         for column in ("shift", "output", "target", "constraint", "uptime", "OEE", "line OEE"):

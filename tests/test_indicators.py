@@ -99,6 +99,21 @@ def test_the_seven_indicators_match_the_hand_computed_values() -> None:
     assert result.to_json()["executive"]["output_vs_target"] == pytest.approx(10 / 12)
 
 
+def test_a_cycle_faster_than_the_ideal_one_is_a_data_problem_not_234_percent() -> None:
+    """b made 12 units in 360 s of working time; with a 70 s ideal cycle that would be 233 %."""
+    slow = Line.model_validate({"id": "l1", "station": [
+        {"id": "a", "buffer": 4, "ideal_cycle_s": 20.0}, {"id": "b", "buffer": 4, "ideal_cycle_s": 70.0},
+        {"id": "c", "buffer": 2, "ideal_cycle_s": 10.0}]})
+    result = indicators(small_line(), slow, 0, 10 * MIN, constraint="b")
+    oee = result.constraint_oee
+    assert oee.performance == 1.0 and oee.oee == pytest.approx(0.6 * 11 / 12)
+    assert oee.problem == ("the constraint b made 12 units in 360 s of working time, faster than its "
+                           "ideal cycle of 70 s (233%): check ideal_cycle_s in the plant file or the "
+                           "station's states")
+    assert result.to_json()["constraint_oee"]["problem"] == oee.problem
+    assert result.line_oee.oee <= oee.oee
+
+
 def test_the_constraint_is_the_most_active_station_when_not_given() -> None:
     # a: active 7 of 10 minutes (blocked 3), b: 9 of 10, c: 5 of 10
     assert likely_constraint(line_states(small_line(), LINE), LINE, 0, 10 * MIN) == "b"
