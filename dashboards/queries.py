@@ -52,7 +52,9 @@ def exit_filter(lines: Iterable[Line]) -> str:
 
 
 def _good_units(exits: str) -> str:
-    return influxql_good_units(STATION, f"{LINE_FILTER} AND {exits}", "${__from}ms", "${__to}ms")
+    # one plant, one exit station per line: "line" tells the series apart (one tag is 3-5x faster)
+    return influxql_good_units(STATION, f"{LINE_FILTER} AND {exits}", "${__from}ms", "${__to}ms",
+                               tags='"line"')
 
 
 def _hourly(exits: str) -> str:
@@ -96,7 +98,8 @@ def demonstrated_rate(exits: str) -> str:
 
 def station_output() -> str:
     """Units each station finished over the range: where the line's flow thins out."""
-    units = ", ".join(influxql_units("count", STATION, LINE_FILTER, "${__from}ms", "${__to}ms"))
+    units = ", ".join(influxql_units("count", STATION, LINE_FILTER, "${__from}ms", "${__to}ms",
+                                     tags='"station"'))  # the huddle's one line: stations tell series apart
     return f'SELECT sum("n") AS "units" FROM {units} WHERE {HOUR_RANGE} GROUP BY "station"'
 
 
@@ -118,7 +121,7 @@ def samples(plant: str, line: str, station: str, start_ms: int, stop_ms: int) ->
 def good_units(plant: str, line: str, station: str, start_ms: int, end_ms: int) -> str:
     """Good units of one station in [start, end), by the boards' very query shape: column "good"."""
     start, end = f"{int(start_ms)}ms", f"{int(end_ms) - 1}ms"
-    units = influxql_good_units(STATION, _station_where(plant, line, station), start, end)
+    units = influxql_good_units(STATION, _station_where(plant, line, station), start, end, tags='"station"')
     return f'SELECT sum("n") AS "good" FROM {units} WHERE time >= {start} - 60m AND time <= {end}'
 
 

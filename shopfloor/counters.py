@@ -62,21 +62,39 @@ def increments(values: np.ndarray, *, max_step: int = MAX_STEP) -> np.ndarray:
     return units
 
 
+_EXACT = 1 << 52  # floats are exact integers below 2**53: the indicator below is exact for |y| < 2**52
+
+
+def _at_least_zero(y: str) -> str:
+    """1 where the integer-valued expression `y` is >= 0, else 0, without a conditional (InfluxQL has
+    none, and no abs() in InfluxDB 1.6): with a = y + 2**52, (a - a % 2**52) / 2**52 is 1 or 0."""
+    shifted = f"({y} + {_EXACT})"
+    return f"(({shifted} - {shifted} % {_EXACT}) / {_EXACT})"
+
+
 def influxql_units(field: str, measurement: str, where: str, start: str, end: str, *, sign: int = 1,
-                   tags: str = '"plant", "line", "station"', max_step: int = MAX_STEP) -> list[str]:
+                   tags: str = '"line", "station"', max_step: int = MAX_STEP) -> list[str]:
     """Subqueries whose rows `n` (one per sample) sum to `sign` x the units of `field` in [start, end].
 
-    `start` and `end` are InfluxQL time expressions (`1790000000000ms`, Grafana's `${__from}ms`).
-    Put them all in one FROM and `sum("n")` them, grouped as wanted. Why this shape:
-    InfluxQL has no conditional, so each case of the rule is a subquery of its own, filtered on the
-    difference `d` and on `m`, the mean of the two values (moving_average over 2), from which
-    `new = m + d / 2` and `old = m - d / 2`. The series are read from an hour before `start` so each
-    one has its baseline, and the same subqueries over [start - 1h, start) are subtracted: an outer
-    time filter cannot drop that hour, because InfluxDB 1.x pushes it down into the subqueries and
-    the baseline would go with it. Cost (measured, bench/README.md): about 0.1 s per subquery and
-    day of 1 Hz samples of one station.
+    `start` and `end` are InfluxQL time expressions (`1790000000000ms`, Grafana's `${__from}ms`);
+    `tags` must tell the series of `where` apart (one plant: line and station). Put the subqueries
+    in one FROM and `sum("n")` them, grouped as wanted. Why this shape: a rise is
+    `non_negative_difference`; a drop is one more subquery over the difference `d` and `m`, the mean
+    of the two values (moving_average over 2), from which `new = m + d / 2` and `old = m - d / 2`:
+    `new + wrap16 x (2**16 - old) + wrap32 x (2**32 - old)`, each wrap a product of 0/1 indicators
+    built from `%` (InfluxQL has no conditional). The series are read from an hour before `start`
+    so each one has its baseline, and the same subqueries over [start - 1h, start) are subtracted:
+    an outer time filter cannot drop that hour, because InfluxDB 1.x pushes it down into the
+    subqueries and the baseline would go with it. Cost: bench/README.md ("Good units inside InfluxDB").
     """
     early = f"{start} - {BASELINE_MS // 60_000}m"
+    old, new = '("m" - "d" / 2)', '("m" + "d" / 2)'
+    drop = new
+    for width in WIDTHS:
+        top = 1 << width
+        fits, short = _at_least_zero(f"{top - 1} - {old}"), _at_least_zero(f'{max_step - top} - "d"')
+        wrapped = f"{fits} * {short}"  # old < 2**w and new + 2**w - old <= max_step
+        drop += f" + {wrapped} * ({top} - {old})"
     parts = []
     for factor, low, high, high_op in ((sign, early, end, "<="), (-sign, early, start, "<")):
         scan = f"{where} AND time >= {low} AND time {high_op} {high}"
@@ -84,19 +102,12 @@ def influxql_units(field: str, measurement: str, where: str, start: str, end: st
                  f"FROM {measurement} WHERE {scan} GROUP BY {tags}")
         parts.append(f'SELECT {factor} * non_negative_difference("{field}") AS "n" FROM {measurement} '
                      f"WHERE {scan} GROUP BY {tags}")
-        not_wrapped = []
-        for width in WIDTHS:
-            top = 1 << width
-            wrap = f'"m" - "d" / 2 < {top} AND "d" + {top} <= {max_step}'
-            parts.append(f'SELECT {factor} * ("d" + {top}) AS "n" FROM ({inner}) WHERE "d" < 0 AND {wrap}')
-            not_wrapped.append(f'("m" - "d" / 2 >= {top} OR "d" + {top} > {max_step})')
-        parts.append(f'SELECT {factor} * ("m" + "d" / 2) AS "n" FROM ({inner}) '
-                     f'WHERE "d" < 0 AND {" AND ".join(not_wrapped)}')
+        parts.append(f'SELECT {factor} * ({drop}) AS "n" FROM ({inner}) WHERE "d" < 0')
     return [f"({part})" for part in parts]
 
 
 def influxql_good_units(measurement: str, where: str, start: str, end: str,
-                        tags: str = '"plant", "line", "station"') -> str:
+                        tags: str = '"line", "station"') -> str:
     """The FROM list whose rows `n` sum to the good units (count - scrap) in [start, end]."""
     return ", ".join(influxql_units("count", measurement, where, start, end, tags=tags)
                      + influxql_units("scrap", measurement, where, start, end, sign=-1, tags=tags))

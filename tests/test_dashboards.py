@@ -141,7 +141,7 @@ def test_output_is_the_last_station_good_units_by_the_counter_rule(config):
     assert hourly.startswith('SELECT sum("n") AS "actual" FROM (SELECT 1 * non_negative_difference("count")')
     assert 'SELECT -1 * non_negative_difference("scrap")' in hourly and 'moving_average("scrap", 2)' in hourly
     where = f"{q.LINE_FILTER} AND {q.exit_filter(config.plant.lines)}"
-    assert influxql_good_units(q.STATION, where, "${__from}ms", "${__to}ms") in hourly
+    assert influxql_good_units(q.STATION, where, "${__from}ms", "${__to}ms", tags='"line"') in hourly
     assert """("line" = 'l1' AND "station" = 's2') OR ("line" = 'l2' AND "station" = 'b')""" in hourly
     assert "GROUP BY time(1h, $bucket_offset)" in hourly and "tz('$timezone')" in hourly
 
