@@ -7,6 +7,11 @@ Why checkpoints: a pace alert every minute is noise; the ops director wants to h
 sink is (kind, station, ts), so a pace alert carries its checkpoint as `ts` and the uptime and
 forecast alerts their day's start: however often the checks run, and across restarts, the sink
 (analysis.alerts.AlertSink, which remembers through the store) delivers each one once.
+
+Evidence before verdicts: pace is judged against the target due since the line's first sample of
+the day (a line that started at 09:40 is not 100 % behind at 10:00 for the hours before), and pace
+and forecast stay silent below MIN_EVIDENCE_MS (an hour) of planned production with data; each
+message says how many hours it rests on.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from analysis.alerts import make_alert
-from analysis.indicators import Indicators, ToDate
+from analysis.indicators import HOUR_MS, MIN_EVIDENCE_MS, Indicators, ToDate
 from analysis.targets import Decomposition, local_ms, to_local
 from shopfloor.plan import Escalation
 
@@ -33,13 +38,15 @@ def last_checkpoint(targets: Decomposition, rules: Escalation, now_ms: int) -> i
 
 
 def pace_alert(line: str, station: str, checkpoint_ms: int, now_ms: int, output: int, due: float,
-               rules: Escalation, zone: dt.tzinfo) -> Alert | None:
-    """Warning when the day's output so far is more than the tolerance below what was due so far."""
-    if due <= 0 or output >= due * (1 - rules.pace_tolerance):
+               rules: Escalation, zone: dt.tzinfo, evidence_ms: int = HOUR_MS) -> Alert | None:
+    """Warning when the output since the line's data began today is more than the tolerance below
+    what was due over that time; silent below MIN_EVIDENCE_MS of planned production with data."""
+    if evidence_ms < MIN_EVIDENCE_MS or due <= 0 or output >= due * (1 - rules.pace_tolerance):
         return None
     clock = to_local(now_ms, zone).strftime("%H:%M")
     return make_alert(checkpoint_ms, "pace_behind_target", "warning", station,
-                 f"line {line} at {clock}: {output} of {due:.0f} units due today ({output / due:.0%}), "
+                 f"line {line} at {clock}: {output} of {due:.0f} units due ({output / due:.0%}) over the "
+                 f"{evidence_ms / HOUR_MS:.1f} planned h since its data began today, "
                  f"{1 - output / due:.0%} behind; the tolerance is {rules.pace_tolerance:.0%}")
 
 
@@ -53,13 +60,15 @@ def uptime_alert(line: str, result: Indicators, rules: Escalation, day_ms: int) 
 
 
 def forecast_alert(line: str, station: str, month: ToDate, rules: Escalation, day_ms: int) -> Alert | None:
-    """Critical when the month's run-rate forecast misses the month's target by more than the tolerance."""
+    """Critical when the month's run-rate forecast misses the month's target by more than the tolerance;
+    silent while there is no forecast (under MIN_EVIDENCE_MS of planned production with data)."""
     if month.forecast is None or month.forecast >= month.target * (1 - rules.forecast_tolerance):
         return None
     short = 1 - month.forecast / month.target if month.target else 1.0
     return make_alert(day_ms, "forecast_below_target", "critical", station,
-                 f"line {line}: at the current run rate the month ends at {month.forecast:.0f} of "
-                 f"{month.target} units ({short:.0%} short); the constraint is {station}")
+                 f"line {line}: at the run rate of the last {month.evidence_ms / HOUR_MS:.1f} planned h the "
+                 f"month ends at {month.forecast:.0f} of {month.target} units ({short:.0%} short); the "
+                 f"constraint is {station}")
 
 
 @dataclass
@@ -82,10 +91,12 @@ class Escalator:
         day_start = local_ms(today, 0, zone)
         alerts: list[tuple[tuple[str, int], Alert | None]] = []
         checkpoint = last_checkpoint(self.targets, self.rules, now_ms)
-        if checkpoint is not None:  # pace so far, judged once per checkpoint
-            due = self.targets.due_between(day_start, now_ms)
+        if checkpoint is not None:  # pace since the line's data began today, judged once per checkpoint
+            since = max(day_start, result.data_from_ms if result.data_from_ms is not None else now_ms)
+            due = self.targets.due_between(since, now_ms)
+            evidence = self.targets.production_ms_between(since, now_ms) if since < now_ms else 0
             pace = pace_alert(self.line, result.constraint, checkpoint, now_ms, day_output, due, self.rules,
-                              zone)
+                              zone, evidence)
             alerts.append((("pace", checkpoint), pace))
         alerts.append((("uptime", day_start), uptime_alert(self.line, result, self.rules, day_start)))
         alerts.append((("forecast", day_start),

@@ -5,9 +5,11 @@ demonstrated capacity (good units per ACTIVE hour: working, setup and down count
 blocked do not, because they are the line's fault, not the constraint's) caps the line. Setup and
 breakdowns stay in, since they will recur. Units the stations after it scrap are taken off (their
 yield), and the plan's reserve is held back: available = capacity x downstream yield x (1 - reserve).
-The rate the plan needs is the units its targets still hold over the planned production hours
-still left; a re-plan (`as_of` + `delivered`) folds in what was really delivered, so after a bad
-month the answer gets stricter instead of staler.
+No verdict below MIN_ACTIVE_HOURS of the constraint's activity (NotMeasurable, "not enough data
+yet"): ten minutes of a line say nothing about its capacity. The rate the plan needs is the units
+its targets still hold over the planned production hours still left; a re-plan (`as_of` +
+`delivered`) folds in what was really delivered, so after a bad month the answer gets stricter
+instead of staler.
 
     needs 412/h, the constraint (s4) delivers 378/h when active, 340/h after the 10% reserve:
     17% short: elevate s4
@@ -20,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.indicators import (
+    Spans,
     Telemetry,
-    infer_states,
     likely_constraint,
+    line_states,
     state_ms,
     units_between,
     window,
@@ -58,6 +61,7 @@ class Feasibility:
     delivered_per_hour: float
     reserve: float
     whatif_gain: float | None = None  # relative output gain of elevating the constraint (simulated)
+    evidence_hours: float = 0.0  # the constraint's active hours the capacity rests on
 
     @property
     def available_per_hour(self) -> float:
@@ -75,7 +79,7 @@ class Feasibility:
     @property
     def message(self) -> str:
         head = (f"needs {self.needed_per_hour:.0f}/h, the constraint ({self.constraint}) delivers "
-                f"{self.delivered_per_hour:.0f}/h when active")
+                f"{self.delivered_per_hour:.0f}/h when active (over {self.evidence_hours:.1f} active h)")
         if self.reserve:
             head += f", {self.available_per_hour:.0f}/h after the {self.reserve:.0%} reserve"
         if self.feasible:
@@ -91,6 +95,7 @@ class Feasibility:
                 "delivered_per_hour": round(self.delivered_per_hour, 2), "reserve": self.reserve,
                 "available_per_hour": round(self.available_per_hour, 2),
                 "shortfall": round(self.shortfall, 4), "whatif_gain": self.whatif_gain,
+                "evidence_hours": round(self.evidence_hours, 2),
                 "message": self.message}
 
 
@@ -103,22 +108,22 @@ def needed_rate(targets: Decomposition, now_ms: int | None = None) -> float:
     return targets.due_between(start, targets.year_end_ms) / hours
 
 
-def demonstrated_capacity(telemetry: Telemetry, line: Line, station: str, start_ms: int, end_ms: int
-                          ) -> Capacity:
+MIN_ACTIVE_HOURS = 1.0  # the constraint's active time a capacity verdict needs (as pace and forecast)
+
+
+def demonstrated_capacity(telemetry: Telemetry, line: Line, station: str, start_ms: int, end_ms: int,
+                          span: Spans) -> Capacity:
     """The station's good units per active hour in [start, end), with the yield of the stations after it."""
     ids = [s.id for s in line.stations]
     series = window(telemetry[station], start_ms, end_ms)
-    spent = state_ms(series, start_ms, end_ms)
+    spent = state_ms(span, start_ms, end_ms)
     active_hours = sum(spent[state] for state in ACTIVE_STATES) / HOUR_MS
-    if active_hours * 60 < 1:
-        raise NotMeasurable(f"station {station} was active for under a minute between {start_ms} and "
-                            f"{end_ms}: give telemetry of a longer production window")
     downstream_yield = 1.0
     for after in ids[ids.index(station) + 1:]:
         done = units_between(telemetry[after], start_ms, end_ms)
         good = units_between(telemetry[after], start_ms, end_ms, good=True)
-        if done:
-            downstream_yield *= good / done
+        if done > 0:
+            downstream_yield *= min(max(good / done, 0.0), 1.0)
     good = units_between(series, start_ms, end_ms, good=True)
     return Capacity(station, good, active_hours, downstream_yield)
 
@@ -136,13 +141,19 @@ def assess(telemetry: Telemetry, line: Line, start_ms: int, end_ms: int, *, need
     missing = [s.id for s in line.stations if not len(telemetry.get(s.id, ()))]
     if missing:
         raise NotMeasurable(f"no telemetry of station {missing[0]} on line {line.id}")
-    telemetry = infer_states({s: window(series, start_ms, end_ms) for s, series in telemetry.items()}, line)
-    constraint = constraint or likely_constraint(telemetry, line, start_ms, end_ms)
-    capacity = demonstrated_capacity(telemetry, line, constraint, start_ms, end_ms)
-    result = Feasibility(line.id, constraint, needed_per_hour, capacity.per_active_hour, reserve)
+    telemetry = {s: window(series, start_ms, end_ms) for s, series in telemetry.items()}
+    states = line_states(telemetry, line)
+    constraint = constraint or likely_constraint(states, line, start_ms, end_ms)
+    capacity = demonstrated_capacity(telemetry, line, constraint, start_ms, end_ms, states[constraint])
+    if capacity.active_hours < MIN_ACTIVE_HOURS:
+        raise NotMeasurable(f"not enough data yet: the constraint {constraint} of line {line.id} was active "
+                            f"{capacity.active_hours:.1f} h in the window; a capacity verdict needs "
+                            f"{MIN_ACTIVE_HOURS:g} h")
+    result = Feasibility(line.id, constraint, needed_per_hour, capacity.per_active_hour, reserve,
+                         evidence_hours=capacity.active_hours)
     if whatif is not None and not result.feasible:
         return Feasibility(line.id, constraint, needed_per_hour, capacity.per_active_hour, reserve,
-                           whatif_gain=whatif(constraint))
+                           whatif_gain=whatif(constraint), evidence_hours=capacity.active_hours)
     return result
 
 

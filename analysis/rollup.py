@@ -22,12 +22,15 @@ from analysis.indicators import (
     hour_by_hour,
     indicator_lines,
     indicators,
+    read_data_start,
     read_line_output,
+    run_rate,
     to_date,
     units_between,
 )
 from analysis.targets import Decomposition, decompose, local_ms, to_local
 from analysis.telemetry import from_store
+from shopfloor.counters import BASELINE_MS
 from shopfloor.errors import ConfigError, ShopfloorError
 from shopfloor.plan import Plan
 from shopfloor.plant import Line, Plant
@@ -91,11 +94,13 @@ def shift_indicators(targets: Decomposition, line: Line, telemetry: Telemetry, s
 
 def day_report(plan: Plan, line: Line, telemetry: Telemetry, start_ms: int, end_ms: int, *,
                constraint: str | None = None, month_actual: int | None = None,
-               quarter_actual: int | None = None) -> DayReport:
+               quarter_actual: int | None = None, data_since_ms: int | None = None) -> DayReport:
     """Indicators of [start, end) against the plan; to-date figures up to `end`.
 
     The month and quarter actuals default to what `telemetry` shows since the period began, which is
-    right when it covers the period (the store does); pass them when it does not.
+    right when it covers the period (the store does); pass them when it does not, with
+    `data_since_ms`, the line's first sample in the quarter. Both forecasts use one run rate, the
+    quarter's since the line's data began, so they agree across grains.
     """
     if end_ms <= start_ms:
         raise ConfigError("the window is empty: its end must be after its start")
@@ -104,24 +109,31 @@ def day_report(plan: Plan, line: Line, telemetry: Telemetry, start_ms: int, end_
     result = indicators(telemetry, line, start_ms, end_ms, target=targets.due_between(start_ms, end_ms),
                         constraint=constraint)
     last = telemetry[line.stations[-1].id]
-    rollups = []
+    actuals = {}
     for grain, actual in (("month", month_actual), ("quarter", quarter_actual)):
         begin, _ = targets.period_containing(grain, now_ms)
-        if actual is None:
-            actual = units_between(last, begin, now_ms, good=True)
-        rollups.append(to_date(targets, grain, now_ms, actual))
+        actuals[grain] = units_between(last, begin, now_ms, good=True) if actual is None else actual
+    quarter_start, _ = targets.period_containing("quarter", now_ms)
+    if data_since_ms is None:
+        seen = last.ts[(last.ts >= quarter_start) & (last.ts < now_ms)]
+        data_since_ms = int(seen[0]) if len(seen) else now_ms
+    rate = run_rate(targets, actuals["quarter"], max(quarter_start, data_since_ms), now_ms)
+    rollups = [to_date(targets, grain, now_ms, actuals[grain], rate=rate) for grain in ("month", "quarter")]
     return DayReport(line.id, result, hour_by_hour(telemetry, line, targets, start_ms, end_ms),
                      shift_indicators(targets, line, telemetry, start_ms, end_ms, constraint), *rollups)
 
 
-def store_actuals(store: Store, plant: str, plan: Plan, line: Line, now_ms: int) -> tuple[int, int]:
-    """Month and quarter to date good output of the line, summed inside InfluxDB."""
+def store_actuals(store: Store, plant: str, plan: Plan, line: Line, now_ms: int) -> tuple[int, int, int]:
+    """Month and quarter to date good output of the line, summed inside InfluxDB, and when the line's
+    data began in the quarter (now when it has none)."""
     targets = targets_at(plan, line.id, now_ms)
     actuals = []
     for grain in ("month", "quarter"):
         begin, _ = targets.period_containing(grain, now_ms)
-        actuals.append(read_line_output(store, plant, line, begin, now_ms))
-    return actuals[0], actuals[1]
+        actuals.append(read_line_output(store, plant, line, begin, now_ms + 1))
+    begin, _ = targets.period_containing("quarter", now_ms)
+    since = read_data_start(store, plant, line, begin, now_ms + 1)
+    return actuals[0], actuals[1], now_ms if since is None else since
 
 
 def feasibility(plan: Plan, line: Line, telemetry: Telemetry, start_ms: int, end_ms: int, *,
@@ -138,10 +150,10 @@ def feasibility(plan: Plan, line: Line, telemetry: Telemetry, start_ms: int, end
 def stored_day_report(store: Store, plant: Plant, plan: Plan, line: Line, start_ms: int, end_ms: int, *,
                       constraint: str | None = None) -> DayReport:
     """The day report of [start, end) from InfluxDB: samples of the window, to-date sums in the store."""
-    telemetry = by_station(from_store(store, plant, line.id, start_ms, end_ms))
-    month_actual, quarter_actual = store_actuals(store, plant.plant, plan, line, end_ms - 1)
+    telemetry = by_station(from_store(store, plant, line.id, start_ms - BASELINE_MS, end_ms))
+    month_actual, quarter_actual, since = store_actuals(store, plant.plant, plan, line, end_ms - 1)
     return day_report(plan, line, telemetry, start_ms, end_ms, constraint=constraint,
-                      month_actual=month_actual, quarter_actual=quarter_actual)
+                      month_actual=month_actual, quarter_actual=quarter_actual, data_since_ms=since)
 
 
 def escalate(plan: Plan, report: DayReport, now_ms: int, send: Callable[[dict], bool | None]) -> list[dict]:

@@ -126,6 +126,7 @@ def _inputs(plant: Path, plan: Path, line: str, telemetry_file: Path | None, day
     from analysis.rollup import day_window
     from analysis.targets import to_local
     from analysis.telemetry import from_file, from_store
+    from shopfloor.counters import BASELINE_MS
 
     plant_model, plan_model = load_plant(plant), load_plan(plan)
     line_model = plant_model.get_line(line)
@@ -140,7 +141,7 @@ def _inputs(plant: Path, plan: Path, line: str, telemetry_file: Path | None, day
     start, _ = day_window(plan_model, last_day - dt.timedelta(days=days - 1))
     end = min(day_window(plan_model, last_day)[1], now_ms)
     with Store(influx_url, db) as store:
-        telemetry = by_station(from_store(store, plant_model, line, start, end))
+        telemetry = by_station(from_store(store, plant_model, line, start - BASELINE_MS, end))  # + baseline
         yield _Inputs(plant_model, plan_model, line_model, start, end, telemetry, store)
 
 
@@ -178,12 +179,13 @@ def indicators_command(plant: Path = PlantFile, plan: Path = PlanFile, line: str
     from analysis.rollup import day_report, store_actuals
 
     with _inputs(plant, plan, line, telemetry, day, now, influx_url, db) as inputs:
-        actuals = (None, None)
+        actuals: tuple[int | None, int | None, int | None] = (None, None, None)
         if inputs.store is not None:
             actuals = store_actuals(inputs.store, inputs.plant.plant, inputs.plan, inputs.line,
                                     inputs.end_ms - 1)
         report = day_report(inputs.plan, inputs.line, inputs.telemetry, inputs.start_ms, inputs.end_ms,
-                            constraint=constraint, month_actual=actuals[0], quarter_actual=actuals[1])
+                            constraint=constraint, month_actual=actuals[0], quarter_actual=actuals[1],
+                            data_since_ms=actuals[2])
         if write_points:
             with Store(influx_url, db) as store:
                 store.write(report.lines(inputs.plant.plant))
@@ -206,10 +208,13 @@ def _print_report(report, zone) -> None:
     for name, value in result.executive().items():
         head.add_row(name.replace("_", " "), "-" if value is None else f"{value:.1%}")
     for rollup in (report.month, report.quarter):
-        forecast = "-" if rollup.forecast is None else f"{rollup.forecast:,.0f}"
+        forecast = "not enough data yet" if rollup.forecast is None else f"{rollup.forecast:,.0f}"
         head.add_row(f"{rollup.grain} to date / due / target / forecast",
                      f"{rollup.actual:,} / {rollup.due:,.0f} / {rollup.target:,} / {forecast}")
     console.print(head)
+    for oee in (result.constraint_oee, result.line_oee):
+        if oee.problem:
+            console.print(f"data problem: {oee.problem}")
     if report.shifts:
         shifts = Table(title="shifts")
         for column in ("shift", "output", "target", "constraint", "uptime", "OEE", "line OEE"):
@@ -273,10 +278,11 @@ def check_command(plant: Path = PlantFile, plan: Path = PlanFile, line: str = Li
 
     with _inputs(plant, plan, line, None, None, now, influx_url, db) as inputs:
         assert inputs.store is not None
-        month, quarter = store_actuals(inputs.store, inputs.plant.plant, inputs.plan, inputs.line,
-                                       inputs.end_ms - 1)
+        month, quarter, since = store_actuals(inputs.store, inputs.plant.plant, inputs.plan, inputs.line,
+                                              inputs.end_ms - 1)
         report = day_report(inputs.plan, inputs.line, inputs.telemetry, inputs.start_ms, inputs.end_ms,
-                            constraint=constraint, month_actual=month, quarter_actual=quarter)
+                            constraint=constraint, month_actual=month, quarter_actual=quarter,
+                            data_since_ms=since)
         publisher = MqttAlertPublisher(mqtt_url, client_id=f"shopfloor-targets-{inputs.plant.plant}-{line}")
         try:
             sink = AlertSink(inputs.plant.plant, line, inputs.store, publisher, webhook)

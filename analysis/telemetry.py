@@ -88,7 +88,7 @@ class LineTelemetry:
         return LineTelemetry(self.plant, self.line, [cut(s) for s in self.series])
 
 
-def _series(rows: list[tuple[int, int, int, int, int]]) -> StationSeries:
+def _series(rows: list[tuple[int, int, int, int, int, int]]) -> StationSeries:
     if not rows:
         empty = np.zeros(0, dtype=np.int64)
         return StationSeries(empty, empty, empty, empty, np.zeros(0, dtype=np.int8))
@@ -96,14 +96,26 @@ def _series(rows: list[tuple[int, int, int, int, int]]) -> StationSeries:
     table = table[np.argsort(table[:, 0], kind="stable")]
     last_of_each_ts = np.append(table[1:, 0] != table[:-1, 0], True)
     table = table[last_of_each_ts]
+    _hold_scrap(table[:, 3], table[:, 5].astype(bool))
     return StationSeries(table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy(), table[:, 3].copy(),
                          table[:, 4].astype(np.int8))
 
 
-def _row(sample: Sample | dict[str, Any]) -> tuple[int, int, int, int, int]:
+def _hold_scrap(scrap: np.ndarray, reported: np.ndarray) -> None:
+    """In place: a sample without `scrap` holds the last reported value (before the first report, the
+    first report's), so a missing scrap is never read as 0 (shopfloor.counters: no units, no reset)."""
+    if reported.all() or not reported.any():
+        return
+    last = np.maximum.accumulate(np.where(reported, np.arange(len(scrap)), -1))
+    first = int(np.argmax(reported))
+    scrap[:] = np.where(last >= 0, scrap[np.maximum(last, 0)], scrap[first])
+
+
+def _row(sample: Sample | dict[str, Any]) -> tuple[int, int, int, int, int, int]:
     state = sample.get("state")
-    return (sample["ts"], sample["count"], sample["queue"], sample.get("scrap") or 0,
-            STATE_CODE.get(state, UNKNOWN) if state is not None else UNKNOWN)
+    scrap = sample.get("scrap")
+    return (sample["ts"], sample["count"], sample["queue"], scrap or 0,
+            STATE_CODE.get(state, UNKNOWN) if state is not None else UNKNOWN, scrap is not None)
 
 
 def gather(plant: Plant, line_id: str, samples: Iterable[tuple[str, Sample | dict[str, Any]]],
@@ -151,8 +163,7 @@ def from_store(store, plant: Plant, line_id: str, from_ms: int, to_ms: int,
 
     Queried per station and per hour so no single answer grows past what InfluxDB returns in one piece.
     """
-    from shopfloor.contract import STATION_MEASUREMENT
-    from shopfloor.store import quote_ident, quote_string
+    from dashboards import queries  # the one module of measurement `station`'s InfluxQL
 
     line = plant.get_line(line_id)
     if to_ms <= from_ms:
@@ -162,10 +173,7 @@ def from_store(store, plant: Plant, line_id: str, from_ms: int, to_ms: int,
         for station in line.station_ids:
             for start in range(from_ms, to_ms, chunk_ms):
                 stop = min(start + chunk_ms, to_ms)
-                result = store.query(
-                    f'SELECT "count", "queue", "scrap", "state" FROM {quote_ident(STATION_MEASUREMENT)} '
-                    f"WHERE plant = {quote_string(plant.plant)} AND line = {quote_string(line_id)} "
-                    f"AND station = {quote_string(station)} AND time >= {start}ms AND time < {stop}ms")
+                result = store.query(queries.samples(plant.plant, line_id, station, start, stop))
                 for row in result.rows():
                     if row["count"] is None or row["queue"] is None:
                         continue

@@ -2,7 +2,8 @@
 
 Why the agent publishes a count that only grows: a 16-bit PLC counter wraps every 65,536 units and
 an operator may reset it at shift start; downstream every delta would have to guess which happened.
-The agent sees each read in order, so it decides once, here, and keeps the offset on disk:
+The agent sees each read in order, so it decides once, here, and keeps the offset on disk; the rule
+is shopfloor.counters' (the one the analysis and the boards apply to the published counts):
 
 - raw value went down, and the way round the counter's width is a plausible step (at most
   `max_step` units since the last read): a wrap, the offset grows by 2**width;
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from edge_agent.outbox import StationState
 from edge_agent.sources.base import Reading
 from shopfloor.contract import MAX_TS_MS, STOP_STATES, Sample
+from shopfloor.counters import RESET, WRAP, step
 
 log = logging.getLogger("shopfloor.agent")
 
@@ -43,13 +45,11 @@ class Counter:
             top = (1 << self.width) - 1 if self.width else "2**63"
             raise ValueError(f"counter value {raw} is outside 0..{top}")
         last = self.last_raw
-        if last is not None and raw < last:
-            if self.width and raw + (1 << self.width) - last <= self.max_step:
-                self.offset += 1 << self.width
-                self.wraps += 1
-            else:
-                self.offset += last
-                self.resets += 1
+        units, kind = step(last, raw, widths=(self.width,) if self.width else (), max_step=self.max_step)
+        if last is not None:  # the cumulative value grows by exactly the rule's units
+            self.offset += last + units - raw
+        self.wraps += kind == WRAP
+        self.resets += kind == RESET
         self.last_raw = raw
         return self.offset + raw
 

@@ -18,6 +18,7 @@ import yaml
 from typer.testing import CliRunner
 
 from dashboards import executive, line_huddle
+from dashboards import queries as q
 from dashboards.boards import all_boards
 from dashboards.config import load_config
 from dashboards.grafana import DATASOURCE_UID, iter_queries
@@ -131,12 +132,16 @@ def test_executive_rollup_has_at_most_seven_kpis_with_fixed_periods(config):
                                                         "plant actual", "plant target"]
 
 
-def test_output_is_the_last_station_good_counter_difference(config):
-    """Good units: last count and negated last scrap per hour, summed, then differenced."""
+def test_output_is_the_last_station_good_units_by_the_counter_rule(config):
+    """Good units: shopfloor.counters' subqueries for count and (negated) scrap, summed per hour."""
+    from shopfloor.counters import influxql_good_units
+
     board = line_huddle.board(config)
     hourly = next(p for p in board["panels"] if p["title"].startswith("Hour by hour"))["targets"][0]["query"]
-    assert 'SELECT last("count") AS "good"' in hourly and 'SELECT -1 * last("scrap") AS "good"' in hourly
-    assert hourly.startswith('SELECT non_negative_difference("good") AS "actual" FROM (SELECT sum("good")')
+    assert hourly.startswith('SELECT sum("n") AS "actual" FROM (SELECT 1 * non_negative_difference("count")')
+    assert 'SELECT -1 * non_negative_difference("scrap")' in hourly and 'moving_average("scrap", 2)' in hourly
+    where = f"{q.LINE_FILTER} AND {q.exit_filter(config.plant.lines)}"
+    assert influxql_good_units(q.STATION, where, "${__from}ms", "${__to}ms", tags='"line"') in hourly
     assert """("line" = 'l1' AND "station" = 's2') OR ("line" = 'l2' AND "station" = 'b')""" in hourly
     assert "GROUP BY time(1h, $bucket_offset)" in hourly and "tz('$timezone')" in hourly
 

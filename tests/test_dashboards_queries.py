@@ -4,7 +4,7 @@ The simulator's JSON Lines file goes in through contract.read_records + sample_l
 point shape the collector writes); targets, indicators and alerts go in through analysis's own point
 writers, as the analysis service writes them. The file gets scrap first (tests/scrap_records.py: the
 simulator writes none), so output panels are checked against good units computed in Python from the
-file (last count - scrap per hour, differences, resets dropped) and against analysis.indicators.
+file one sample at a time (shopfloor.counters.step) and against analysis.indicators.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from dashboards.grafana import Json
 from dashboards.macros import QueryContext, evaluate_math, expand, resolve_time
 from shopfloor.cli import _mount_subcommands, app
 from shopfloor.contract import read_records, sample_line
+from shopfloor.counters import step
 from shopfloor.plan import load_plan
 from shopfloor.store import Store
 
@@ -185,17 +186,29 @@ def test_variables_and_annotations_run(filled, config):
             assert rows[0]["kind"] == "constraint_down" and rows[0]["severity"] == "critical"
 
 
-def _expected_hourly(records, station: str, *, good: bool = True) -> dict[int, int]:
-    """Python's own answer: last count (less scrap, missing = 0) per clock hour, differences >= 0
-    between consecutive hours."""
-    last: dict[int, int] = {}
-    for key, sample in sorted(records, key=lambda item: item[1]["ts"]):
-        if key.station == station:
-            scrap = sample.get("scrap", 0) if good else 0
-            last[sample["ts"] // HOUR_MS * HOUR_MS] = sample["count"] - scrap
-    hours = sorted(last)
-    return {hour: last[hour] - last[before] for before, hour in zip(hours, hours[1:], strict=False)
-            if last[hour] >= last[before]}
+def _expected_hourly(records, station: str, start: int, end: int, *, good: bool = True) -> dict[int, int]:
+    """Python's own answer, one sample at a time with shopfloor.counters.step: each field's units
+    between consecutive samples that carry it (from an hour before `start`, the baseline), in the
+    clock hour of the later sample, for samples in [start, end]."""
+    hours: dict[int, int] = defaultdict(int)
+    samples = sorted((s for k, s in records if k.station == station and start - HOUR_MS <= s["ts"] <= end),
+                     key=lambda s: s["ts"])
+    for field, sign in (("count", 1), ("scrap", -1)) if good else (("count", 1),):
+        last = None
+        for sample in samples:
+            if field not in sample:
+                continue
+            units, _ = step(last, sample[field])
+            last = sample[field]
+            if sample["ts"] >= start:
+                hours[sample["ts"] // HOUR_MS * HOUR_MS] += sign * units
+    return dict(hours)
+
+
+def _in_range(rows, key: str, start: int, end: int) -> dict[int, int]:
+    """The rows of [start, end]; the one bucket before the range (the baseline hour) holds 0."""
+    assert all(row[key] == 0 for row in rows if row["time"] < start)
+    return {row["time"]: row[key] for row in rows if start <= row["time"] <= end}
 
 
 def _panel(board: Json, title: str) -> Json:
@@ -207,9 +220,8 @@ def test_hour_by_hour_output_and_target_match_the_file_and_the_plan(filled, conf
     start, end = _span(records)
     board = line_huddle.board(config)
     results = _run_panel(store, config, board, _panel(board, "Hour by hour: actual vs target"), start, end)
-    got = {row["time"]: row["actual"] for row in results["A"]}
-    expected = _expected_hourly(records, config.plant.lines[0].station_ids[-1])
-    assert got == {hour: units for hour, units in expected.items() if start <= hour <= end}
+    got = _in_range(results["A"], "actual", start, end)
+    assert got == _expected_hourly(records, config.plant.lines[0].station_ids[-1], start, end)
     assert sum(got.values()) > 0
     goal = decompose(load_plan(DOCKER / "plan.toml"), "l1", 2026)
     targets = {row["time"]: row["target"] for row in results["B"]}
@@ -230,22 +242,27 @@ def test_boards_count_good_units_hour_by_hour_as_the_indicators_do(filled, confi
     assert any("scrap" in s for s in exit_samples) and any("scrap" not in s for s in exit_samples)
     board = line_huddle.board(config)
     hourly = _run_panel(store, config, board, _panel(board, "Hour by hour: actual vs target"), start, end)
-    got = {row["time"]: row["actual"] for row in hourly["A"]}
+    got = _in_range(hourly["A"], "actual", start, end)
     goal = decompose(load_plan(DOCKER / "plan.toml"), line.id, 2026)
     samples = by_station(from_file(config.plant, line.id, telemetry))
     rows = hour_by_hour(samples, line, goal, start, end + 1)  # [start, end): end + 1 keeps the last sample
     indicated = {row["start"]: row["output"] for row in rows}
     assert set(indicated) == set(got) and len(got) >= 2
     assert got == indicated
-    every_unit = _expected_hourly(records, line.station_ids[-1], good=False)
+    every_unit = _expected_hourly(records, line.station_ids[-1], start, end, good=False)
     scrapped = sum(every_unit[hour] - indicated[hour] for hour in indicated)
     assert scrapped > 0, "the data set must scrap units in the compared hours"
     total = _run_panel(store, config, board, _panel(board, "Output vs target"), start, end)["A"][0]["actual"]
     executive_board = executive.board(config)
     month = _run_panel(store, config, executive_board, _panel(executive_board, "Month to date vs target"),
                        start, end)
-    assert total == month["A"][0]["actual"] == sum(got.values())
-    assert sum(got.values()) < sum(units for hour, units in every_unit.items() if start <= hour <= end)
+    assert total == sum(got.values())
+    # the month holds the data's first hour too: every unit from the first sample on
+    first = min(sample["ts"] for _, sample in records)
+    whole = _expected_hourly(records, line.station_ids[-1], first, end)
+    assert month["A"][0]["actual"] == sum(whole.values())
+    assert month["A"][0]["actual"] > total
+    assert sum(got.values()) < sum(every_unit.values())
 
 
 def test_state_timeline_uses_only_real_states(filled, config):
@@ -266,7 +283,8 @@ def test_executive_kpis_from_the_file_and_the_plan(filled, config):
     store, records = filled
     start, end = _span(records)
     board = executive.board(config)
-    expected = _expected_hourly(records, config.plant.lines[0].station_ids[-1])
+    first = min(sample["ts"] for _, sample in records)
+    expected = _expected_hourly(records, config.plant.lines[0].station_ids[-1], first, end)
     month = _run_panel(store, config, board, _panel(board, "Month to date vs target"), start, end)
     assert month["A"][0]["actual"] == sum(expected.values())
     assert month["C"][0]["actual"] == sum(expected.values())  # one line: the plant total is the line

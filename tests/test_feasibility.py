@@ -69,8 +69,9 @@ def test_the_shortfall_is_measured_at_the_constraint() -> None:
     assert result.available_per_hour == pytest.approx(324 * 0.9 * 0.9, rel=0.01)
     assert result.shortfall == pytest.approx(1 - 324 * 0.81 / 350, abs=0.01)
     assert not result.feasible
-    assert result.message == ("needs 350/h, the constraint (b) delivers 292/h when active, 263/h after the "
-                              "10% reserve: 25% short: elevate b")
+    assert result.message == ("needs 350/h, the constraint (b) delivers 292/h when active (over 2.0 active "
+                              "h), 263/h after the 10% reserve: 25% short: elevate b")
+    assert result.to_json()["evidence_hours"] == pytest.approx(2.0, abs=0.01)
     assert result.to_json()["shortfall"] == pytest.approx(0.25, abs=0.01)
 
 
@@ -103,8 +104,15 @@ def test_the_needed_rate_is_what_is_still_due_over_the_hours_left() -> None:
 def test_a_constraint_that_never_ran_cannot_be_measured() -> None:
     samples = [(s, {**sample, "state": "starved"}) for s, sample in synthetic_samples(1)]
     telemetry = by_station(gather(PLANT, "l1", samples, "synthetic"))
-    with pytest.raises(NotMeasurable, match="was active for under a minute"):
+    with pytest.raises(NotMeasurable, match="not enough data yet: the constraint a of line l1 was active 0"):
         assess(telemetry, LINE, START, START + 3_600_000, needed_per_hour=1.0)
+
+
+def test_ten_minutes_of_a_line_give_no_verdict() -> None:
+    """The issue's "46 % short after 10 minutes": below MIN_ACTIVE_HOURS there is no verdict at all."""
+    telemetry = by_station(gather(PLANT, "l1", synthetic_samples(), "synthetic"))
+    with pytest.raises(NotMeasurable, match=r"was active 0\.2 h in the window; a capacity verdict needs 1 h"):
+        assess(telemetry, LINE, START, START + 600_000, needed_per_hour=350.0)
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

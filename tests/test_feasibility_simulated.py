@@ -71,8 +71,8 @@ def test_the_qc_station_scenario_is_20_percent_short_at_the_qc_station() -> None
     assert result.constraint == "qc"
     assert result.delivered_per_hour == pytest.approx(96, abs=1.5)  # 3600 / 37.5 s
     assert result.shortfall == pytest.approx(0.20, abs=0.015)
-    assert result.message == ("needs 120/h, the constraint (qc) delivers 96/h when active: 20% short: "
-                              "elevate qc")
+    assert result.message == ("needs 120/h, the constraint (qc) delivers 96/h when active (over 3.0 active "
+                              "h): 20% short: elevate qc")
 
 
 def test_the_what_if_quantifies_elevating_the_qc_station() -> None:

@@ -15,15 +15,15 @@ from analysis.indicators import (
     hour_by_hour,
     increments,
     indicators,
-    infer_states,
     likely_constraint,
+    line_states,
     state_ms,
     to_date,
     units_between,
-    with_states,
 )
+from analysis.states import spans
 from analysis.targets import decompose
-from analysis.telemetry import StationSeries, from_file
+from analysis.telemetry import LineTelemetry, StationSeries, from_file
 from shopfloor.contract import StationKey, write_records
 from shopfloor.plan import Plan
 from shopfloor.plant import Line, Plant
@@ -49,6 +49,10 @@ def series(ts, count, queue, scrap=None, state=None) -> StationSeries:
                          np.asarray(queue, dtype=np.int64),
                          np.asarray(scrap if scrap is not None else [0] * n, dtype=np.int64),
                          np.asarray(state if state is not None else [MISSING] * n, dtype=np.int8))
+
+
+def with_states(series: StationSeries, state: np.ndarray) -> StationSeries:
+    return StationSeries(series.ts, series.count, series.queue, series.scrap, state.astype(np.int8))
 
 
 def small_line() -> dict[str, StationSeries]:
@@ -82,38 +86,62 @@ def test_the_seven_indicators_match_the_hand_computed_values() -> None:
     assert result.constraint_oee.performance == pytest.approx(1.0)
     assert result.constraint_oee.quality == pytest.approx(11 / 12)
     assert result.constraint_oee.oee == pytest.approx(0.55)
-    # line: ideal 30 s x 10 good units / 600 s planned = 0.5; 13 units finished or scrapped (10 + 2 + 1)
-    assert result.line_oee.oee == pytest.approx(0.5)
+    # line: 13 units finished or scrapped (10 + 2 + 1) in b's 360 s working at the line's ideal 30 s
+    # is 108 %: more than the constraint can make, a data problem held at 100 % and named
+    assert result.line_oee.performance == 1.0
+    assert "faster than its ideal cycle of 30 s (108%)" in result.line_oee.problem
     assert result.line_oee.quality == pytest.approx(10 / 13)
+    assert result.line_oee.oee == pytest.approx(0.6 * 10 / 13)
+    assert result.line_oee.oee <= result.constraint_oee.oee and result.constraint_oee.problem is None
     assert result.scrap_rate == pytest.approx(3 / 13)
     executive = result.executive()
     assert len(executive) <= 7 and executive["constraint_oee"] == pytest.approx(0.55)
     assert result.to_json()["executive"]["output_vs_target"] == pytest.approx(10 / 12)
 
 
+def test_a_cycle_faster_than_the_ideal_one_is_a_data_problem_not_234_percent() -> None:
+    """b made 12 units in 360 s of working time; with a 70 s ideal cycle that would be 233 %."""
+    slow = Line.model_validate({"id": "l1", "station": [
+        {"id": "a", "buffer": 4, "ideal_cycle_s": 20.0}, {"id": "b", "buffer": 4, "ideal_cycle_s": 70.0},
+        {"id": "c", "buffer": 2, "ideal_cycle_s": 10.0}]})
+    result = indicators(small_line(), slow, 0, 10 * MIN, constraint="b")
+    oee = result.constraint_oee
+    assert oee.performance == 1.0 and oee.oee == pytest.approx(0.6 * 11 / 12)
+    assert oee.problem == ("the constraint b made 12 units in 360 s of working time, faster than its "
+                           "ideal cycle of 70 s (233%): check ideal_cycle_s in the plant file or the "
+                           "station's states")
+    assert result.to_json()["constraint_oee"]["problem"] == oee.problem
+    assert result.line_oee.oee <= oee.oee
+
+
 def test_the_constraint_is_the_most_active_station_when_not_given() -> None:
     # a: active 7 of 10 minutes (blocked 3), b: 9 of 10, c: 5 of 10
-    assert likely_constraint(small_line(), LINE, 0, 10 * MIN) == "b"
+    assert likely_constraint(line_states(small_line(), LINE), LINE, 0, 10 * MIN) == "b"
     assert indicators(small_line(), LINE, 0, 10 * MIN).constraint == "b"
 
 
 def test_states_hold_until_the_next_sample_and_the_last_for_the_usual_interval() -> None:
-    spent = state_ms(small_line()["b"], 0, 10 * MIN)
+    b = line_states(small_line(), LINE)["b"]
+    spent = state_ms(b, 0, 10 * MIN)
     assert spent == {"working": 6 * MIN, "setup": MIN, "down": 2 * MIN, "starved": MIN, "blocked": 0,
                      "idle": 0}
-    assert state_ms(small_line()["b"], 0, 5 * MIN + 30_000)["working"] == 5 * MIN + 30_000
+    assert state_ms(b, 0, 5 * MIN + 30_000)["working"] == 5 * MIN + 30_000
 
 
-def test_missing_states_are_inferred_from_the_queues() -> None:
-    line = small_line()
-    a, b = line["a"], line["b"]
-    line["a"] = with_states(a, np.full(len(a), MISSING))
-    line["b"] = with_states(b, np.full(len(b), MISSING))
-    filled = infer_states(line, LINE)
-    # a is blocked wherever b's buffer holds 4 (its capacity), b is starved where its queue is 0
-    assert [s for s in filled["a"].state.tolist()] == [4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0]
-    assert [s for s in filled["b"].state.tolist()] == [0, 0, 0, 0, 0, 3, 3, 0, 0, 0, 0]
-    assert filled["c"] is line["c"]
+def test_missing_states_come_from_the_detectors_inference_only() -> None:
+    """No second inference: without reported states the indicators use analysis.states' WIP
+    conservation, so the indicators and the detector cannot name two constraints from one data set."""
+    line = {name: with_states(s, np.full(len(s), MISSING)) for name, s in small_line().items()}
+    found = line_states(line, LINE)
+    detector = spans(LineTelemetry("", LINE, [line[s.id] for s in LINE.stations]))
+    assert detector.inferred
+    for index, station in enumerate(LINE.stations):
+        assert found[station.id].code.tolist() == detector.code[index].tolist()
+        assert found[station.id].ts.tolist() == detector.ts[index].tolist()
+    # c's queue is empty at most samples, which `queue == 0` would call starved; WIP conservation
+    # (b's good output arrives, c completes it) keeps c working while it holds a unit
+    c_states = state_ms(found["c"], 0, 10 * MIN)
+    assert c_states["working"] > c_states["starved"]
 
 
 def test_a_counter_reset_counts_from_zero() -> None:
@@ -185,5 +213,5 @@ def test_a_state_does_not_hold_across_a_gap_in_the_samples() -> None:
     # one usual interval, not the whole hour
     ts = [0, MIN, 2 * MIN, 62 * MIN, 63 * MIN]
     away = series(ts, [0, 1, 2, 3, 4], [1] * 5, state=[CODE["working"]] * 2 + [CODE["down"]] + [0] * 2)
-    spent = state_ms(away, 0, 64 * MIN)
+    spent = state_ms(line_states({"a": away}, LINE)["a"], 0, 64 * MIN)
     assert spent["down"] == MIN and spent["working"] == 4 * MIN
