@@ -37,7 +37,8 @@ def _print_table(timeline: Timeline) -> None:
         start = dt.datetime.fromtimestamp(window.start / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         top = sorted(window.shares.items(), key=lambda item: -item[1])[:3]
         shares = "  ".join(f"{station} {share:.0%}" for station, share in top)
-        typer.echo(f"{start}Z  {window.bottleneck or '-':>10}  {shares}")
+        note = "  no clear constraint (gains within noise)" if window.within_noise else ""
+        typer.echo(f"{start}Z  {window.bottleneck or '-':>10}  {shares}{note}")
 
 
 @analyze_app.command("bottleneck")
@@ -78,7 +79,7 @@ def bottleneck(
     if infer and not any(s.queue.size for s in data.series):
         raise TelemetryError("no queue counts to infer states from")
     state_spans = spans(data, use_states=False if infer else None, max_gap_ms=int(max_gap_s * 1000))
-    timeline = analyze(state_spans, data.stations, line, window, method)
+    timeline = analyze(state_spans, data.stations, line, window, method, telemetry=data)
     if json:
         typer.echo(orjson.dumps(timeline.contract()).decode())
     else:

@@ -92,7 +92,7 @@ def score_line(seed: int, tally: Tally, *, methods: tuple[str, ...] = METHODS, w
         state_spans = spans(data, use_states=use_states)
         answers: dict[str, list[tuple[int, int, str | None]]] = {}
         for method in methods:
-            timeline = analyze(state_spans, data.stations, data.line.id, window_s, method)
+            timeline = analyze(state_spans, data.stations, data.line.id, window_s, method, telemetry=data)
             answers[method] = [(w.start, w.end, w.bottleneck) for w in timeline.windows]
         edges = window_edges(state_spans.begin_ms, state_spans.end_ms, window_s)
         for name, answer in (extra or {}).items():

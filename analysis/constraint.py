@@ -1,0 +1,39 @@
+"""The `crn` method: each window's constraint by the definition, on the fitted line of its regime.
+
+Why: the constraint is the station whose improvement raises the line's output most. Per window this
+module takes the regime the window ends in (analysis/changepoints.py: from the last change of the
+line's behaviour, or the data's start, up to the window's end: live, up to now), fits every station
+on it (analysis/fit.py) and simulates the fitted line with each station 5 % faster on common random
+numbers (analysis/crn_gain.py). The window then names the largest gain, its runner-up, the margin,
+the confidence, and whether the lead is within noise ("no clear constraint" in the text output).
+"""
+
+from __future__ import annotations
+
+import bisect
+
+from analysis.changepoints import change_points
+from analysis.crn_gain import Effort, station_gains
+from analysis.fit import fit_line
+from analysis.states import StateSpans
+from analysis.telemetry import LineTelemetry
+
+MIN_REGIME_S = 900  # a change closer than this to a window's end: the fit starts at the change before
+EFFORT = Effort()
+
+
+def by_simulation(windows: list, spans: StateSpans, telemetry: LineTelemetry, effort: Effort = EFFORT,
+                  cuts: list[int] | None = None) -> None:
+    """Fill each window's bottleneck, runner_up, margin, confidence and within_noise, in place."""
+    cuts = change_points(spans, telemetry) if cuts is None else cuts
+    stations = telemetry.stations
+    for window in windows:
+        end = window.end
+        k = bisect.bisect_right(cuts, end - MIN_REGIME_S * 1000)
+        begin = max(cuts[k - 1] if k else spans.begin_ms, spans.begin_ms)
+        gains = station_gains(fit_line(spans, telemetry, begin, end), effort)
+        window.bottleneck = stations[gains.best]
+        window.runner_up = stations[gains.runner_up] if gains.runner_up is not None else None
+        window.margin = round(gains.margin, 4)
+        window.confidence = round(gains.confidence, 3)
+        window.within_noise = gains.within_noise
