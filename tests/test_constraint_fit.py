@@ -63,7 +63,7 @@ def test_the_slow_station_gains_most_with_confidence():
 
 
 def test_crn_windows_carry_runner_up_margin_confidence_and_method():
-    scenario = _line(3.0, [Change(at_hour=1.5, station="s1", slow_by_pct=60)], cycle_s=36.0)
+    scenario = _line(3.0, [Change(at_hour=1.5, station="s1", slow_by_pct=100)], cycle_s=36.0)
     data = _data(scenario)
     timeline = analyze(spans(data), data.stations, "l1", 1800, "crn", telemetry=data)
     picks = [w.bottleneck for w in timeline.windows]
@@ -74,3 +74,15 @@ def test_crn_windows_carry_runner_up_margin_confidence_and_method():
     assert window["method"] == "crn" and 0 <= window["confidence"] <= 1
     with pytest.raises(ValueError, match="telemetry"):
         analyze(spans(data), data.stations, "l1", 1800, "crn")
+
+
+def test_text_output_says_no_clear_constraint_when_the_gains_are_within_noise(capsys):
+    from analysis.bottleneck import Timeline, Window
+    from analysis.cli import _print_table
+
+    shares = {"s1": 0.4, "s2": 0.6}
+    windows = [Window(START_MS, START_MS + 1800_000, "s2", shares, [], method="crn", within_noise=True),
+               Window(START_MS + 1800_000, START_MS + 3600_000, "s2", shares, [], method="crn")]
+    _print_table(Timeline("l1", "crn", windows, None, ["s1", "s2"]))
+    first, second = capsys.readouterr().out.splitlines()
+    assert "no clear constraint" in first and "no clear constraint" not in second
