@@ -20,7 +20,12 @@ from analysis.states import StateSpans
 from analysis.telemetry import BLOCKED, STARVED, LineTelemetry
 
 METHODS = ("apm", "turning-point", "combined", "crn")
+# The default of callers that have only state spans (the live loop, the huddle page: issue 11 item 3
+# moves them to `crn` once they pass the telemetry too).
 DEFAULT_METHOD = "combined"
+# The default of `shopfloor analyze bottleneck`: `crn` (analysis/constraint.py) won on the random
+# family's `tune` lines in every cell (bench/README.md); scored on `test` only afterwards.
+ANALYZE_DEFAULT_METHOD = "crn"
 # `combined` takes the APM answer when it is decisive (its station leads the runner-up by at least this
 # share of the window), else the turning-point rule's. Chosen over 0.1-1.0 on the scenario library
 # (5 seeds); with 10 seeds, 30 min windows and states (bench/README.md) it agrees 94.4 % in clear

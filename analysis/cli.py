@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import typer
 
-from analysis.bottleneck import DEFAULT_METHOD, METHODS, Timeline, analyze
+from analysis.bottleneck import ANALYZE_DEFAULT_METHOD, METHODS, Timeline, analyze
 from analysis.states import DEFAULT_MAX_GAP_MS, spans
 from analysis.telemetry import TelemetryError, from_file, from_store, parse_time
 from shopfloor.errors import ConfigError
@@ -49,7 +49,7 @@ def bottleneck(
                                    "offline form); or use --from/--to to read InfluxDB."),
     window: float = typer.Option(3600.0, "--window", help="Window length in seconds (epoch-aligned)."),
     json: bool = typer.Option(False, "--json", help="Print the timeline as one JSON object."),
-    method: str = typer.Option(DEFAULT_METHOD, "--method", help=f"One of {', '.join(METHODS)}."),
+    method: str = typer.Option(ANALYZE_DEFAULT_METHOD, "--method", help=f"One of {', '.join(METHODS)}."),
     infer: bool = typer.Option(False, "--infer-states", help="Ignore reported states; infer them from "
                                "queue counts and buffer capacities."),
     max_gap_s: float = typer.Option(DEFAULT_MAX_GAP_MS / 1000, "--max-gap", help="A sample's state "

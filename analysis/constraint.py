@@ -34,9 +34,10 @@ def _pace(fits: list) -> np.ndarray:
                      + (f.setup_min * 60 / f.setup_every if f.setup_every else 0.0) for f in fits])
 
 
-def by_simulation(windows: list, spans: StateSpans, telemetry: LineTelemetry, effort: Effort = EFFORT,
+def by_simulation(windows: list, spans: StateSpans, telemetry: LineTelemetry, effort: Effort | None = None,
                   cuts: list[int] | None = None) -> None:
     """Fill each window's bottleneck, runner_up, margin, confidence and within_noise, in place."""
+    effort = EFFORT if effort is None else effort
     cuts = change_points(spans, telemetry) if cuts is None else cuts
     stations = telemetry.stations
     chunk = CHUNK_S * 1000

@@ -33,7 +33,7 @@ class Effort:
     """Replications, simulated hours after a warm-up, and the seed of the draws."""
 
     reps: int = 8
-    hours: float = 4.0
+    hours: float = 8.0  # 8 replications of 8 h: best of (8, 4 h), (16, 4 h), (16, 8 h) on 20 `tune` lines
     warmup_h: float = 0.5
     seed: int = 0
 
