@@ -20,6 +20,7 @@ from analysis.states import StateSpans
 from analysis.telemetry import BLOCKED, STARVED, LineTelemetry
 
 METHODS = ("apm", "turning-point", "combined", "crn")
+SPAN_METHODS = ("apm", "turning-point", "combined")  # those that need only state spans (the live loop's)
 # The default of callers that have only state spans (the live loop, the huddle page: issue 11 item 3
 # moves them to `crn` once they pass the telemetry too).
 DEFAULT_METHOD = "combined"

@@ -12,9 +12,10 @@ whose two truths disagree are left out. The reference in the same run is the PyP
 `active-period-method` on the same active periods (the station with the most sole + shifting
 bottleneck time per window), and the chance level (1 / stations).
 
-What was tuned where: the family's own design constants (CLEAR_SHARE) on `tune` lines 0-29; the
-detector's existing constants (BALANCED_MARGIN, memory) predate the family and were chosen on the
-scenario library, not on either set; nothing was chosen on `test`.
+What was tuned where: the family's own design constant (CLEAR_SHARE) on `tune` lines 0-29; the `crn`
+method's constants (change-point THRESHOLD, the simulation's replications and hours) and the choice
+of `crn` as the default of `analyze bottleneck` on `tune` lines 0-19; the APM methods' constants
+(BALANCED_MARGIN, memory) predate the family and were chosen on the scenario library; nothing on `test`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import orjson  # noqa: E402
 
-from analysis.bottleneck import DEFAULT_METHOD, METHODS  # noqa: E402
+from analysis.bottleneck import ANALYZE_DEFAULT_METHOD, DEFAULT_METHOD, METHODS  # noqa: E402
 from analysis.yardstick import REFERENCE, START_MS, Tally, reference_answers, score_line  # noqa: E402
 from simulators.family import family_truth, random_line, seeds  # noqa: E402
 
@@ -74,7 +75,8 @@ def main() -> None:
     left_out = regimes["left out (replications disagree)"]
     print(f"\n`{args.set}` set, {args.lines} lines, {regimes['scored']} regimes scored "
           f"({regimes['clear']} clear, {regimes['balanced']} hard), {left_out} left out; windows of "
-          f"{args.window:g} s; {time.perf_counter() - began:.0f} s in all; default: {DEFAULT_METHOD}\n")
+          f"{args.window:g} s; {time.perf_counter() - began:.0f} s in all; defaults: "
+          f"{ANALYZE_DEFAULT_METHOD} (analyze bottleneck), {DEFAULT_METHOD} (live loop, huddle page)\n")
     print("| method | input | clear strict | hard strict | clear top-2 | hard top-2 | windows clear / hard |")
     print("|---|---|---|---|---|---|---|")
     for method in (*methods, *extra):
@@ -85,8 +87,8 @@ def main() -> None:
             print(f"| {method} | {source} | " + " | ".join(f"{r:.1%}" for r in rates)
                   + f" | {counts[0]} / {counts[1]} |")
     print(f"| chance level (1 / stations, per regime) | | {chance[0] / max(chance[1], 1):.1%} | | | | |")
-    print("\nTuned: the family's CLEAR_SHARE on `tune` lines 0-29; detector constants on the scenario "
-          "library (before the family existed); nothing on `test`.")
+    print("\nTuned: the family's CLEAR_SHARE on `tune` lines 0-29; crn's constants and the default on `tune` "
+          "lines 0-19; APM constants on the scenario library (before the family); nothing on `test`.")
 
 
 if __name__ == "__main__":
