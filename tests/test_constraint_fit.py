@@ -86,3 +86,13 @@ def test_text_output_says_no_clear_constraint_when_the_gains_are_within_noise(ca
     _print_table(Timeline("l1", "crn", windows, None, ["s1", "s2"]))
     first, second = capsys.readouterr().out.splitlines()
     assert "no clear constraint" in first and "no clear constraint" not in second
+
+
+def test_the_live_loop_refuses_crn_until_it_passes_the_telemetry():
+    from pydantic import ValidationError
+
+    from analysis.config import LiveSection
+
+    assert LiveSection(method="combined").method == "combined"
+    with pytest.raises(ValidationError, match="not one the live loop runs"):
+        LiveSection(method="crn")
