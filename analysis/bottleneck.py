@@ -17,10 +17,16 @@ import numpy as np
 
 from analysis.apm import Momentary, Periods, momentary_bottlenecks
 from analysis.states import StateSpans
-from analysis.telemetry import BLOCKED, STARVED
+from analysis.telemetry import BLOCKED, STARVED, LineTelemetry
 
-METHODS = ("apm", "turning-point", "combined")
+METHODS = ("apm", "turning-point", "combined", "crn")
+SPAN_METHODS = ("apm", "turning-point", "combined")  # those that need only state spans (the live loop's)
+# The default of callers that have only state spans (the live loop, the huddle page: issue 11 item 3
+# moves them to `crn` once they pass the telemetry too).
 DEFAULT_METHOD = "combined"
+# The default of `shopfloor analyze bottleneck`: `crn` (analysis/constraint.py) won on the random
+# family's `tune` lines in every cell (bench/README.md); scored on `test` only afterwards.
+ANALYZE_DEFAULT_METHOD = "crn"
 # `combined` takes the APM answer when it is decisive (its station leads the runner-up by at least this
 # share of the window), else the turning-point rule's. Chosen over 0.1-1.0 on the scenario library
 # (5 seeds); with 10 seeds, 30 min windows and states (bench/README.md) it agrees 94.4 % in clear
@@ -45,11 +51,15 @@ class Window:
     runner_up: str | None = None
     margin: float = 0.0
     observed_ms: int = 0
+    confidence: float | None = None
+    method: str = DEFAULT_METHOD
+    within_noise: bool = False
 
     def contract(self) -> dict:
         """The window as `analyze bottleneck --json` prints it (docs/DESIGN.md §7)."""
         return {"start": self.start, "end": self.end, "bottleneck": self.bottleneck,
-                "shares": self.shares, "shifting": self.shifting}
+                "shares": self.shares, "shifting": self.shifting, "runner_up": self.runner_up,
+                "margin": self.margin, "confidence": self.confidence, "method": self.method}
 
 
 @dataclass(slots=True)
@@ -151,13 +161,17 @@ def _trailing(values: np.ndarray, windows: int) -> np.ndarray:
 
 
 def analyze(spans: StateSpans, stations: list[str], line_id: str, window_s: float,
-            method: str = DEFAULT_METHOD, memory_s: float | None = None) -> Timeline:
+            method: str = DEFAULT_METHOD, memory_s: float | None = None,
+            telemetry: LineTelemetry | None = None) -> Timeline:
     """The bottleneck timeline of one line from its state spans, in windows of `window_s` seconds.
 
     Each window's `shares` are its own; its `bottleneck` is judged on the trailing `memory_s` (default
     DEFAULT_MEMORY_S, at least the window): a constraint that shows itself in bursts (a failing robot)
     stays named between them, at the price of a lag of about half the memory after a real move.
+    Method `crn` (analysis/constraint.py) needs the `telemetry` too: it fits the stations and simulates.
     """
+    if method == "crn" and telemetry is None:
+        raise ValueError("method crn needs the line's telemetry (counts), not only its state spans")
     memory_s = DEFAULT_MEMORY_S if memory_s is None else memory_s
     depth = max(1, int(round(max(memory_s, window_s) / window_s)))
     if method not in METHODS:
@@ -202,5 +216,9 @@ def analyze(spans: StateSpans, stations: list[str], line_id: str, window_s: floa
             blocked={s: round(float(blocked[i, w]), 4) for i, s in enumerate(stations)},
             starved={s: round(float(starved[i, w]), 4) for i, s in enumerate(stations)},
             runner_up=stations[second] if second is not None and column[second] > 0 else None,
-            margin=round(margin, 4), observed_ms=int(observed[w])))
+            margin=round(margin, 4), observed_ms=int(observed[w]), method=method))
+    if method == "crn":
+        from analysis.constraint import by_simulation
+
+        by_simulation(windows, spans, telemetry)
     return Timeline(line_id, method, windows, momentary, stations)

@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import typer
 
-from analysis.bottleneck import DEFAULT_METHOD, METHODS, Timeline, analyze
+from analysis.bottleneck import ANALYZE_DEFAULT_METHOD, METHODS, Timeline, analyze
 from analysis.states import DEFAULT_MAX_GAP_MS, spans
 from analysis.telemetry import TelemetryError, from_file, from_store, parse_time
 from shopfloor.errors import ConfigError
@@ -36,7 +36,8 @@ def _print_table(timeline: Timeline) -> None:
         start = dt.datetime.fromtimestamp(window.start / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         top = sorted(window.shares.items(), key=lambda item: -item[1])[:3]
         shares = "  ".join(f"{station} {share:.0%}" for station, share in top)
-        typer.echo(f"{start}Z  {window.bottleneck or '-':>10}  {shares}")
+        note = "  no clear constraint (gains within noise)" if window.within_noise else ""
+        typer.echo(f"{start}Z  {window.bottleneck or '-':>10}  {shares}{note}")
 
 
 @analyze_app.command("bottleneck")
@@ -47,7 +48,7 @@ def bottleneck(
                                    "offline form); or use --from/--to to read InfluxDB."),
     window: float = typer.Option(3600.0, "--window", help="Window length in seconds (epoch-aligned)."),
     json: bool = typer.Option(False, "--json", help="Print the timeline as one JSON object."),
-    method: str = typer.Option(DEFAULT_METHOD, "--method", help=f"One of {', '.join(METHODS)}."),
+    method: str = typer.Option(ANALYZE_DEFAULT_METHOD, "--method", help=f"One of {', '.join(METHODS)}."),
     infer: bool = typer.Option(False, "--infer-states", help="Ignore reported states; infer them from "
                                "queue counts and buffer capacities."),
     max_gap_s: float = typer.Option(DEFAULT_MAX_GAP_MS / 1000, "--max-gap", help="A sample's state "
@@ -77,7 +78,7 @@ def bottleneck(
     if infer and not any(s.queue.size for s in data.series):
         raise TelemetryError("no queue counts to infer states from")
     state_spans = spans(data, use_states=False if infer else None, max_gap_ms=int(max_gap_s * 1000))
-    timeline = analyze(state_spans, data.stations, line, window, method)
+    timeline = analyze(state_spans, data.stations, line, window, method, telemetry=data)
     if json:
         typer.echo(orjson.dumps(timeline.contract()).decode())
     else:

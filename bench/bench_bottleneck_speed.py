@@ -2,6 +2,10 @@
 
 Run: `python bench/bench_bottleneck_speed.py [--stations 20] [--hours 24] [--seed 1]`
 
+Also, end to end as `analyze bottleneck` runs (the telemetry file read included): reading the file
+(samples/s, target >= 500,000/s), the whole offline analysis with each method (target <= 5 s), and one
+live tick of the `crn` method (the last window's regime fitted and simulated, target <= 1 s).
+
 A line of `stations` stations (gamma process times, failures, small buffers) is simulated for `hours`
 at 1 Hz; both implementations get the same active periods (from the reported states). Printed: the
 time of each (the reference timed on its own work, `ActivePeriodMethod(frame)` plus
@@ -22,9 +26,11 @@ from timing import best_of  # bench/timing.py: run as `python bench/<name>.py`
 
 from analysis.apm import momentary_bottlenecks  # noqa: E402
 from analysis.bottleneck import analyze  # noqa: E402
+from analysis.constraint import by_simulation  # noqa: E402
 from analysis.reference import status_changes  # noqa: E402
-from analysis.states import reported  # noqa: E402
-from analysis.telemetry import gather  # noqa: E402
+from analysis.states import reported, spans  # noqa: E402
+from analysis.telemetry import from_file, gather  # noqa: E402
+from shopfloor.contract import write_records  # noqa: E402
 from simulators.scenario import Scenario  # noqa: E402
 from simulators.telemetry import simulate_telemetry  # noqa: E402
 
@@ -80,8 +86,34 @@ def main() -> None:
     print(f"whole timeline from samples (spans + APM + windows + turning point): {whole_s:.3f} s "
           f"(ratio {reference_s / whole_s:.1f}x)")
     print(f"momentary bottlenecks identical to the reference: {same}")
+    end_to_end(line, telemetry, reference_s)
     if not same:
         sys.exit(1)
+
+
+def end_to_end(line: Scenario, telemetry, reference_s: float) -> None:
+    """The offline command's work from the file on, per method, and one live `crn` tick."""
+    import tempfile
+
+    from analysis.bottleneck import METHODS
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "day.jsonl"
+        write_records(path, telemetry.records(line.plant_id, line.line_id))
+        read_s, data = best_of(1, lambda: from_file(line.plant, line.line_id, path))
+    samples = sum(len(s) for s in data.series)
+    print(f"reading the telemetry file: {read_s:.2f} s = {samples / read_s:,.0f} samples/s "
+          "(target >= 500,000)")
+    for method in METHODS:
+        took, _ = best_of(1, lambda m=method: analyze(spans(data), data.stations, line.line_id, 1800, m,
+                                                      telemetry=data))
+        print(f"offline, --method {method:13s} --window 1800: {read_s + took:6.2f} s with the read "
+              f"({took:.2f} s analysis; target <= 5 s; reference APM alone {reference_s:.2f} s)")
+    timeline = analyze(spans(data), data.stations, line.line_id, 1800, "apm")
+    last = timeline.windows[-1:]
+    tick_s, _ = best_of(1, lambda: by_simulation(last, spans(data), data))
+    print(f"one live crn tick (change points, fit of the regime so far, simulation): {tick_s:.2f} s "
+          f"(target <= 1 s; {tick_s / reference_s:.2f}x the reference APM's day)")
 
 
 if __name__ == "__main__":

@@ -48,6 +48,41 @@ def run(
         typer.echo(f"{truth}: true bottleneck per period")
 
 
+@app.command("family")
+def family(
+    seed: int = typer.Argument(..., help="The line's seed: tune set 0-99999, test set 1000000-1099999."),
+    out: Path = typer.Option(..., "--out", help="Telemetry file to write (JSON Lines, docs/DESIGN.md §4)."),
+    truth: Path = typer.Option(None, "--truth", help="Also write its truth (two replications, agreement)."),
+    plant_out: Path = typer.Option(None, "--plant", help="Also write its plant file."),
+    scenario_out: Path = typer.Option(None, "--scenario", help="Also write the drawn line as JSON."),
+) -> None:
+    """One line of the random family (simulators/family.py), the detector's yardstick."""
+    from simulators.family import family_truth, random_line, set_of
+    from simulators.truth import write_truth
+
+    try:
+        which = set_of(seed)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    scenario = random_line(seed)
+    start_ms = parse_start(DEFAULT_START)
+    telemetry = simulate_telemetry(scenario, seed=seed, start_ms=start_ms)
+    written = write_records(out, telemetry.records(scenario.plant_id, scenario.line_id))
+    typer.echo(f"{out}: {written} samples of line {scenario.line_id} ({which} set, "
+               f"{len(scenario.stations)} stations, {scenario.hours:g} h, {len(scenario.change)} change(s))")
+    if plant_out is not None:
+        from simulators.plantfile import plant_toml
+
+        plant_out.write_text(plant_toml(scenario.plant))
+        typer.echo(f"{plant_out}: plant file")
+    if scenario_out is not None:
+        scenario_out.write_text(scenario.model_dump_json(indent=2, by_alias=True) + "\n")
+        typer.echo(f"{scenario_out}: the drawn line")
+    if truth is not None:
+        write_truth(truth, family_truth(seed, start_ms=start_ms))
+        typer.echo(f"{truth}: true bottleneck per regime")
+
+
 @app.command("plant")
 def plant(
     scenario_path: Path = ScenarioPath,

@@ -57,7 +57,9 @@ def test_json_output_matches_the_contract(files):
     assert document["line"] == "l1" and isinstance(document["method"], str)
     assert len(document["windows"]) == len(range(T0 // 300_000 * 300_000, T0 + 900_000, 300_000))
     for window in document["windows"]:
-        assert set(window) == {"start", "end", "bottleneck", "shares", "shifting"}
+        assert set(window) == {"start", "end", "bottleneck", "shares", "shifting", "runner_up", "margin",
+                               "confidence", "method"}
+        assert window["method"] == document["method"] and 0 <= window["margin"] <= 1
         assert window["end"] - window["start"] == 300_000 and window["start"] % 300_000 == 0
         assert set(window["shares"]) == {"s1", "s2"}
         assert all(0 <= v <= 1 for v in window["shares"].values())

@@ -1,0 +1,110 @@
+"""Scoring bottleneck methods against the random line family's truth (simulators/family.py), strictly.
+
+Why: the detector's promise is to name the station whose speed-up raises the line's output most, on
+lines it has never seen. A window agrees only when it names exactly the truth's bottleneck of the
+regime it lies in (strict, clear and near-balanced alike); `top2` also credits the truth's runner-up.
+Regimes whose two truth replications disagree are left out. The benchmark
+(bench/bench_bottleneck_accuracy.py) and the suite's floor test (tests/test_bottleneck_accuracy.py)
+both score through here, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from analysis.apm import Periods
+from analysis.bottleneck import METHODS, analyze, per_window, window_edges
+from analysis.states import StateSpans, spans
+from analysis.telemetry import STATE_CODE, LineTelemetry, StationSeries
+from simulators.family import family_truth, random_line
+from simulators.scenario import Scenario
+from simulators.telemetry import STATE_NAMES, Telemetry, parse_start, simulate_telemetry
+from simulators.truth import Effort
+
+REFERENCE = "reference-apm"  # the PyPI `active-period-method`, windows formed the same way
+START_MS = parse_start("2026-09-21T06:00:00Z")
+TRUTH_EFFORT = Effort()
+_CODE = np.array([STATE_CODE[name] for name in STATE_NAMES], dtype=np.int8)
+
+
+def line_telemetry(scenario: Scenario, telemetry: Telemetry) -> LineTelemetry:
+    """The simulator's arrays as the detector's input, without the detour through JSON records."""
+    zeros = np.zeros(len(telemetry.ts_ms), dtype=np.int64)
+    series = [StationSeries(telemetry.ts_ms, telemetry.count[j], telemetry.queue[j], zeros,
+                            _CODE[telemetry.state[j]]) for j in range(len(telemetry.ids))]
+    return LineTelemetry(scenario.plant_id, scenario.plant.get_line(scenario.line_id), series)
+
+
+def reference_answers(state_spans: StateSpans, stations: list[str], window_s: float) -> list[str | None]:
+    """Per window: the station with the most (sole + shifting) bottleneck time by the reference package."""
+    from analysis.reference import reference_momentary
+
+    sole, shifting = reference_momentary(state_spans.active(), stations, state_spans.begin_ms,
+                                         state_spans.end_ms)
+    pieces = sorted(sole | shifting)
+    both = Periods.of([p[0] for p in pieces], [p[1] for p in pieces], [p[2] for p in pieces])
+    edges = window_edges(state_spans.begin_ms, state_spans.end_ms, window_s)
+    time_ms = per_window(both, len(stations), edges)
+    return [stations[int(np.argmax(col))] if col.max() > 0 else None for col in time_ms.T]
+
+
+@dataclass
+class Tally:
+    """Windows scored per (method, input, regime): strict hits, top-2 hits, windows."""
+
+    counts: dict[tuple[str, str, str], list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0, 0]))
+    regimes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def add(self, key: tuple[str, str, str], strict: bool, top2: bool) -> None:
+        entry = self.counts[key]
+        entry[0] += strict
+        entry[1] += top2
+        entry[2] += 1
+
+    def rate(self, method: str, source: str, regime: str, kind: str = "strict") -> float:
+        hit, top2, n = self.counts.get((method, source, regime), (0, 0, 0))
+        return (hit if kind == "strict" else top2) / n if n else float("nan")
+
+    def windows(self, method: str, source: str, regime: str) -> int:
+        return self.counts.get((method, source, regime), (0, 0, 0))[2]
+
+
+Answers = Callable[[StateSpans, list[str], float], list[str | None]]
+
+
+def score_line(seed: int, tally: Tally, *, methods: tuple[str, ...] = METHODS, window_s: float = 1800.0,
+               effort: Effort = TRUTH_EFFORT, truth: dict | None = None,
+               extra: dict[str, Answers] | None = None) -> dict:
+    """Score every method on line `seed`, with states and from queues alone; returns the truth used."""
+    scenario = random_line(seed)
+    truth = truth if truth is not None else family_truth(seed, start_ms=START_MS, effort=effort)
+    data = line_telemetry(scenario, simulate_telemetry(scenario, seed=seed, start_ms=START_MS))
+    for period in truth["periods"]:
+        tally.regimes["scored" if period["agree"] else "left out (replications disagree)"] += 1
+        if period["agree"]:
+            tally.regimes[period["regime"]] += 1
+    for source, use_states in (("states", True), ("queues", False)):
+        state_spans = spans(data, use_states=use_states)
+        answers: dict[str, list[tuple[int, int, str | None]]] = {}
+        for method in methods:
+            timeline = analyze(state_spans, data.stations, data.line.id, window_s, method, telemetry=data)
+            answers[method] = [(w.start, w.end, w.bottleneck) for w in timeline.windows]
+        edges = window_edges(state_spans.begin_ms, state_spans.end_ms, window_s)
+        for name, answer in (extra or {}).items():
+            picks = answer(state_spans, data.stations, window_s)
+            answers[name] = [(int(edges[i]), int(edges[i + 1]), p) for i, p in enumerate(picks)]
+        for period in truth["periods"]:
+            if not period["agree"]:
+                continue
+            regime = "clear" if period["regime"] == "clear" else "hard"
+            for name, rows in answers.items():
+                for start, end, pick in rows:
+                    if start >= period["start"] and end <= period["end"]:
+                        tally.add((name, source, regime), pick == period["bottleneck"],
+                                  pick in (period["bottleneck"], period["runner_up"]))
+    return truth

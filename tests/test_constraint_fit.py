@@ -1,0 +1,98 @@
+"""The `crn` detector's parts: the station fit, change points, and the gain by simulation."""
+
+from __future__ import annotations
+
+import pytest
+
+from analysis.bottleneck import analyze
+from analysis.changepoints import change_points
+from analysis.crn_gain import station_gains
+from analysis.fit import fit_line
+from analysis.states import spans
+from analysis.yardstick import START_MS, line_telemetry
+from simulators.scenario import Change, Scenario, StationSpec
+from simulators.telemetry import simulate_telemetry
+
+
+def _line(hours: float, changes: list[Change] | None = None, **middle) -> Scenario:
+    laws = {"cycle_s": 30.0, "distribution": "gamma", "cv": 0.3, "buffer": 5}
+    stations = [StationSpec(id="s1", **{**laws, "cycle_s": 24.0}),
+                StationSpec(id="s2", **{**laws, **middle}),
+                StationSpec(id="s3", **{**laws, "cycle_s": 22.0})]
+    return Scenario(station=stations, hours=hours, change=changes or [])
+
+
+def _data(scenario: Scenario, seed: int = 1):
+    return line_telemetry(scenario, simulate_telemetry(scenario, seed=seed, start_ms=START_MS))
+
+
+def test_fit_recovers_rate_failures_repairs_and_setups_on_a_long_run():
+    scenario = _line(48.0, cycle_s=30.0, mtbf_min=6.0, mttr_min=0.5, setup_every=50, setup_min=2.0)
+    data = _data(scenario)
+    fit = fit_line(spans(data, use_states=True), data, data.begin_ms, data.end_ms + 1000)[1]
+    assert fit.cycle_s == pytest.approx(30.0, rel=0.10)
+    assert fit.units_per_working_hour == pytest.approx(120.0, rel=0.10)
+    assert fit.mtbf_min == pytest.approx(6.0, rel=0.10)
+    assert fit.mttr_min == pytest.approx(0.5, rel=0.10)
+    assert fit.setup_every == pytest.approx(50, rel=0.10)
+    assert fit.setup_min == pytest.approx(2.0, rel=0.10)
+    assert fit.cv == pytest.approx(0.3, abs=0.1)
+    never_fails = fit_line(spans(data, use_states=True), data, data.begin_ms, data.end_ms + 1000)[0]
+    assert never_fails.failures == 0 and never_fails.mtbf_min is None and never_fails.setup_every == 0
+
+
+def test_a_planted_change_is_found_within_ten_minutes_and_a_steady_line_has_none():
+    at = 3.0
+    changed = _line(6.0, [Change(at_hour=at, station="s2", slow_by_pct=40)])
+    for use_states in (True, False):
+        data = _data(changed)
+        cuts = change_points(spans(data, use_states=use_states), data)
+        assert cuts, "the change is found"
+        nearest = min(cuts, key=lambda c: abs(c - (START_MS + at * 3_600_000)))
+        assert abs(nearest - (START_MS + at * 3_600_000)) <= 600_000
+    steady = _data(_line(6.0))
+    assert change_points(spans(steady, use_states=True), steady) == []
+
+
+def test_the_slow_station_gains_most_with_confidence():
+    data = _data(_line(4.0, cycle_s=36.0))
+    gains = station_gains(fit_line(spans(data, use_states=True), data, data.begin_ms, data.end_ms + 1000))
+    assert gains.stations[gains.best] == "s2" and not gains.within_noise
+    assert gains.confidence >= 0.9 and gains.margin >= 0.5
+    assert gains.mean[gains.best] == pytest.approx(0.05, abs=0.015), "5 % faster constraint: ~5 % more"
+
+
+def test_crn_windows_carry_runner_up_margin_confidence_and_method():
+    scenario = _line(3.0, [Change(at_hour=1.5, station="s1", slow_by_pct=100)], cycle_s=36.0)
+    data = _data(scenario)
+    timeline = analyze(spans(data), data.stations, "l1", 1800, "crn", telemetry=data)
+    picks = [w.bottleneck for w in timeline.windows]
+    assert picks[:3] == ["s2"] * 3 and picks[-1] == "s1", picks
+    window = timeline.windows[0].contract()
+    assert set(window) >= {"start", "end", "bottleneck", "shares", "shifting", "runner_up", "margin",
+                           "confidence", "method"}
+    assert window["method"] == "crn" and 0 <= window["confidence"] <= 1
+    with pytest.raises(ValueError, match="telemetry"):
+        analyze(spans(data), data.stations, "l1", 1800, "crn")
+
+
+def test_text_output_says_no_clear_constraint_when_the_gains_are_within_noise(capsys):
+    from analysis.bottleneck import Timeline, Window
+    from analysis.cli import _print_table
+
+    shares = {"s1": 0.4, "s2": 0.6}
+    windows = [Window(START_MS, START_MS + 1800_000, "s2", shares, [], method="crn", within_noise=True),
+               Window(START_MS + 1800_000, START_MS + 3600_000, "s2", shares, [], method="crn")]
+    _print_table(Timeline("l1", "crn", windows, None, ["s1", "s2"]))
+    first, second = capsys.readouterr().out.splitlines()
+    assert "no clear constraint" in first and "no clear constraint" not in second
+
+
+def test_the_live_loop_refuses_crn_until_it_passes_the_telemetry():
+    from pydantic import ValidationError
+
+    from analysis.config import LiveSection
+
+    assert LiveSection(method="combined").method == "combined"
+    with pytest.raises(ValidationError, match="not one the live loop runs"):
+        LiveSection(method="crn")
