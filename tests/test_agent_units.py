@@ -207,12 +207,47 @@ def test_file_source_reads_whole_lines_only_and_starts_again_after_truncation(tm
     assert [r.count for r in source.read()] == [0]
 
 
-def test_file_source_names_the_bad_line(tmp_path):
+def test_a_bad_line_is_skipped_with_its_reason_and_the_good_ones_are_kept(tmp_path, caplog):
     lines = tmp_path / "s1.csv"
-    lines.write_text("ts,count,queue,state\n1790000000000,1,0,working\n1790000001000,x,0,working\n")
+    lines.write_text("ts,count,queue,state\n1790000000000,1,0,working\n1790000001000,x,0,working\n"
+                     "1790000002000,3,1,down\n")
     source = open_source(_station(tmp_path, f'{{ kind = "file", path = "{lines}", format = "csv" }}'))
-    with pytest.raises(SourceError, match=r"s1.csv:3 count: 'x' is not a number"):
-        source.read()
+    with caplog.at_level("WARNING", logger="shopfloor.agent"):
+        assert [(r.count, r.state) for r in source.read()] == [(1, "working"), (3, "down")]
+    assert "station s1: skipped a malformed line: " in caplog.text
+    assert "s1.csv:3 count: 'x' is not a number" in caplog.text
+    assert source.read() == []  # the bad line is behind the source now: no re-read, no stall
+    with open(lines, "a") as out:
+        out.write("1790000003000,4,0,working\n")
+    assert [r.count for r in source.read()] == [4]
+
+
+def test_a_bad_json_line_is_skipped_too(tmp_path, caplog):
+    lines = tmp_path / "s1.jsonl"
+    lines.write_bytes(b'{"ts": 1790000000000, "count": 1, "queue": 0}\n{"ts": 1790000001000, "co\n[1]\n'
+                      b'{"ts": 1790000002000, "count": 2, "queue": 0}\n')
+    source = open_source(_station(tmp_path, f'{{ kind = "file", path = "{lines}" }}'))
+    with caplog.at_level("WARNING", logger="shopfloor.agent"):
+        assert [r.count for r in source.read()] == [1, 2]
+    assert "s1.jsonl:2: not JSON" in caplog.text and "s1.jsonl:3: a line must be a JSON object" in caplog.text
+
+
+def test_crlf_lines_are_read_whole_across_reads(tmp_path):
+    lines = tmp_path / "s1.jsonl"
+    lines.write_bytes(b"".join(b'{"ts": %d, "count": %d, "queue": 0}\r\n' % (1790000000000 + n, n)
+                               for n in range(5)))
+    source = open_source(_station(tmp_path, f'{{ kind = "file", path = "{lines}" }}'))
+    assert [r.count for r in source.read()] == [0, 1, 2, 3, 4]
+    with open(lines, "ab") as out:  # the next read starts exactly at the next line, not 5 bytes early
+        out.write(b'{"ts": 1790000002000, "count": 5, "queue": 0}\r\n')
+    assert [r.count for r in source.read()] == [5]
+    csv_file = tmp_path / "s1.csv"
+    csv_file.write_bytes(b"ts,count,queue\r\n1790000000000,1,0\r\n1790000000500,12,0\r\n")
+    source = open_source(_station(tmp_path, f'{{ kind = "file", path = "{csv_file}", format = "csv" }}'))
+    assert [(r.count, r.queue) for r in source.read()] == [(1, 0), (12, 0)]
+    with open(csv_file, "ab") as out:
+        out.write(b"1790000001000,2,5\r\n1790000002000,3,6\r\n")
+    assert [(r.count, r.queue) for r in source.read()] == [(2, 5), (3, 6)]
 
 
 def test_a_state_value_missing_from_the_table_costs_the_state_not_the_sample(tmp_path):
