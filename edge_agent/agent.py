@@ -8,6 +8,11 @@ A sample sent twice lands on the same InfluxDB point, so at-least-once is enough
 
 Threads: one poller per station (poller.py), paho's network thread (link.py), and this main
 thread, which alone owns the outbox and decides what to publish; the others only send it events.
+
+A full disk (or any outbox write that fails while running) does not end the agent: what is stored
+stays stored and keeps draining, new samples wait in memory (up to HELD_MAX, the oldest dropped
+beyond it and counted) with their stations' states, and go to disk in one transaction as soon as an
+append succeeds again. The status names the problem meanwhile; the log says it once.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import orjson
 from edge_agent.config import AgentConfig
 from edge_agent.counters import StationTrack
 from edge_agent.link import UNREACHABLE, Ack, Connection, Link
-from edge_agent.outbox import Outbox, Row, StationState
+from edge_agent.outbox import Outbox, OutboxError, Row, StationState
 from edge_agent.poller import Health, Polled, StationPoller
 from edge_agent.sources import Reading, counter_widths
 from shopfloor.contract import MAX_BATCH, Sample, StationKey, encode_batch, encode_sample, telemetry_topic
@@ -33,6 +38,7 @@ log = logging.getLogger("shopfloor.agent")
 FETCH_ROWS = 10_000  # rows read from the outbox at a time; with the window, bounds paho's pending messages
 STATUS_EVERY_S = 60.0  # a retained status heartbeat, so a stale `ts` shows a half-dead agent
 REFUSED_RETRY_S = 5.0  # a message the broker refused (PUBACK failure code) is sent again from disk after this
+HELD_MAX = 100_000  # samples kept in memory while the outbox cannot be written: 10 stations at 1 Hz for 2.7 h
 
 
 class Agent:
@@ -65,6 +71,10 @@ class Agent:
         self._linger_s = min(0.02, config.interval_s / 5)
         self.produced = 0
         self.acked = 0
+        self.held: list[tuple[str, Sample]] = []  # samples the outbox could not take yet (full disk)
+        self._held_states: dict[str, StationState] = {}
+        self.dropped = 0  # held samples given up beyond HELD_MAX
+        self._undeleted: list[int] = []  # acknowledged ids whose delete failed; retried
 
     # --- life cycle -------------------------------------------------------------------------------
 
@@ -91,6 +101,9 @@ class Agent:
         for poller in self.pollers:
             poller.join(timeout=5.0)
         self.step(timeout_s=0.0)  # store what the pollers handed over last
+        if self.held:
+            log.error("stopping with %d samples that the outbox could not store (%s)", len(self.held),
+                      self.problems.get("outbox", "outbox not writable"))
         deadline = time.monotonic() + 2.0
         while self.inflight and self.connected and time.monotonic() < deadline:
             self.step(timeout_s=0.1)
@@ -130,14 +143,49 @@ class Agent:
                                   f"station {event.station}: {event.problem}")
             elif isinstance(event, Connection):
                 self._connection(event)
-        if samples:
-            self.outbox.append(samples, touched)
-            self.produced += len(samples)
-        if acked:
-            self.outbox.delete(acked)
-            self.acked += len(acked)
+        self.produced += len(samples)
+        if samples or self.held:
+            self._store(samples, touched)
+        if acked or self._undeleted:
+            self._forget(acked)
         self._send_status_if_due()
         self._fill_window()
+
+    def _store(self, samples: list[tuple[str, Sample]], touched: dict[str, StationState]) -> None:
+        """Append to the outbox; while that fails, hold the samples (and states) and try again next turn."""
+        if self.held:
+            self.held.extend(samples)
+            self._held_states.update(touched)
+            samples, touched = self.held, self._held_states
+        try:
+            self.outbox.append(samples, touched)
+        except OutboxError as error:
+            if not self.held:
+                self.held, self._held_states = list(samples), dict(touched)
+            if len(self.held) > HELD_MAX:
+                over = len(self.held) - HELD_MAX
+                del self.held[:over]
+                self.dropped += over
+                self._set_problem("held", f"{self.dropped} samples dropped: the outbox stayed unwritable "
+                                          f"while {HELD_MAX} samples waited in memory")
+            self._set_problem("outbox", f"{error}; new samples wait in memory until it can be written")
+            return
+        if self.held:
+            log.warning("outbox writable again: %d held samples stored", len(self.held))
+            self.held, self._held_states = [], {}
+        self._set_problem("outbox", None)
+
+    def _forget(self, acked: list[int]) -> None:
+        """Delete acknowledged rows; a failed delete (full disk) is retried, at worst a sample goes twice."""
+        ids = self._undeleted + acked
+        try:
+            self.outbox.delete(ids)
+        except OutboxError as error:
+            self._undeleted = ids
+            self._set_problem("outbox", f"{error}; new samples wait in memory until it can be written")
+            return
+        self._undeleted = []
+        self.acked += len(acked)
 
     def _sample(self, station: str, reading: Reading, read_ms: int) -> Sample | None:
         if reading.clock_ms is not None:
@@ -208,7 +256,7 @@ class Agent:
         if text is None:
             self.problems.pop(key, None)
         elif self.problems.get(key) != text:
-            if key.startswith(("clock", "value", "broker", "refused")):
+            if key.startswith(("clock", "value", "broker", "refused", "outbox", "held")):
                 log.warning("%s", text)
             self.problems[key] = text
 

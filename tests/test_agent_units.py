@@ -354,3 +354,33 @@ def test_a_station_pc_whose_clock_runs_ahead_is_reported(tmp_path):
     assert agent.produced == 2
     assert [p for p in agent.problem_list() if "clock" in p] == [
         "station s1: the source's clock differs from the agent's by +90 s (threshold 5 s): sync both by NTP"]
+
+
+def test_the_default_outbox_is_in_the_state_folder_not_where_the_agent_starts(tmp_path, monkeypatch):
+    (tmp_path / "agent.toml").write_text('agent = "pc1"\nplant = "p"\nline = "l1"\n[[station]]\nid = "s1"\n'
+                                         'source = { kind = "simulated" }\n')
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert load_config(tmp_path / "agent.toml").outbox == tmp_path / "state/shopfloor/outbox-p-l1-pc1.sqlite"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert load_config(tmp_path / "agent.toml").outbox == \
+        tmp_path / "home/.local/state/shopfloor/outbox-p-l1-pc1.sqlite"
+
+
+def test_the_example_config_dials_only_this_pc_and_a_stray_outbox_is_ignored_by_git():
+    from pathlib import Path
+    from urllib.parse import urlsplit
+
+    from edge_agent.config import state_folder
+
+    root = Path(__file__).parent.parent
+    config = load_config(root / "edge_agent" / "agent.example.toml")
+    sources = {station.source.kind: station.source for station in config.stations}
+    assert sources["modbus"].host == "127.0.0.1"
+    assert urlsplit(sources["opcua"].url).hostname == "127.0.0.1"
+    assert config.outbox.parent == state_folder()
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    for stray in ("outbox.sqlite", "outbox.sqlite-wal", "edge_agent/outbox-p1-l1-a1.sqlite-shm"):
+        done = subprocess.run(["git", "check-ignore", "-q", stray], cwd=root)
+        assert done.returncode == 0, f"{stray} is not ignored by .gitignore"
