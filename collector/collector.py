@@ -12,6 +12,11 @@ into numbered batches; `writers` threads write batches side by side (InfluxDB in
 writers than from one) and a batch is acked only when it and every batch before it are written, so
 acks leave in the order the messages arrived, as MQTT requires.
 
+Why the edge may delete: after InfluxDB accepted a batch, the collector publishes per station a
+receipt (QoS 1, `shopfloor/v1/PLANT/LINE/STATION/stored`, docs/DESIGN.md §4) naming the seq ranges it
+stored, and those InfluxDB refused for good (rejected with a reason). The agent deletes a sample
+only on its receipt, so what a broker held only in memory when it died is still in an outbox.
+
 Why a worker never dies: a writer that died on an unforeseen exception would leave its batch
 unacked and, since acks leave in order, every later ack waiting behind it. So any exception while
 writing is logged, counted (`write_errors`) and the batch retried with the same backoff as an
@@ -38,11 +43,15 @@ from shopfloor.contract import (
     COLLECTOR_MEASUREMENT,
     REJECTED_TOPIC,
     ContractError,
+    StationKey,
     decode_telemetry,
+    encode_receipt,
     line_protocol,
     parse_telemetry_topic,
+    receipt_topic,
     rejection,
     sample_line,
+    seq_ranges,
 )
 from shopfloor.mqtt import connect_properties, make_client
 from shopfloor.settings import mqtt_endpoint
@@ -61,6 +70,8 @@ class Delivery:
     payload: bytes
     lines: list[str] | None = None
     reject_reason: str | None = None
+    key: StationKey | None = None
+    seqs: list[int] | None = None  # the samples' seqs, for the receipt
 
 
 @dataclass(slots=True)
@@ -77,6 +88,7 @@ class CollectorStats:
     max_batch_ms: float = 0.0
     write_errors: int = 0  # unforeseen exceptions while writing or acking, each retried
     acked: int = 0  # messages done with (acked, or dropped with the connection they came on)
+    receipts: int = 0  # receipts published (one per station per written batch)
 
 
 class _Abandoned(Exception):
@@ -241,7 +253,26 @@ class Collector:
             except _Abandoned:
                 log.warning("stopping with messages unwritten; the broker will deliver them again")
                 return
+            self._send_receipts(batch)
             self._acknowledge(number, batch)
+
+    def _send_receipts(self, batch: list[Delivery]) -> None:
+        """One receipt per station of the batch: the seqs now in InfluxDB, and those refused for good."""
+        by_station: dict[StationKey, tuple[list[int], list[int]]] = {}
+        for delivery in batch:
+            if delivery.key is None or not delivery.seqs:
+                continue  # a message that broke the contract names no samples of an agent
+            stored, rejected = by_station.setdefault(delivery.key, ([], []))
+            (stored if delivery.lines else rejected).extend(delivery.seqs)
+        for key, (stored, rejected) in by_station.items():
+            payload = encode_receipt(seq_ranges(stored), seq_ranges(rejected))
+            try:
+                self._client.publish(receipt_topic(key), payload, qos=1)
+            except Exception as error:  # no receipt: the agent resends after its timeout, stored once
+                log.error("could not publish the receipt for %s: %s", key.station, error)
+                continue
+            with self._lock:
+                self.stats.receipts += 1
 
     def _flush_until_done(self, batch: list[Delivery]) -> None:
         """`_flush`, retried with backoff after any unforeseen exception (a dead writer stalls all acks)."""
@@ -309,7 +340,9 @@ class Collector:
         """Turn a delivery into its lines of line protocol, or a reject reason. Returns the sample count."""
         try:
             key = parse_telemetry_topic(delivery.topic)
-            delivery.lines = [sample_line(key, sample) for sample in decode_telemetry(delivery.payload)]
+            samples = decode_telemetry(delivery.payload)
+            delivery.key, delivery.seqs = key, [sample["seq"] for sample in samples]
+            delivery.lines = [sample_line(key, sample) for sample in samples]
             return len(delivery.lines)
         except ContractError as error:
             delivery.reject_reason = str(error)

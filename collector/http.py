@@ -30,6 +30,7 @@ _METRICS: list[tuple[str, str, str]] = [
     ("write_retries", "counter", "batch writes retried because InfluxDB was unavailable"),
     ("write_errors", "counter", "unforeseen errors while writing or acking, each retried"),
     ("batches", "counter", "batches written"),
+    ("receipts", "counter", "receipts published to the agents (one per station per batch)"),
     ("last_batch_ms", "gauge", "duration of the last batch write in milliseconds"),
     ("max_batch_ms", "gauge", "longest batch write since start in milliseconds"),
 ]

@@ -1,10 +1,14 @@
-"""The edge agent: station pollers -> disk outbox -> MQTT QoS 1, a sample leaves the disk only on PUBACK.
+"""The edge agent: station pollers -> disk outbox -> MQTT QoS 1; a sample leaves the disk on its receipt.
 
 Why nothing is lost: a reading becomes a sample only inside the outbox transaction that stores it
-(with the station's next `seq` and counter offsets); rows are deleted only when the broker's PUBACK
-for the message holding them arrives. After a reconnect or a restart everything still on disk is
-sent again, oldest first, each station's samples in order, as batches of up to 1,000 samples.
-A sample sent twice lands on the same InfluxDB point, so at-least-once is enough.
+(with the station's next `seq` and counter offsets). The broker's PUBACK only marks rows "sent": a
+broker holds what it acknowledged in memory for a while, and loses it if it dies. Rows are deleted
+when a collector's receipt (`…/STATION/stored`, docs/DESIGN.md §4) says InfluxDB has them; a sent
+row without a receipt after `receipt_timeout_s` (doubling per attempt) is sent again, and after a
+reconnect every sent row goes again at once. After a restart everything still on disk is sent
+again. Always oldest first, each station's samples in order, as batches of up to 1,000 samples.
+A sample sent twice lands on the same InfluxDB point, so at-least-once is enough. With
+`delete_on = "puback"` the PUBACK deletes (for consumers that send no receipts).
 
 Threads: one poller per station (poller.py), paho's network thread (link.py), and this main
 thread, which alone owns the outbox and decides what to publish; the others only send it events.
@@ -27,9 +31,9 @@ import orjson
 
 from edge_agent.config import AgentConfig
 from edge_agent.counters import StationTrack
-from edge_agent.link import UNREACHABLE, Ack, Connection, Link
+from edge_agent.link import UNREACHABLE, Ack, Connection, Link, Receipt
 from edge_agent.outbox import Outbox, OutboxError, Row, StationState
-from edge_agent.poller import Health, Polled, StationPoller
+from edge_agent.poller import Health, Polled, StationPoller, now_ms
 from edge_agent.sources import Reading, counter_widths
 from shopfloor.contract import MAX_BATCH, Sample, StationKey, encode_batch, encode_sample, telemetry_topic
 
@@ -75,6 +79,9 @@ class Agent:
         self._held_states: dict[str, StationState] = {}
         self.dropped = 0  # held samples given up beyond HELD_MAX
         self._undeleted: list[int] = []  # acknowledged ids whose delete failed; retried
+        self.receipts = config.delete_on == "receipt"
+        self._sweep = False  # after a reconnect: send every sent, unreceipted row again
+        self.receipted = 0
 
     # --- life cycle -------------------------------------------------------------------------------
 
@@ -104,12 +111,13 @@ class Agent:
         if self.held:
             log.error("stopping with %d samples that the outbox could not store (%s)", len(self.held),
                       self.problems.get("outbox", "outbox not writable"))
-        deadline = time.monotonic() + 2.0
-        while self.inflight and self.connected and time.monotonic() < deadline:
+        deadline = time.monotonic() + 2.0  # the last PUBACKs and receipts, if they come soon
+        while (self.inflight or (self.receipts and self.outbox.backlog)) and self.connected \
+                and time.monotonic() < deadline:
             self.step(timeout_s=0.1)
-        self.link.stop(self.outbox.backlog, self.problem_list())
-        log.info("agent %s stopped: %d samples produced, %d acknowledged, %d wait in the outbox",
-                 self.config.agent, self.produced, self.acked, self.outbox.backlog)
+        self.link.stop(self.outbox.backlog, self.problem_list(), unreceipted=self.unreceipted())
+        log.info("agent %s stopped: %d samples produced, %d acknowledged, %d receipted, %d wait in the "
+                 "outbox", self.config.agent, self.produced, self.acked, self.receipted, self.outbox.backlog)
         self.outbox.close()
 
     # --- one turn of the main loop -----------------------------------------------------------------
@@ -129,6 +137,7 @@ class Agent:
         samples: list[tuple[str, Sample]] = []
         touched: dict[str, StationState] = {}
         acked: list[int] = []
+        receipts: list[tuple[str, list[tuple[int, int]]]] = []
         for event in events:
             if isinstance(event, Polled):
                 for reading in event.readings:
@@ -138,6 +147,8 @@ class Agent:
                         touched[event.station] = self.tracks[event.station].state()
             elif isinstance(event, Ack):
                 self._ack(event, acked)
+            elif isinstance(event, Receipt):
+                receipts.append((event.station, event.ranges))
             elif isinstance(event, Health):
                 self._set_problem(f"source {event.station}", event.problem and
                                   f"station {event.station}: {event.problem}")
@@ -148,6 +159,8 @@ class Agent:
             self._store(samples, touched)
         if acked or self._undeleted:
             self._forget(acked)
+        if receipts:
+            self._receipt(receipts)
         self._send_status_if_due()
         self._fill_window()
 
@@ -176,16 +189,27 @@ class Agent:
         self._set_problem("outbox", None)
 
     def _forget(self, acked: list[int]) -> None:
-        """Delete acknowledged rows; a failed delete (full disk) is retried, at worst a sample goes twice."""
+        """Acknowledged rows: marked sent (receipts) or deleted (puback); a failed write (full disk) is
+        retried, at worst a sample goes twice."""
         ids = self._undeleted + acked
         try:
-            self.outbox.delete(ids)
+            if self.receipts:
+                self.outbox.mark_sent(ids, now_ms(), int(self.config.receipt_timeout_s * 1000),
+                                      int(self.config.receipt_max_s * 1000))
+            else:
+                self.outbox.delete(ids)
         except OutboxError as error:
             self._undeleted = ids
             self._set_problem("outbox", f"{error}; new samples wait in memory until it can be written")
             return
         self._undeleted = []
         self.acked += len(acked)
+
+    def _receipt(self, receipts: list[tuple[str, list[tuple[int, int]]]]) -> None:
+        try:
+            self.receipted += self.outbox.receipt(receipts)
+        except OutboxError as error:  # the rows stay and are resent; their next receipt deletes them
+            self._set_problem("outbox", f"{error}; new samples wait in memory until it can be written")
 
     def _sample(self, station: str, reading: Reading, read_ms: int) -> Sample | None:
         if reading.clock_ms is not None:
@@ -237,6 +261,7 @@ class Agent:
             log.info("connected to %s; %d samples to send", self.link.endpoint.display, self.outbox.backlog)
             self._set_problem("broker", None)
             self.connected = True
+            self._sweep = self.receipts  # what the broker acknowledged may have died with it
             self._send_status()
         elif not event.up:
             if self.connected:
@@ -260,6 +285,10 @@ class Agent:
                 log.warning("%s", text)
             self.problems[key] = text
 
+    def unreceipted(self) -> tuple[int, float] | None:
+        """(samples acknowledged by the broker without a receipt yet, age of the oldest in s)."""
+        return self.outbox.unreceipted(now_ms()) if self.receipts else None
+
     def problem_list(self) -> list[str]:
         return [self.problems[key] for key in sorted(self.problems)]
 
@@ -267,7 +296,7 @@ class Agent:
         if not self.connected:
             return
         problems = self.problem_list()
-        self.link.publish_status(True, self.outbox.backlog, problems)
+        self.link.publish_status(True, self.outbox.backlog, problems, self.unreceipted())
         self._status_problems, self._status_at = problems, time.monotonic()
 
     def _send_status_if_due(self) -> None:
@@ -292,6 +321,13 @@ class Agent:
         if self._refused and time.monotonic() >= self._refused_at:
             refused, self._refused = self._refused, []
             self._publish(self.outbox.rows(refused))
+        while self.receipts and len(self.inflight) < self.config.mqtt.window:
+            rows = self.outbox.due(now_ms(), FETCH_ROWS // 10, everything=self._sweep)
+            if not rows:
+                self._sweep = False
+                break
+            log.info("resending %d samples without a receipt (oldest first)", len(rows))
+            self._publish(rows)
         while len(self.inflight) < self.config.mqtt.window:
             rows = self.outbox.after(self.cursor, FETCH_ROWS)
             if not rows:

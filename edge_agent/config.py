@@ -161,6 +161,9 @@ class AgentConfig(BaseModel):
     max_step: int = Field(1000, ge=1)
     clock_skew_s: float = Field(5.0, gt=0)
     source_retry_max_s: float = Field(60.0, gt=0)
+    delete_on: Literal["receipt", "puback"] = "receipt"
+    receipt_timeout_s: float = Field(30.0, gt=0)
+    receipt_max_s: float = Field(600.0, gt=0)
     mqtt: Mqtt = Mqtt()
     station: list[Station] = Field(min_length=1)
 

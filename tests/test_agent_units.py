@@ -176,8 +176,25 @@ def test_an_outbox_of_another_layout_fails_at_start_in_one_line(tmp_path):
     old.execute("CREATE TABLE outbox (id INTEGER PRIMARY KEY, station TEXT, ts INTEGER)")
     old.commit()
     old.close()
-    with pytest.raises(OutboxError, match="has layout 0, this agent writes layout 1: let the old agent"):
+    with pytest.raises(OutboxError, match="has layout 0, this agent writes layout 2: let the old agent"):
         Outbox(tmp_path / "o.sqlite")
+
+
+def test_a_layout_1_outbox_is_upgraded_in_place_and_keeps_its_samples(tmp_path):
+    old = sqlite3.connect(tmp_path / "o.sqlite")  # what agents before receipts wrote
+    old.executescript("CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, station TEXT NOT NULL, "
+                      "body BLOB NOT NULL); CREATE TABLE station_state (station TEXT PRIMARY KEY, next_seq "
+                      "INTEGER NOT NULL, last_ts INTEGER NOT NULL, counters BLOB NOT NULL); "
+                      "PRAGMA user_version=1;")
+    old.executemany("INSERT INTO outbox (station, body) VALUES (?, ?)",
+                    [("s1", b'{"ts":%d,"seq":%d,"count":0,"queue":0}' % (n, n)) for n in range(40, 45)])
+    old.commit()
+    old.close()
+    outbox = Outbox(tmp_path / "o.sqlite")
+    assert outbox.backlog == 5
+    assert outbox.receipt([("s1", [(40, 41)])]) == 2  # the seq column was filled from the bodies
+    assert [row.sample["seq"] for row in outbox.after(0, 10)] == [42, 43, 44]
+    outbox.close()
 
 
 def test_the_outbox_is_in_wal_mode(tmp_path):
