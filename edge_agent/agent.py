@@ -82,6 +82,7 @@ class Agent:
         self.receipts = config.delete_on == "receipt"
         self._sweep = False  # after a reconnect: send every sent, unreceipted row again
         self.receipted = 0
+        self.resent = 0  # samples sent again for want of a receipt
 
     # --- life cycle -------------------------------------------------------------------------------
 
@@ -115,7 +116,7 @@ class Agent:
         while (self.inflight or (self.receipts and self.outbox.backlog)) and self.connected \
                 and time.monotonic() < deadline:
             self.step(timeout_s=0.1)
-        self.link.stop(self.outbox.backlog, self.problem_list(), unreceipted=self.unreceipted())
+        self.link.stop(self.outbox.backlog, self.problem_list(), figures=self.figures())
         log.info("agent %s stopped: %d samples produced, %d acknowledged, %d receipted, %d wait in the "
                  "outbox", self.config.agent, self.produced, self.acked, self.receipted, self.outbox.backlog)
         self.outbox.close()
@@ -289,6 +290,15 @@ class Agent:
         """(samples acknowledged by the broker without a receipt yet, age of the oldest in s)."""
         return self.outbox.unreceipted(now_ms()) if self.receipts else None
 
+    def figures(self) -> dict[str, object]:
+        """What the status carries besides the problems: the unreceipted backlog and the counters."""
+        document: dict[str, object] = {}
+        if (unreceipted := self.unreceipted()) is not None:
+            document["unreceipted"], document["unreceipted_age_s"] = unreceipted[0], round(unreceipted[1], 1)
+        document["counters"] = {"produced": self.produced, "acked": self.acked, "receipted": self.receipted,
+                                "resent": self.resent, "held": len(self.held), "dropped": self.dropped}
+        return document
+
     def problem_list(self) -> list[str]:
         return [self.problems[key] for key in sorted(self.problems)]
 
@@ -296,7 +306,7 @@ class Agent:
         if not self.connected:
             return
         problems = self.problem_list()
-        self.link.publish_status(True, self.outbox.backlog, problems, self.unreceipted())
+        self.link.publish_status(True, self.outbox.backlog, problems, self.figures())
         self._status_problems, self._status_at = problems, time.monotonic()
 
     def _send_status_if_due(self) -> None:
@@ -327,6 +337,7 @@ class Agent:
                 self._sweep = False
                 break
             log.info("resending %d samples without a receipt (oldest first)", len(rows))
+            self.resent += len(rows)
             self._publish(rows)
         while len(self.inflight) < self.config.mqtt.window:
             rows = self.outbox.after(self.cursor, FETCH_ROWS)

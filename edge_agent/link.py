@@ -83,15 +83,15 @@ class Link:
                                for station in config.station_ids] if config.delete_on == "receipt" else []
 
     def status(self, online: bool, backlog: int | None = None, problems: list[str] | None = None,
-               unreceipted: tuple[int, float] | None = None) -> bytes:
-        """The status payload (docs/DESIGN.md §4), plus the backlog, the sent samples still without a
-        receipt (and the age of the oldest) and the agent's current problems."""
+               figures: dict[str, object] | None = None) -> bytes:
+        """The status payload (docs/DESIGN.md §4), plus the backlog, the agent's current problems and
+        its figures (unreceipted backlog and its age, counters)."""
         document: dict[str, object] = {"v": VERSION, "online": online, "ts": now_ms(), "version": __version__,
                                        "stations": self.config.station_ids}
         if backlog is not None:
             document["backlog"] = backlog
-        if unreceipted is not None:
-            document["unreceipted"], document["unreceipted_age_s"] = unreceipted[0], round(unreceipted[1], 1)
+        if figures:
+            document.update(figures)
         if problems is not None:
             document["problems"] = problems
         return orjson.dumps(document)
@@ -106,14 +106,14 @@ class Link:
         return self.client.publish(topic, payload, qos=1, retain=retain)
 
     def publish_status(self, online: bool, backlog: int, problems: list[str],
-                       unreceipted: tuple[int, float] | None = None) -> mqtt.MQTTMessageInfo:
-        return self.publish(self.topic, self.status(online, backlog, problems, unreceipted), retain=True)
+                       figures: dict[str, object] | None = None) -> mqtt.MQTTMessageInfo:
+        return self.publish(self.topic, self.status(online, backlog, problems, figures), retain=True)
 
     def stop(self, backlog: int, problems: list[str], timeout_s: float = 2.0,
-             unreceipted: tuple[int, float] | None = None) -> None:
+             figures: dict[str, object] | None = None) -> None:
         """Say offline (a clean disconnect sends no will), then disconnect."""
         if self.client.is_connected():
-            info = self.publish_status(False, backlog, problems, unreceipted)
+            info = self.publish_status(False, backlog, problems, figures)
             try:
                 info.wait_for_publish(timeout_s)
             except (RuntimeError, ValueError) as error:

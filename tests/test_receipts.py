@@ -125,6 +125,8 @@ def test_rows_leave_the_outbox_on_a_receipt_not_on_puback_and_unreceipted_ones_a
     status = wait_for(lambda: [s for s, _ in taker.status if s.get("unreceipted", 0) > 40], 10,
                       "the unreceipted backlog in the status")[-1]
     assert status["unreceipted_age_s"] > 0
+    assert status["counters"]["resent"] > 0 and status["counters"]["receipted"] == 0
+    assert status["counters"]["acked"] >= status["unreceipted"]
     running.stop()  # still unreceipted: across a restart they stay on disk
     from edge_agent.check import check_agent
 
