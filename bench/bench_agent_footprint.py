@@ -1,7 +1,9 @@
 """The edge agent's footprint on a line PC: RSS and CPU at 1 Hz with 10 stations (target < 50 MB, < 2%).
 
 `python -m edge_agent run` (what the systemd unit starts) with 10 simulated stations at 1 s runs
-against the real Mosquitto for the measured time, and the same agent through the full `shopfloor agent
+against the real Mosquitto for the measured time, with a real collector and InfluxDB sending it
+receipts (deletion on receipt, the default since issue 13; `--no-collector`: broker only, the agents
+then deleting on PUBACK), and the same agent through the full `shopfloor agent
 run` CLI (which also loads analysis and numpy). Beside them, in the same run, the reference: a bare
 paho QoS 1 publisher process sending the same 10 samples a second with no outbox, no pollers and no
 CLI (the least any agent must do). All are read from /proc (RSS now and peak, user+system CPU over the
@@ -20,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from shopfloor.stack import Server, free_port
+from shopfloor.stack import Stack
 
 REFERENCE = """
 import sys, time
@@ -65,17 +67,25 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--stations", type=int, default=10)
     parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument("--no-collector", action="store_true", help="broker only; agents delete on PUBACK")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-agent-footprint-") as folder:
         work = Path(folder)
-        broker = Server("mosquitto", work / "mosquitto", free_port())
-        broker.start()
+        stack = Stack(work / "stack")
+        stack.up()
+        broker = stack.mosquitto
+        delete_on = "puback" if args.no_collector else "receipt"
+        collector = None if args.no_collector else subprocess.Popen(
+            [sys.executable, "-m", "shopfloor", "collector", "run", "--mqtt-url", broker.url, "--influx-url",
+             stack.influxdb.url, "--client-id", "bench-collector", "--session-expiry", "0"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         stations = "\n".join(f'[[station]]\nid = "s{n}"\nsource = {{ kind = "simulated", seed = {n} }}\n'
                              for n in range(args.stations))
         config = work / "agent.toml"
         config.write_text(f'agent = "bench"\nplant = "bench"\nline = "l1"\ninterval_s = 1.0\n'
-                          f'outbox = "outbox.sqlite"\n[mqtt]\nurl = "{broker.url}"\n\n{stations}')
+                          f'outbox = "outbox.sqlite"\ndelete_on = "{delete_on}"\n'
+                          f'[mqtt]\nurl = "{broker.url}"\n\n{stations}')
         other = work / "via-shopfloor.toml"  # the same agent started through the full `shopfloor` CLI
         other.write_text(config.read_text().replace('agent = "bench"', 'agent = "bench2"')
                          .replace("outbox.sqlite", "outbox2.sqlite"))
@@ -94,10 +104,12 @@ def main() -> None:
             cpu = {name: (cpu_s(p.pid) - start[name]) / wall * 100 for name, p in processes.items()}
             memory = {name: memory_mb(p.pid) for name, p in processes.items()}
         finally:
-            for process in processes.values():
+            for process in [*processes.values(), *([collector] if collector else [])]:
                 process.terminate()
                 process.wait(30)
-            broker.stop()
+            backlogs = {name: _backlog(work / file) for name, file in
+                        (("agent", "outbox.sqlite"), ("shopfloor agent", "outbox2.sqlite"))}
+            stack.down()
         print(f"{args.stations} stations at 1 Hz, measured over {wall:.0f} s "
               f"after {args.warmup:.0f} s warm-up")
         for name in processes:
@@ -105,8 +117,19 @@ def main() -> None:
             print(f"{name:16} RSS {rss:6.1f} MB (peak {peak:6.1f} MB)   CPU {cpu[name]:5.2f} %")
         print(f"ratio agent / bare paho publisher: RSS {memory['agent'][0] / memory['reference'][0]:.2f}x, "
               f"CPU {cpu['agent'] / max(cpu['reference'], 0.01):.2f}x")
+        print(f"deleting on {delete_on}; samples left in the outboxes at the end: {backlogs}")
         print(f"targets: RSS < 50 MB: {'met' if memory['agent'][1] < 50 else 'MISSED'}; "
               f"CPU < 2 %: {'met' if cpu['agent'] < 2 else 'MISSED'}")
+
+
+def _backlog(path: Path) -> int:
+    from edge_agent.outbox import Outbox
+
+    outbox = Outbox(path)
+    try:
+        return outbox.backlog
+    finally:
+        outbox.close()
 
 
 if __name__ == "__main__":

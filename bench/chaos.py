@@ -1,6 +1,6 @@
 """Chaos: agents publish through every fault we could stage; then every sample is counted, one by one.
 
-    python bench/chaos.py [--outage 60] [--offline-samples 3600]
+    python bench/chaos.py [--outage 60] [--offline-samples 3600] [--delete-on receipt|puback]
 
 Real processes only (a fresh stack in a temporary folder, `shopfloor agent run` x 3, `shopfloor
 collector run`), while the agents publish:
@@ -9,7 +9,14 @@ collector run`), while the agents publish:
    `--offline-samples` samples per station (3,600: a simulated hour at 1 Hz, produced at 100 Hz), is
    SIGKILLed again and restarted online, and drains its outbox;
 3. the broker restarts (SIGTERM, 3 s, start: it saves and reloads its persistent sessions);
-4. InfluxDB is stopped for `--outage` seconds (60) and started again.
+4. InfluxDB is stopped for `--outage` seconds (60) and started again;
+5. twice: the collector stops (its session queues, the broker acknowledges the agents), 6 s later the
+   broker is SIGKILLed and started again, then the collector (issue 13: this lost 486 of 1,674);
+6. the collector, reconnected with a 5 s session expiry, stays away 12 s: the broker drops its session
+   and the queue with it;
+then 40 s for the agents' resends (receipt timeout 5 s here, 30 s by default) to land.
+`--delete-on puback` runs the same faults with the agents deleting on the broker's PUBACK, as before
+receipts: the loss that receipts remove, measured in the same kind of run.
 Then the agents stop, and each station's stored `seq` values are compared with what its agent produced
 (0 .. next_seq - 1 from the agent's outbox): lost = produced but not stored, duplicated = a seq stored
 twice. The reference measured in the same run is the number produced: the verdict is stored/produced
@@ -30,6 +37,7 @@ from shopfloor.stack import Stack, free_port
 from shopfloor.store import Store, quote_string
 
 PLANT = "chaos"
+RECEIPTS = "receipt_timeout_s = 5.0\nreceipt_max_s = 20.0"  # resends within the run's minutes
 
 
 def stored_seqs(store: Store) -> dict[str, list[int]]:
@@ -40,7 +48,7 @@ def stored_seqs(store: Store) -> dict[str, list[int]]:
 class Run:
     """The stack, the collector and three agents of one chaos run, with a log of what happened when."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, receipts: str):
         self.folder = folder
         self.started = time.monotonic()
         self.stack = Stack(folder / "stack")
@@ -50,22 +58,24 @@ class Run:
         self.collector = self.start_collector()
         url = self.stack.mosquitto.url
         self.configs = {
-            "a0": agent_config(folder, "a0", PLANT, "l1", ["s0", "s1"], 0.05, url),
-            "a1": agent_config(folder, "a1", PLANT, "l1", ["s2", "s3"], 0.05, url),
-            "a2": agent_config(folder, "a2", PLANT, "l2", ["s4", "s5"], 0.01, url),
+            "a0": agent_config(folder, "a0", PLANT, "l1", ["s0", "s1"], 0.05, url, extra=receipts),
+            "a1": agent_config(folder, "a1", PLANT, "l1", ["s2", "s3"], 0.05, url, extra=receipts),
+            "a2": agent_config(folder, "a2", PLANT, "l2", ["s4", "s5"], 0.01, url, extra=receipts),
         }
         offline = folder / "offline"
         offline.mkdir()
         # the same outbox file, a broker port where nothing listens: the line PC's network is cut
         self.offline_config = agent_config(offline, "a2", PLANT, "l2", ["s4", "s5"], 0.01,
-                                           f"mqtt://127.0.0.1:{free_port()}", outbox=folder / "a2.sqlite")
+                                           f"mqtt://127.0.0.1:{free_port()}", outbox=folder / "a2.sqlite",
+                                           extra=receipts)
         self.agents = {name: agent(config).start() for name, config in self.configs.items()}
 
     def note(self, what: str) -> None:
         print(f"{time.monotonic() - self.started:6.1f} s  {what}", flush=True)
 
-    def start_collector(self) -> Child:
-        child = collector(self.stack, self.store.database, self.folder, client_id="chaos-collector").start()
+    def start_collector(self, session_expiry_s: int | None = None) -> Child:
+        child = collector(self.stack, self.store.database, self.folder, client_id="chaos-collector",
+                          session_expiry_s=session_expiry_s).start()
         child.wait_for_log("subscribed to", timeout_s=60)
         return child
 
@@ -84,9 +94,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--outage", type=float, default=60.0, help="seconds InfluxDB is down")
     parser.add_argument("--offline-samples", type=int, default=3600, help="per station, while cut off")
+    parser.add_argument("--delete-on", choices=("receipt", "puback"), default="receipt",
+                        help="when the agents delete a sample (puback: as before receipts)")
     options = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="shopfloor-chaos-"))
-    run = Run(folder)
+    run = Run(folder, f'{RECEIPTS}\ndelete_on = "{options.delete_on}"')
+    run.note(f"agents delete on {options.delete_on}")
     run.note(f"stack, collector and agents a0, a1 (20 Hz), a2 (100 Hz) running; folder {folder}")
     try:
         run.wait(5)
@@ -123,6 +136,25 @@ def main() -> None:
         run.stack.influxdb.start()
         run.note("InfluxDB started again")
         time.sleep(15)
+        for n in (1, 2):
+            run.collector.stop()
+            run.note(f"collector stopped (SIGTERM): its session queues ({n} of 2)")
+            time.sleep(6)
+            run.stack.mosquitto.kill()
+            run.note("broker SIGKILLed with what it acknowledged in memory")
+            run.stack.mosquitto.start()
+            run.note("broker started again")
+            run.collector = run.start_collector()
+            run.note("collector back")
+            time.sleep(5)
+        run.collector.stop()
+        run.collector = run.start_collector(session_expiry_s=5)
+        run.collector.stop()
+        run.note("collector (session expiry 5 s) stopped: away 12 s, longer than its session")
+        time.sleep(12)
+        run.collector = run.start_collector()
+        run.note("collector back with a new session")
+        time.sleep(40)
         for child in run.agents.values():
             child.stop()
         run.note("agents stopped (SIGTERM); counting")

@@ -111,15 +111,18 @@ def shopfloor(*args: str) -> list[str]:
     return [sys.executable, "-m", "shopfloor", *args]
 
 
-def collector(stack: Stack, database: str, folder: Path, client_id: str = "bench-collector") -> Child:
+def collector(stack: Stack, database: str, folder: Path, client_id: str = "bench-collector",
+              session_expiry_s: int | None = None) -> Child:
     argv = shopfloor("collector", "run", "--mqtt-url", stack.mosquitto.url,
                      "--influx-url", stack.influxdb.url, "--influx-db", database,
                      "--client-id", client_id, "--group", "bench")
+    if session_expiry_s is not None:
+        argv += ["--session-expiry", str(session_expiry_s)]
     return Child(client_id, argv, folder / f"{client_id}.log")
 
 
 def agent_config(folder: Path, agent: str, plant: str, line: str, stations: list[str], interval_s: float,
-                 mqtt_url: str, outbox: Path | None = None) -> Path:
+                 mqtt_url: str, outbox: Path | None = None, extra: str = "") -> Path:
     """An agent.toml with simulated stations; the outbox lives beside it unless given."""
     path = folder / f"{agent}.toml"
     source = '{{ kind = "simulated", cycle_s = 30.0, seed = {} }}'
@@ -127,7 +130,8 @@ def agent_config(folder: Path, agent: str, plant: str, line: str, stations: list
                    for n, sid in enumerate(stations))
     outbox = outbox or folder / f"{agent}.sqlite"
     path.write_text(f'agent = "{agent}"\nplant = "{plant}"\nline = "{line}"\ninterval_s = {interval_s}\n'
-                    f'outbox = "{outbox}"\n[mqtt]\nurl = "{mqtt_url}"\nreconnect_max_s = 2.0\n\n{body}')
+                    f'outbox = "{outbox}"\n{extra}\n[mqtt]\nurl = "{mqtt_url}"\nreconnect_max_s = 2.0\n\n'
+                    f'{body}')
     return path
 
 

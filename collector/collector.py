@@ -11,6 +11,17 @@ Threads: paho's network thread only appends deliveries to an inbox; a gather thr
 into numbered batches; `writers` threads write batches side by side (InfluxDB ingests more from two
 writers than from one) and a batch is acked only when it and every batch before it are written, so
 acks leave in the order the messages arrived, as MQTT requires.
+
+Why the edge may delete: after InfluxDB accepted a batch, the collector publishes per station a
+receipt (QoS 1, `shopfloor/v1/PLANT/LINE/STATION/stored`, docs/DESIGN.md §4) naming the seq ranges it
+stored, and those InfluxDB refused for good (rejected with a reason). The agent deletes a sample
+only on its receipt, so what a broker held only in memory when it died is still in an outbox.
+
+Why a worker never dies: a writer that died on an unforeseen exception would leave its batch
+unacked and, since acks leave in order, every later ack waiting behind it. So any exception while
+writing is logged, counted (`write_errors`) and the batch retried with the same backoff as an
+InfluxDB outage; a payload that crashes the decoder is rejected with the reason. `health()` reports a
+worker thread that died anyway or a batch that has waited for its write longer than `stuck_after_s`.
 """
 
 from __future__ import annotations
@@ -27,15 +38,20 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from collector.config import CollectorConfig
+from collector.http import HealthServer
 from shopfloor.contract import (
     COLLECTOR_MEASUREMENT,
     REJECTED_TOPIC,
     ContractError,
+    StationKey,
     decode_telemetry,
+    encode_receipt,
     line_protocol,
     parse_telemetry_topic,
+    receipt_topic,
     rejection,
     sample_line,
+    seq_ranges,
 )
 from shopfloor.mqtt import connect_properties, make_client
 from shopfloor.settings import mqtt_endpoint
@@ -54,6 +70,8 @@ class Delivery:
     payload: bytes
     lines: list[str] | None = None
     reject_reason: str | None = None
+    key: StationKey | None = None
+    seqs: list[int] | None = None  # the samples' seqs, for the receipt
 
 
 @dataclass(slots=True)
@@ -68,6 +86,9 @@ class CollectorStats:
     batches: int = 0
     last_batch_ms: float = 0.0
     max_batch_ms: float = 0.0
+    write_errors: int = 0  # unforeseen exceptions while writing or acking, each retried
+    acked: int = 0  # messages done with (acked, or dropped with the connection they came on)
+    receipts: int = 0  # receipts published (one per station per written batch)
 
 
 class _Abandoned(Exception):
@@ -89,6 +110,8 @@ class Collector:
         self._handed = 0  # batches numbered in arrival order...
         self._acked = 0  # ...and acked in that order, whichever writer finishes first
         self._written: dict[int, list[Delivery]] = {}
+        self._writing: dict[int, float] = {}  # batch number -> monotonic time its write began
+        self.last_error: str | None = None
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._gather, name="collector-gather", daemon=True)] + [
             threading.Thread(target=self._write_batches, name=f"collector-write-{n}", daemon=True)
@@ -99,6 +122,9 @@ class Collector:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe
+        self.http: HealthServer | None = None
+        if config.http_port is not None:
+            self.http = HealthServer(self, config.http_host, config.http_port)
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -111,6 +137,9 @@ class Collector:
         self._client.loop_start()
         for thread in self._threads:
             thread.start()
+        if self.http is not None:
+            self.http.start()
+            log.info("serving /healthz and /metrics on http://%s:%d", self.config.http_host, self.http.port)
 
     def wait_subscribed(self, timeout_s: float) -> bool:
         """Wait until the broker confirmed the subscription (telemetry is queued for us from then on)."""
@@ -124,6 +153,8 @@ class Collector:
             thread.join(timeout=self.config.retry_max_s + 10)
         self._client.disconnect()
         self._client.loop_stop()
+        if self.http is not None:
+            self.http.stop()
         self.store.close()
         self._log_stats()
 
@@ -215,21 +246,92 @@ class Collector:
         """Write batches as they come; `_acknowledge` then acks them in the order they were handed over."""
         while (item := self._batches.get()) is not None:
             number, batch = item
+            with self._lock:
+                self._writing[number] = time.monotonic()
             try:
-                self._flush(batch)
+                self._flush_until_done(batch)
             except _Abandoned:
                 log.warning("stopping with messages unwritten; the broker will deliver them again")
                 return
+            self._send_receipts(batch)
             self._acknowledge(number, batch)
+
+    def _send_receipts(self, batch: list[Delivery]) -> None:
+        """One receipt per station of the batch: the seqs now in InfluxDB, and those refused for good."""
+        by_station: dict[StationKey, tuple[list[int], list[int]]] = {}
+        for delivery in batch:
+            if delivery.key is None or not delivery.seqs:
+                continue  # a message that broke the contract names no samples of an agent
+            stored, rejected = by_station.setdefault(delivery.key, ([], []))
+            (stored if delivery.lines else rejected).extend(delivery.seqs)
+        for key, (stored, rejected) in by_station.items():
+            payload = encode_receipt(seq_ranges(stored), seq_ranges(rejected))
+            try:
+                self._client.publish(receipt_topic(key), payload, qos=1)
+            except Exception as error:  # no receipt: the agent resends after its timeout, stored once
+                log.error("could not publish the receipt for %s: %s", key.station, error)
+                continue
+            with self._lock:
+                self.stats.receipts += 1
+
+    def _flush_until_done(self, batch: list[Delivery]) -> None:
+        """`_flush`, retried with backoff after any unforeseen exception (a dead writer stalls all acks)."""
+        delay = self.config.retry_first_s
+        while True:
+            try:
+                self._flush(batch)
+                return
+            except _Abandoned:
+                raise
+            except Exception as error:
+                self._count_error(error, "writing a batch", delay)
+                if self._stopping.wait(delay):
+                    raise _Abandoned from None
+                delay = min(delay * 2, self.config.retry_max_s)
+
+    def _count_error(self, error: Exception, doing: str, delay: float) -> None:
+        text = f"{error.__class__.__name__}: {error}"
+        with self._lock:
+            self.stats.write_errors += 1
+            self.last_error = text
+        log.error("unexpected error %s (%s); retrying in %.1fs", doing, text, delay,
+                  exc_info=self.stats.write_errors == 1)
+
+    @property
+    def unacked(self) -> int:
+        """Messages received and not yet acknowledged (in the inbox, a batch, or a write)."""
+        return self.stats.received - self.stats.acked
+
+    def health(self, stuck_after_s: float | None = None) -> list[str]:
+        """What keeps this collector from storing and acking, one line each; empty when healthy."""
+        problems = [f"thread {thread.name} is not running" for thread in self._threads
+                    if not thread.is_alive() and not self._stopping.is_set()]
+        limit = self.config.stuck_after_s if stuck_after_s is None else stuck_after_s
+        with self._lock:
+            started = min(self._writing.values(), default=None)
+            last_error = self.last_error
+        if started is not None and time.monotonic() - started > limit:
+            problems.append(f"a batch has waited {time.monotonic() - started:.0f} s for its write "
+                            f"(last error: {last_error or 'InfluxDB unavailable'})")
+        if not self._subscribed.is_set():
+            problems.append(f"not subscribed at the broker {self._endpoint.display}")
+        return problems
 
     def _acknowledge(self, number: int, batch: list[Delivery]) -> None:
         """Ack every written batch whose predecessors are all written: MQTT wants acks in arrival order."""
         with self._lock:
+            self._writing.pop(number, None)
             self._written[number] = batch
             while self._acked in self._written:
                 for delivery in self._written.pop(self._acked):
                     if delivery.connection == self._connection:
-                        self._client.ack(delivery.mid, 1)
+                        try:
+                            self._client.ack(delivery.mid, 1)
+                        except Exception as error:  # unacked: the broker redelivers, stored once
+                            self.stats.write_errors += 1
+                            self.last_error = f"ack: {error.__class__.__name__}: {error}"
+                            log.error("could not ack message %d: %s", delivery.mid, self.last_error)
+                    self.stats.acked += 1
                 self._acked += 1
             self.stats.samples_written += sum(len(d.lines) for d in batch if d.lines)
             self.stats.messages_written += sum(1 for d in batch if d.lines is not None)
@@ -238,10 +340,17 @@ class Collector:
         """Turn a delivery into its lines of line protocol, or a reject reason. Returns the sample count."""
         try:
             key = parse_telemetry_topic(delivery.topic)
-            delivery.lines = [sample_line(key, sample) for sample in decode_telemetry(delivery.payload)]
+            samples = decode_telemetry(delivery.payload)
+            delivery.key, delivery.seqs = key, [sample["seq"] for sample in samples]
+            delivery.lines = [sample_line(key, sample) for sample in samples]
             return len(delivery.lines)
         except ContractError as error:
             delivery.reject_reason = str(error)
+            return 0
+        except Exception as error:  # a payload no check foresaw must not stop the gather thread
+            delivery.lines = None
+            delivery.reject_reason = f"could not decode ({error.__class__.__name__}: {error})"
+            log.error("decoding a message on %s failed: %s", delivery.topic, delivery.reject_reason)
             return 0
 
     def _flush(self, batch: list[Delivery]) -> None:

@@ -33,6 +33,9 @@ class CollectorConfig(BaseModel):
     session_expiry_s: int = Field(3600, ge=0)
     receive_maximum: int = Field(65535, ge=1, le=65535)
     stats_interval_s: float = Field(10.0, gt=0)
+    stuck_after_s: float = Field(60.0, gt=0)
+    http_host: str = "127.0.0.1"
+    http_port: int | None = Field(None, ge=0, le=65535)
 
     @property
     def subscription(self) -> str:

@@ -1,13 +1,22 @@
-"""The edge agent: station pollers -> disk outbox -> MQTT QoS 1, a sample leaves the disk only on PUBACK.
+"""The edge agent: station pollers -> disk outbox -> MQTT QoS 1; a sample leaves the disk on its receipt.
 
 Why nothing is lost: a reading becomes a sample only inside the outbox transaction that stores it
-(with the station's next `seq` and counter offsets); rows are deleted only when the broker's PUBACK
-for the message holding them arrives. After a reconnect or a restart everything still on disk is
-sent again, oldest first, each station's samples in order, as batches of up to 1,000 samples.
-A sample sent twice lands on the same InfluxDB point, so at-least-once is enough.
+(with the station's next `seq` and counter offsets). The broker's PUBACK only marks rows "sent": a
+broker holds what it acknowledged in memory for a while, and loses it if it dies. Rows are deleted
+when a collector's receipt (`…/STATION/stored`, docs/DESIGN.md §4) says InfluxDB has them; a sent
+row without a receipt after `receipt_timeout_s` (doubling per attempt) is sent again, and after a
+reconnect every sent row goes again at once. After a restart everything still on disk is sent
+again. Always oldest first, each station's samples in order, as batches of up to 1,000 samples.
+A sample sent twice lands on the same InfluxDB point, so at-least-once is enough. With
+`delete_on = "puback"` the PUBACK deletes (for consumers that send no receipts).
 
 Threads: one poller per station (poller.py), paho's network thread (link.py), and this main
 thread, which alone owns the outbox and decides what to publish; the others only send it events.
+
+A full disk (or any outbox write that fails while running) does not end the agent: what is stored
+stays stored and keeps draining, new samples wait in memory (up to HELD_MAX, the oldest dropped
+beyond it and counted) with their stations' states, and go to disk in one transaction as soon as an
+append succeeds again. The status names the problem meanwhile; the log says it once.
 """
 
 from __future__ import annotations
@@ -22,9 +31,9 @@ import orjson
 
 from edge_agent.config import AgentConfig
 from edge_agent.counters import StationTrack
-from edge_agent.link import UNREACHABLE, Ack, Connection, Link
-from edge_agent.outbox import Outbox, Row, StationState
-from edge_agent.poller import Health, Polled, StationPoller
+from edge_agent.link import UNREACHABLE, Ack, Connection, Link, Receipt
+from edge_agent.outbox import Outbox, OutboxError, Row, StationState
+from edge_agent.poller import Health, Polled, StationPoller, now_ms
 from edge_agent.sources import Reading, counter_widths
 from shopfloor.contract import MAX_BATCH, Sample, StationKey, encode_batch, encode_sample, telemetry_topic
 
@@ -33,6 +42,7 @@ log = logging.getLogger("shopfloor.agent")
 FETCH_ROWS = 10_000  # rows read from the outbox at a time; with the window, bounds paho's pending messages
 STATUS_EVERY_S = 60.0  # a retained status heartbeat, so a stale `ts` shows a half-dead agent
 REFUSED_RETRY_S = 5.0  # a message the broker refused (PUBACK failure code) is sent again from disk after this
+HELD_MAX = 100_000  # samples kept in memory while the outbox cannot be written: 10 stations at 1 Hz for 2.7 h
 
 
 class Agent:
@@ -65,6 +75,14 @@ class Agent:
         self._linger_s = min(0.02, config.interval_s / 5)
         self.produced = 0
         self.acked = 0
+        self.held: list[tuple[str, Sample]] = []  # samples the outbox could not take yet (full disk)
+        self._held_states: dict[str, StationState] = {}
+        self.dropped = 0  # held samples given up beyond HELD_MAX
+        self._undeleted: list[int] = []  # acknowledged ids whose delete failed; retried
+        self.receipts = config.delete_on == "receipt"
+        self._sweep = False  # after a reconnect: send every sent, unreceipted row again
+        self.receipted = 0
+        self.resent = 0  # samples sent again for want of a receipt
 
     # --- life cycle -------------------------------------------------------------------------------
 
@@ -91,12 +109,16 @@ class Agent:
         for poller in self.pollers:
             poller.join(timeout=5.0)
         self.step(timeout_s=0.0)  # store what the pollers handed over last
-        deadline = time.monotonic() + 2.0
-        while self.inflight and self.connected and time.monotonic() < deadline:
+        if self.held:
+            log.error("stopping with %d samples that the outbox could not store (%s)", len(self.held),
+                      self.problems.get("outbox", "outbox not writable"))
+        deadline = time.monotonic() + 2.0  # the last PUBACKs and receipts, if they come soon
+        while (self.inflight or (self.receipts and self.outbox.backlog)) and self.connected \
+                and time.monotonic() < deadline:
             self.step(timeout_s=0.1)
-        self.link.stop(self.outbox.backlog, self.problem_list())
-        log.info("agent %s stopped: %d samples produced, %d acknowledged, %d wait in the outbox",
-                 self.config.agent, self.produced, self.acked, self.outbox.backlog)
+        self.link.stop(self.outbox.backlog, self.problem_list(), figures=self.figures())
+        log.info("agent %s stopped: %d samples produced, %d acknowledged, %d receipted, %d wait in the "
+                 "outbox", self.config.agent, self.produced, self.acked, self.receipted, self.outbox.backlog)
         self.outbox.close()
 
     # --- one turn of the main loop -----------------------------------------------------------------
@@ -116,6 +138,7 @@ class Agent:
         samples: list[tuple[str, Sample]] = []
         touched: dict[str, StationState] = {}
         acked: list[int] = []
+        receipts: list[tuple[str, list[tuple[int, int]]]] = []
         for event in events:
             if isinstance(event, Polled):
                 for reading in event.readings:
@@ -125,19 +148,69 @@ class Agent:
                         touched[event.station] = self.tracks[event.station].state()
             elif isinstance(event, Ack):
                 self._ack(event, acked)
+            elif isinstance(event, Receipt):
+                receipts.append((event.station, event.ranges))
             elif isinstance(event, Health):
                 self._set_problem(f"source {event.station}", event.problem and
                                   f"station {event.station}: {event.problem}")
             elif isinstance(event, Connection):
                 self._connection(event)
-        if samples:
-            self.outbox.append(samples, touched)
-            self.produced += len(samples)
-        if acked:
-            self.outbox.delete(acked)
-            self.acked += len(acked)
+        self.produced += len(samples)
+        if samples or self.held:
+            self._store(samples, touched)
+        if acked or self._undeleted:
+            self._forget(acked)
+        if receipts:
+            self._receipt(receipts)
         self._send_status_if_due()
         self._fill_window()
+
+    def _store(self, samples: list[tuple[str, Sample]], touched: dict[str, StationState]) -> None:
+        """Append to the outbox; while that fails, hold the samples (and states) and try again next turn."""
+        if self.held:
+            self.held.extend(samples)
+            self._held_states.update(touched)
+            samples, touched = self.held, self._held_states
+        try:
+            self.outbox.append(samples, touched)
+        except OutboxError as error:
+            if not self.held:
+                self.held, self._held_states = list(samples), dict(touched)
+            if len(self.held) > HELD_MAX:
+                over = len(self.held) - HELD_MAX
+                del self.held[:over]
+                self.dropped += over
+                self._set_problem("held", f"{self.dropped} samples dropped: the outbox stayed unwritable "
+                                          f"while {HELD_MAX} samples waited in memory")
+            self._set_problem("outbox", f"{error}; new samples wait in memory until it can be written")
+            return
+        if self.held:
+            log.warning("outbox writable again: %d held samples stored", len(self.held))
+            self.held, self._held_states = [], {}
+        self._set_problem("outbox", None)
+
+    def _forget(self, acked: list[int]) -> None:
+        """Acknowledged rows: marked sent (receipts) or deleted (puback); a failed write (full disk) is
+        retried, at worst a sample goes twice."""
+        ids = self._undeleted + acked
+        try:
+            if self.receipts:
+                self.outbox.mark_sent(ids, now_ms(), int(self.config.receipt_timeout_s * 1000),
+                                      int(self.config.receipt_max_s * 1000))
+            else:
+                self.outbox.delete(ids)
+        except OutboxError as error:
+            self._undeleted = ids
+            self._set_problem("outbox", f"{error}; new samples wait in memory until it can be written")
+            return
+        self._undeleted = []
+        self.acked += len(acked)
+
+    def _receipt(self, receipts: list[tuple[str, list[tuple[int, int]]]]) -> None:
+        try:
+            self.receipted += self.outbox.receipt(receipts)
+        except OutboxError as error:  # the rows stay and are resent; their next receipt deletes them
+            self._set_problem("outbox", f"{error}; new samples wait in memory until it can be written")
 
     def _sample(self, station: str, reading: Reading, read_ms: int) -> Sample | None:
         if reading.clock_ms is not None:
@@ -189,6 +262,7 @@ class Agent:
             log.info("connected to %s; %d samples to send", self.link.endpoint.display, self.outbox.backlog)
             self._set_problem("broker", None)
             self.connected = True
+            self._sweep = self.receipts  # what the broker acknowledged may have died with it
             self._send_status()
         elif not event.up:
             if self.connected:
@@ -208,9 +282,22 @@ class Agent:
         if text is None:
             self.problems.pop(key, None)
         elif self.problems.get(key) != text:
-            if key.startswith(("clock", "value", "broker", "refused")):
+            if key.startswith(("clock", "value", "broker", "refused", "outbox", "held")):
                 log.warning("%s", text)
             self.problems[key] = text
+
+    def unreceipted(self) -> tuple[int, float] | None:
+        """(samples acknowledged by the broker without a receipt yet, age of the oldest in s)."""
+        return self.outbox.unreceipted(now_ms()) if self.receipts else None
+
+    def figures(self) -> dict[str, object]:
+        """What the status carries besides the problems: the unreceipted backlog and the counters."""
+        document: dict[str, object] = {}
+        if (unreceipted := self.unreceipted()) is not None:
+            document["unreceipted"], document["unreceipted_age_s"] = unreceipted[0], round(unreceipted[1], 1)
+        document["counters"] = {"produced": self.produced, "acked": self.acked, "receipted": self.receipted,
+                                "resent": self.resent, "held": len(self.held), "dropped": self.dropped}
+        return document
 
     def problem_list(self) -> list[str]:
         return [self.problems[key] for key in sorted(self.problems)]
@@ -219,7 +306,7 @@ class Agent:
         if not self.connected:
             return
         problems = self.problem_list()
-        self.link.publish_status(True, self.outbox.backlog, problems)
+        self.link.publish_status(True, self.outbox.backlog, problems, self.figures())
         self._status_problems, self._status_at = problems, time.monotonic()
 
     def _send_status_if_due(self) -> None:
@@ -244,6 +331,14 @@ class Agent:
         if self._refused and time.monotonic() >= self._refused_at:
             refused, self._refused = self._refused, []
             self._publish(self.outbox.rows(refused))
+        while self.receipts and len(self.inflight) < self.config.mqtt.window:
+            rows = self.outbox.due(now_ms(), FETCH_ROWS // 10, everything=self._sweep)
+            if not rows:
+                self._sweep = False
+                break
+            log.info("resending %d samples without a receipt (oldest first)", len(rows))
+            self.resent += len(rows)
+            self._publish(rows)
         while len(self.inflight) < self.config.mqtt.window:
             rows = self.outbox.after(self.cursor, FETCH_ROWS)
             if not rows:

@@ -43,8 +43,12 @@ def _check_outbox(config: AgentConfig) -> Finding:
             return True, f"outbox {config.outbox}: in use by a running agent (it holds the file's lock)"
         return False, str(error)
     backlog = outbox.backlog
+    unreceipted, age_s = outbox.unreceipted(now_ms())
     outbox.close()
-    return True, f"outbox {config.outbox}: writable, {backlog} samples waiting"
+    if config.delete_on != "receipt":
+        return True, f"outbox {config.outbox}: writable, {backlog} samples waiting"
+    return True, (f"outbox {config.outbox}: writable, {backlog} samples waiting, {unreceipted} of them sent "
+                  f"without a receipt yet" + (f" (oldest sent {age_s:.0f} s ago)" if unreceipted else ""))
 
 
 def _check_broker(config: AgentConfig, timeout_s: float) -> Finding:

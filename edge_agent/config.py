@@ -7,6 +7,8 @@ ignored for months. `config_problems` lists every problem (for `shopfloor agent 
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -18,6 +20,18 @@ from shopfloor.errors import ConfigError
 from shopfloor.plant import read_toml
 
 Identifier = Field(pattern=IDENTIFIER_PATTERN)
+
+
+def state_folder() -> Path:
+    """Where an agent keeps its outbox by default: the user's state folder, never the folder it starts
+    in (a checkout, a home directory). Linux/macOS: $XDG_STATE_HOME/shopfloor, else
+    ~/.local/state/shopfloor; Windows: %LOCALAPPDATA%\\shopfloor."""
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "shopfloor"
+    base = os.environ.get("XDG_STATE_HOME")
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".local" / "state"
+    return root / "shopfloor"
+
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -168,11 +182,14 @@ class AgentConfig(BaseModel):
     agent: str = Identifier
     plant: str = Identifier
     line: str = Identifier
-    outbox: Path = Path("outbox.sqlite")
+    outbox: Path | None = None  # default: state_folder() / outbox-PLANT-LINE-AGENT.sqlite
     interval_s: float = Field(1.0, ge=0.01, le=3600)
     max_step: int = Field(1000, ge=1)
     clock_skew_s: float = Field(5.0, gt=0)
     source_retry_max_s: float = Field(60.0, gt=0)
+    delete_on: Literal["receipt", "puback"] = "receipt"
+    receipt_timeout_s: float = Field(30.0, gt=0)
+    receipt_max_s: float = Field(600.0, gt=0)
     mqtt: Mqtt = Mqtt()
     station: list[Station] = Field(min_length=1)
 
@@ -216,7 +233,9 @@ def _resolve(config: AgentConfig, base: Path) -> AgentConfig:
         else station for station in config.station]
     mqtt = config.mqtt.model_copy(update={name: absolute(getattr(config.mqtt, name))
                                           for name in ("ca_file", "cert_file", "key_file")})
-    return config.model_copy(update={"outbox": absolute(config.outbox), "station": stations, "mqtt": mqtt})
+    outbox = absolute(config.outbox) if config.outbox is not None else \
+        state_folder() / f"outbox-{config.plant}-{config.line}-{config.agent}.sqlite"
+    return config.model_copy(update={"outbox": outbox, "station": stations, "mqtt": mqtt})
 
 
 def parse_config(path: str | Path, document: dict) -> tuple[AgentConfig | None, list[str]]:

@@ -18,7 +18,15 @@ import paho.mqtt.client as mqtt
 from edge_agent import __version__
 from edge_agent.config import AgentConfig
 from edge_agent.poller import now_ms
-from shopfloor.contract import VERSION, status_topic
+from shopfloor.contract import (
+    VERSION,
+    ContractError,
+    StationKey,
+    decode_receipt,
+    parse_receipt_topic,
+    receipt_topic,
+    status_topic,
+)
 from shopfloor.mqtt import make_client
 from shopfloor.settings import mqtt_endpoint
 
@@ -33,6 +41,14 @@ UNREACHABLE = "unreachable"  # paho gives no reason for a failed TCP/TLS connect
 class Connection:
     up: bool
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """A collector's word that these seqs of a station are in InfluxDB (or refused there for good)."""
+
+    station: str
+    ranges: list[tuple[int, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,13 +78,20 @@ class Link:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
         self.client.on_connect_fail = self._on_connect_fail
+        self.client.on_message = self._on_message
+        self.receipt_topics = [receipt_topic(StationKey(config.plant, config.line, station))
+                               for station in config.station_ids] if config.delete_on == "receipt" else []
 
-    def status(self, online: bool, backlog: int | None = None, problems: list[str] | None = None) -> bytes:
-        """The status payload (docs/DESIGN.md §4), plus the backlog and the agent's current problems."""
+    def status(self, online: bool, backlog: int | None = None, problems: list[str] | None = None,
+               figures: dict[str, object] | None = None) -> bytes:
+        """The status payload (docs/DESIGN.md §4), plus the backlog, the agent's current problems and
+        its figures (unreceipted backlog and its age, counters)."""
         document: dict[str, object] = {"v": VERSION, "online": online, "ts": now_ms(), "version": __version__,
                                        "stations": self.config.station_ids}
         if backlog is not None:
             document["backlog"] = backlog
+        if figures:
+            document.update(figures)
         if problems is not None:
             document["problems"] = problems
         return orjson.dumps(document)
@@ -82,13 +105,15 @@ class Link:
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> mqtt.MQTTMessageInfo:
         return self.client.publish(topic, payload, qos=1, retain=retain)
 
-    def publish_status(self, online: bool, backlog: int, problems: list[str]) -> mqtt.MQTTMessageInfo:
-        return self.publish(self.topic, self.status(online, backlog, problems), retain=True)
+    def publish_status(self, online: bool, backlog: int, problems: list[str],
+                       figures: dict[str, object] | None = None) -> mqtt.MQTTMessageInfo:
+        return self.publish(self.topic, self.status(online, backlog, problems, figures), retain=True)
 
-    def stop(self, backlog: int, problems: list[str], timeout_s: float = 2.0) -> None:
+    def stop(self, backlog: int, problems: list[str], timeout_s: float = 2.0,
+             figures: dict[str, object] | None = None) -> None:
         """Say offline (a clean disconnect sends no will), then disconnect."""
         if self.client.is_connected():
-            info = self.publish_status(False, backlog, problems)
+            info = self.publish_status(False, backlog, problems, figures)
             try:
                 info.wait_for_publish(timeout_s)
             except (RuntimeError, ValueError) as error:
@@ -102,6 +127,8 @@ class Link:
         if reason_code.is_failure:
             self._emit(Connection(False, f"broker refused the connection: {reason_code}"))
         else:
+            if self.receipt_topics:  # clean start: subscribe on every connect
+                client.subscribe([(topic, 1) for topic in self.receipt_topics])
             self._emit(Connection(True))
 
     def _on_connect_fail(self, client, userdata) -> None:
@@ -109,6 +136,15 @@ class Link:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._emit(Connection(False, str(reason_code)))
+
+    def _on_message(self, client, userdata, message) -> None:
+        try:
+            station = parse_receipt_topic(message.topic).station
+            stored, rejected = decode_receipt(message.payload)
+        except ContractError as error:  # not ours to fix; the sample is resent and receipted again
+            log.warning("ignored a receipt on %s: %s", message.topic, error)
+            return
+        self._emit(Receipt(station, stored + rejected))
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         # 16 "No matching subscribers": no collector session took the message. Mosquitto 2.0.11 does not

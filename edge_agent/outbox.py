@@ -1,4 +1,4 @@
-"""The agent's disk outbox: every sample is on disk before it is sent, and leaves only on PUBACK.
+"""The agent's disk outbox: every sample is on disk before it is sent, and leaves only on its receipt.
 
 One SQLite file in WAL mode with `synchronous=FULL`, because a line PC loses power: a sample whose
 append returned is on disk. The same file keeps each station's state (next `seq`, last timestamp,
@@ -8,10 +8,16 @@ connection; inserts and deletes are batched, one transaction per call.
 
 Each sample is kept as its contract JSON (`body`), encoded once when it is stored: a drain then moves
 bytes, not Python objects, and acknowledged rows go in id ranges (one statement per range).
+
+Receipts (docs/DESIGN.md §4): a row the broker acknowledged is only "sent" (`first_sent`, and `due`:
+when to send it again unless a receipt came, backing off per attempt); the collector's receipt
+names (station, seq) ranges, which is why `seq` has a column and an index. Layout 1 files (no such
+columns) are upgraded in place when opened.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -27,7 +33,11 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,  -- never reused: the send cursor relies on it
     station TEXT NOT NULL,
-    body BLOB NOT NULL  -- the sample as contract JSON, without `v`
+    body BLOB NOT NULL,  -- the sample as contract JSON, without `v`
+    seq INTEGER,  -- the sample's seq, for receipts
+    first_sent INTEGER,  -- ms of the first PUBACK; NULL: never acknowledged by a broker
+    due INTEGER,  -- ms after which it is sent again unless a receipt came; NULL: unsent or in flight
+    attempts INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS station_state (
     station TEXT PRIMARY KEY,
@@ -36,9 +46,21 @@ CREATE TABLE IF NOT EXISTS station_state (
     counters BLOB NOT NULL
 );
 """
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS outbox_seq ON outbox (station, seq);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox (due) WHERE due IS NOT NULL;
+CREATE INDEX IF NOT EXISTS outbox_sent ON outbox (first_sent) WHERE first_sent IS NOT NULL;
+"""
+_UPGRADE_FROM_1 = """
+ALTER TABLE outbox ADD COLUMN seq INTEGER;
+ALTER TABLE outbox ADD COLUMN first_sent INTEGER;
+ALTER TABLE outbox ADD COLUMN due INTEGER;
+ALTER TABLE outbox ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+UPDATE outbox SET seq = json_extract(body, '$.seq');
+"""
 
 
-FORMAT = 1  # the outbox file's layout (PRAGMA user_version); a new layout gets a new number
+FORMAT = 2  # the outbox file's layout (PRAGMA user_version); a new layout gets a new number
 RETURN_SPACE_PAGES = 2_500  # about 10 MB of free pages (4 KB each) before they go back to the disk
 
 
@@ -95,8 +117,10 @@ class Outbox:
             # One process per outbox: two agents on one file would send each sample twice and
             # number them twice. The exclusive lock is taken now and held until close.
             self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
-            self._check_format()
+            if self._check_format() == 1:
+                self._db.executescript(f"BEGIN IMMEDIATE; {_UPGRADE_FROM_1} COMMIT;")
             self._db.executescript(_SCHEMA)
+            self._db.executescript(_INDEXES)
             self._db.execute(f"PRAGMA user_version={FORMAT}")
             with self._transaction():
                 self._backlog = self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
@@ -105,13 +129,16 @@ class Outbox:
                 self._db.close()
             raise error if isinstance(error, OutboxError) else _fix(self.path, error) from None
 
-    def _check_format(self) -> None:
-        """A file of another layout fails now, in one line, not at the first sample."""
+    def _check_format(self) -> int | None:
+        """The layout found (None: a new file); one this agent cannot read fails now, in one line."""
         tables = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         found = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if "outbox" in tables and found != FORMAT:
+        if "outbox" not in tables:
+            return None
+        if found not in (1, FORMAT):
             raise OutboxError(f"outbox {self.path} has layout {found}, this agent writes layout {FORMAT}: "
                               f"let the old agent version drain it, or move the file aside")
+        return found
 
     @property
     def backlog(self) -> int:
@@ -132,12 +159,12 @@ class Outbox:
         """Store samples and the stations' new states in one transaction (all or nothing)."""
         if not samples and not states:
             return
-        rows = [(station, orjson.dumps(sample)) for station, sample in samples]
+        rows = [(station, orjson.dumps(sample), sample["seq"]) for station, sample in samples]
         try:
             self._db.execute("PRAGMA synchronous=FULL")
             with self._transaction():
                 self._db.executemany(
-                    "INSERT INTO outbox (station, body) VALUES (?, ?)", rows)
+                    "INSERT INTO outbox (station, body, seq) VALUES (?, ?, ?)", rows)
                 self._db.executemany(
                     "INSERT OR REPLACE INTO station_state (station, next_seq, last_ts, counters) "
                     "VALUES (?, ?, ?, ?)",
@@ -174,7 +201,60 @@ class Outbox:
             raise _fix(self.path, error) from None
         self._backlog -= deleted
         if self._backlog == 0:
-            self._give_back_space()
+            # a failure here (full disk) only postpones it to the next drain; the delete itself is done
+            with contextlib.suppress(sqlite3.Error):
+                self._give_back_space()
+
+    def mark_sent(self, ids: Iterable[int], now_ms: int, timeout_ms: int, max_ms: int) -> None:
+        """The broker acknowledged these rows: keep them as sent, due again after the timeout, doubling
+        per attempt up to `max_ms` (a long InfluxDB outage must not flood the broker with resends)."""
+        self._update("UPDATE outbox SET first_sent = coalesce(first_sent, ?1), attempts = attempts + 1, "
+                     "due = ?1 + min(?3, ?2 * (1 << min(attempts, 20))) WHERE id BETWEEN ?4 AND ?5",
+                     [(now_ms, timeout_ms, max_ms, first, last) for first, last in id_ranges(ids)])
+
+    def due(self, now_ms: int, limit: int, everything: bool = False) -> list[Row]:
+        """Sent rows whose receipt is overdue (or, after a reconnect, every sent row), oldest first; they
+        are taken off the due list until the broker acknowledges them again."""
+        rows = list(map(Row._make, self._db.execute(
+            "SELECT id, station, body FROM outbox WHERE due IS NOT NULL AND due <= ? ORDER BY id LIMIT ?",
+            (2**62 if everything else now_ms, limit))))
+        self._update("UPDATE outbox SET due = NULL WHERE id BETWEEN ? AND ?",
+                     id_ranges(row.id for row in rows))
+        return rows
+
+    def receipt(self, receipts: Iterable[tuple[str, Iterable[tuple[int, int]]]]) -> int:
+        """Delete what the collectors stored: (station, seq ranges) each; returns the rows deleted."""
+        pairs = [(station, first, last) for station, ranges in receipts for first, last in ranges]
+        if not pairs:
+            return 0
+        try:
+            self._db.execute("PRAGMA synchronous=NORMAL")  # as in `delete`: a lost delete is a resend
+            with self._transaction():
+                deleted = self._db.executemany(
+                    "DELETE FROM outbox WHERE station = ? AND seq BETWEEN ? AND ?", pairs).rowcount
+        except sqlite3.Error as error:
+            raise _fix(self.path, error) from None
+        self._backlog -= deleted
+        if self._backlog == 0:
+            with contextlib.suppress(sqlite3.Error):
+                self._give_back_space()
+        return deleted
+
+    def unreceipted(self, now_ms: int) -> tuple[int, float]:
+        """(samples the broker acknowledged that no receipt confirmed yet, age in s of the oldest)."""
+        count, oldest = self._db.execute(
+            "SELECT count(*), min(first_sent) FROM outbox WHERE first_sent IS NOT NULL").fetchone()
+        return count, 0.0 if oldest is None else max(0.0, (now_ms - oldest) / 1000)
+
+    def _update(self, statement: str, parameters: list[tuple]) -> None:
+        if not parameters:
+            return
+        try:
+            self._db.execute("PRAGMA synchronous=NORMAL")  # bookkeeping: lost, a sample only goes twice
+            with self._transaction():
+                self._db.executemany(statement, parameters)
+        except sqlite3.Error as error:
+            raise _fix(self.path, error) from None
 
     def _give_back_space(self) -> None:
         """After a long outage drained, return the free pages to the disk (a week is 600 MB)."""

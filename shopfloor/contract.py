@@ -27,6 +27,8 @@ TOPIC_ROOT = "shopfloor/v1"
 REJECTED_TOPIC = f"{TOPIC_ROOT}/_rejected"
 TELEMETRY_FILTER = f"{TOPIC_ROOT}/+/+/+/telemetry"
 STATUS_FILTER = f"{TOPIC_ROOT}/+/+/agent/+/status"
+RECEIPT_FILTER = f"{TOPIC_ROOT}/+/+/+/stored"
+MAX_RECEIPT_RANGES = 10_000  # seq ranges in one receipt; a collector's batch of 100,000 samples fits
 MAX_BATCH = 1000
 REJECT_PAYLOAD_BYTES = 256
 
@@ -155,6 +157,18 @@ def status_topic(plant: str, line: str, agent: str) -> str:
     return f"{TOPIC_ROOT}/{plant}/{line}/agent/{agent}/status"
 
 
+def receipt_topic(key: StationKey) -> str:
+    """Where the collector confirms a station's samples stored (docs/DESIGN.md §4, issue 13)."""
+    return f"{TOPIC_ROOT}/{key.plant}/{key.line}/{key.station}/stored"
+
+
+def parse_receipt_topic(topic: str) -> StationKey:
+    parts = topic.split("/")
+    if len(parts) != 6 or "/".join(parts[:2]) != TOPIC_ROOT or parts[5] != "stored":
+        raise ContractError(f"topic {topic!r} is not {TOPIC_ROOT}/PLANT/LINE/STATION/stored")
+    return StationKey(parts[2], parts[3], parts[4])
+
+
 def alerts_topic(plant: str, line: str) -> str:
     check_identifier("plant", plant)
     check_identifier("line", line)
@@ -224,6 +238,56 @@ def rejection(topic: str, reason: str, payload: bytes) -> bytes:
     head = payload[:REJECT_PAYLOAD_BYTES].decode("utf-8", errors="backslashreplace")
     return orjson.dumps({"v": VERSION, "topic": topic, "reason": reason, "payload": head,
                          "bytes": len(payload)})
+
+
+SeqRange = tuple[int, int]
+
+
+def seq_ranges(seqs: Iterable[int]) -> list[SeqRange]:
+    """Sorted, de-duplicated seqs as inclusive (first, last) runs: a receipt's compact form."""
+    ranges: list[SeqRange] = []
+    for seq in sorted(set(seqs)):
+        if ranges and seq == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], seq)
+        else:
+            ranges.append((seq, seq))
+    return ranges
+
+
+def encode_receipt(stored: Iterable[SeqRange], rejected: Iterable[SeqRange] = ()) -> bytes:
+    """A receipt: `{"v":1,"stored":[[first,last],…],"rejected":[[first,last],…]}`, inclusive seq ranges
+    of one station's samples that InfluxDB accepted (or refused for good: those went to the reject
+    topic with the reason, and resending them cannot help)."""
+    return orjson.dumps({"v": VERSION, "stored": [list(r) for r in stored],
+                         "rejected": [list(r) for r in rejected]})
+
+
+def _ranges(value: object, what: str) -> list[SeqRange]:
+    if not isinstance(value, list) or len(value) > MAX_RECEIPT_RANGES:
+        raise ContractError(f"receipt {what} must be a list of at most {MAX_RECEIPT_RANGES} "
+                            f"[first, last] ranges")
+    ranges = []
+    for item in value:
+        if (not isinstance(item, list) or len(item) != 2
+                or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in item)
+                or item[0] > item[1]):
+            raise ContractError(f"receipt {what}: {item!r} is not a [first, last] seq range")
+        ranges.append((item[0], item[1]))
+    return ranges
+
+
+def decode_receipt(payload: bytes) -> tuple[list[SeqRange], list[SeqRange]]:
+    """(stored, rejected) seq ranges of a receipt, or ContractError with the reason."""
+    try:
+        document = orjson.loads(payload)
+    except orjson.JSONDecodeError as error:
+        raise ContractError(f"receipt is not UTF-8 JSON: {error}") from None
+    if not isinstance(document, dict) or document.get("v") != VERSION:
+        raise ContractError(f"receipt must be a JSON object with v = {VERSION}")
+    unknown = set(document) - {"v", "stored", "rejected"}
+    if unknown:
+        raise ContractError(f"receipt has unknown keys {sorted(unknown)}")
+    return _ranges(document.get("stored", []), "stored"), _ranges(document.get("rejected", []), "rejected")
 
 
 # --- InfluxDB line protocol ---------------------------------------------------------------------

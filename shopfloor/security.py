@@ -6,8 +6,8 @@ Why generated, not written by hand: the plant file already says which agent publ
 and cannot drift. One credential per agent (per line: an agent process serves one line):
 
 - agent `PLANT.LINE.AGENT`: publish its own stations' telemetry and its own retained status (which is
-  also its MQTT will), nothing else; it reads nothing.
-- `collector`: read all telemetry, publish rejects to `shopfloor/v1/_rejected`.
+  also its MQTT will), nothing else; it reads only its own stations' receipts (`…/STATION/stored`).
+- `collector`: read all telemetry, publish rejects to `shopfloor/v1/_rejected` and receipts.
 - `analysis`: publish the alerts of the plants' lines.
 - `monitor`: read everything under `shopfloor/v1/` (operators, `mosquitto_sub`, boards that listen).
 
@@ -43,11 +43,13 @@ from urllib.parse import quote, urlsplit
 import orjson
 
 from shopfloor.contract import (
+    RECEIPT_FILTER,
     REJECTED_TOPIC,
     TELEMETRY_FILTER,
     TOPIC_ROOT,
     StationKey,
     alerts_topic,
+    receipt_topic,
     status_topic,
     telemetry_topic,
 )
@@ -99,16 +101,18 @@ def principals(plants: Iterable[Plant]) -> list[Principal]:
             for station in line.stations:
                 by_agent.setdefault(station.agent_id, []).append(station.id)
             for agent, stations in by_agent.items():
-                topics = [telemetry_topic(StationKey(plant.plant, line.id, s)) for s in stations]
+                keys = [StationKey(plant.plant, line.id, s) for s in stations]
                 found.append(Principal(
                     agent_username(plant.plant, line.id, agent), "agent",
-                    write=(*topics, status_topic(plant.plant, line.id, agent)),
+                    write=(*map(telemetry_topic, keys), status_topic(plant.plant, line.id, agent)),
+                    read=tuple(map(receipt_topic, keys)),
                     plant=plant.plant, line=line.id, agent=agent, stations=tuple(stations)))
             alert_topics.append(alerts_topic(plant.plant, line.id))
     names = [p.username for p in found]
     if len(set(names)) != len(names):
         raise SecurityError(f"a plant id is given twice: agent credentials {sorted(names)} repeat")
-    found.append(Principal("collector", "collector", write=(REJECTED_TOPIC,), read=(TELEMETRY_FILTER,)))
+    found.append(Principal("collector", "collector", write=(REJECTED_TOPIC, RECEIPT_FILTER),
+                           read=(TELEMETRY_FILTER,)))
     found.append(Principal("analysis", "analysis", write=tuple(alert_topics)))
     found.append(Principal("monitor", "monitor", read=(f"{TOPIC_ROOT}/#",)))
     return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 
@@ -20,6 +21,34 @@ def sample(seq: int, ts: int | None = None) -> dict:
             "queue": seq % 5, "state": "working"}
 
 
+class Stamps:
+    """Sample times drawn apart from `seq`: each new (topic, seq) gets the next time of a clock that
+    advances by a random 1-1,999 ms, and a resend of the same sample gets the same time again (what a
+    real redelivery carries). So a stored (time, seq) pair checks both: were `ts` a function of `seq`,
+    a sample stored twice under a wrong time could not be told from one stored once."""
+
+    def __init__(self, seed: int = 13):
+        self._random = random.Random(seed)
+        self._clock = BASE_TS
+        self._given: dict[tuple[str, int], int] = {}
+        self._lock = threading.Lock()
+
+    def ts(self, topic: str, seq: int) -> int:
+        with self._lock:
+            if (topic, seq) not in self._given:
+                self._clock += self._random.randint(1, 1999)
+                self._given[topic, seq] = self._clock
+            return self._given[topic, seq]
+
+    def of(self, key: StationKey, seqs: range | list[int]) -> list[tuple[int, int]]:
+        """(ts, seq) of samples already published, in time order: what storage must hold."""
+        topic = telemetry_topic(key)
+        return sorted((self._given[topic, seq], seq) for seq in seqs)
+
+
+STAMPS = Stamps()
+
+
 class Publisher:
     """A paho QoS 1 publisher that waits for every PUBACK (a stand-in for any contract-speaking agent)."""
 
@@ -33,7 +62,8 @@ class Publisher:
         infos = []
         seq_list = list(seqs)
         for start in range(0, len(seq_list), batch):
-            chunk = [sample(seq) for seq in seq_list[start:start + batch]]
+            chunk = [sample(seq, STAMPS.ts(telemetry_topic(key), seq))
+                     for seq in seq_list[start:start + batch]]
             payload = encode_sample(chunk[0]) if batch == 1 else encode_batch(chunk)
             infos.append(self.client.publish(telemetry_topic(key), payload, qos=1))
             if pace_s:
@@ -65,6 +95,13 @@ def stored_seqs(store: Store, plant: str) -> dict[str, list[int]]:
     """Every stored seq per station of one plant, in time order (duplicates would show as repeats)."""
     result = store.query(f"SELECT seq FROM station WHERE plant = {quote_string(plant)} GROUP BY station")
     return {series.tags["station"]: series.column("seq") for series in result.series}
+
+
+def stored_points(store: Store, plant: str) -> dict[str, list[tuple[int, int]]]:
+    """Every stored (time, seq) per station of one plant, in time order."""
+    result = store.query(f"SELECT seq FROM station WHERE plant = {quote_string(plant)} GROUP BY station")
+    return {series.tags["station"]: [(time_, seq) for time_, seq in series.values]
+            for series in result.series}
 
 
 def stored_total(store: Store, plant: str) -> int:

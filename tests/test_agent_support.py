@@ -26,13 +26,16 @@ from shopfloor.settings import mqtt_endpoint
 
 def write_config(path: Path, *, plant: str, mqtt_url: str, stations: dict[str, str] | int = 2,
                  agent: str = "a1", interval_s: float = 0.05, outbox: str = "outbox.sqlite",
-                 extra: str = "", mqtt_extra: str = "") -> Path:
-    """An agent.toml; `stations` is a count of simulated stations or {id: inline source table}."""
+                 extra: str = "", mqtt_extra: str = "", delete_on: str = "puback") -> Path:
+    """An agent.toml; `stations` is a count of simulated stations or {id: inline source table}.
+
+    `delete_on` is "puback" by default: most agent tests check the MQTT leg with a plain subscriber,
+    which sends no receipts; the receipt tests (test_receipts.py) run a collector and pass "receipt"."""
     if isinstance(stations, int):
         stations = {f"s{i}": f'{{ kind = "simulated", cycle_s = 0.2, seed = {i} }}' for i in range(stations)}
     body = "\n".join(f'[[station]]\nid = "{sid}"\nsource = {source}\n' for sid, source in stations.items())
     path.write_text(f'agent = "{agent}"\nplant = "{plant}"\nline = "l1"\ninterval_s = {interval_s}\n'
-                    f'outbox = "{outbox}"\nsource_retry_max_s = 0.5\n{extra}\n'
+                    f'outbox = "{outbox}"\nsource_retry_max_s = 0.5\ndelete_on = "{delete_on}"\n{extra}\n'
                     f'[mqtt]\nurl = "{mqtt_url}"\nreconnect_max_s = 0.5\n{mqtt_extra}\n\n{body}')
     return path
 

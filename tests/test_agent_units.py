@@ -176,8 +176,25 @@ def test_an_outbox_of_another_layout_fails_at_start_in_one_line(tmp_path):
     old.execute("CREATE TABLE outbox (id INTEGER PRIMARY KEY, station TEXT, ts INTEGER)")
     old.commit()
     old.close()
-    with pytest.raises(OutboxError, match="has layout 0, this agent writes layout 1: let the old agent"):
+    with pytest.raises(OutboxError, match="has layout 0, this agent writes layout 2: let the old agent"):
         Outbox(tmp_path / "o.sqlite")
+
+
+def test_a_layout_1_outbox_is_upgraded_in_place_and_keeps_its_samples(tmp_path):
+    old = sqlite3.connect(tmp_path / "o.sqlite")  # what agents before receipts wrote
+    old.executescript("CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, station TEXT NOT NULL, "
+                      "body BLOB NOT NULL); CREATE TABLE station_state (station TEXT PRIMARY KEY, next_seq "
+                      "INTEGER NOT NULL, last_ts INTEGER NOT NULL, counters BLOB NOT NULL); "
+                      "PRAGMA user_version=1;")
+    old.executemany("INSERT INTO outbox (station, body) VALUES (?, ?)",
+                    [("s1", b'{"ts":%d,"seq":%d,"count":0,"queue":0}' % (n, n)) for n in range(40, 45)])
+    old.commit()
+    old.close()
+    outbox = Outbox(tmp_path / "o.sqlite")
+    assert outbox.backlog == 5
+    assert outbox.receipt([("s1", [(40, 41)])]) == 2  # the seq column was filled from the bodies
+    assert [row.sample["seq"] for row in outbox.after(0, 10)] == [42, 43, 44]
+    outbox.close()
 
 
 def test_the_outbox_is_in_wal_mode(tmp_path):
@@ -207,12 +224,47 @@ def test_file_source_reads_whole_lines_only_and_starts_again_after_truncation(tm
     assert [r.count for r in source.read()] == [0]
 
 
-def test_file_source_names_the_bad_line(tmp_path):
+def test_a_bad_line_is_skipped_with_its_reason_and_the_good_ones_are_kept(tmp_path, caplog):
     lines = tmp_path / "s1.csv"
-    lines.write_text("ts,count,queue,state\n1790000000000,1,0,working\n1790000001000,x,0,working\n")
+    lines.write_text("ts,count,queue,state\n1790000000000,1,0,working\n1790000001000,x,0,working\n"
+                     "1790000002000,3,1,down\n")
     source = open_source(_station(tmp_path, f'{{ kind = "file", path = "{lines}", format = "csv" }}'))
-    with pytest.raises(SourceError, match=r"s1.csv:3 count: 'x' is not a number"):
-        source.read()
+    with caplog.at_level("WARNING", logger="shopfloor.agent"):
+        assert [(r.count, r.state) for r in source.read()] == [(1, "working"), (3, "down")]
+    assert "station s1: skipped a malformed line: " in caplog.text
+    assert "s1.csv:3 count: 'x' is not a number" in caplog.text
+    assert source.read() == []  # the bad line is behind the source now: no re-read, no stall
+    with open(lines, "a") as out:
+        out.write("1790000003000,4,0,working\n")
+    assert [r.count for r in source.read()] == [4]
+
+
+def test_a_bad_json_line_is_skipped_too(tmp_path, caplog):
+    lines = tmp_path / "s1.jsonl"
+    lines.write_bytes(b'{"ts": 1790000000000, "count": 1, "queue": 0}\n{"ts": 1790000001000, "co\n[1]\n'
+                      b'{"ts": 1790000002000, "count": 2, "queue": 0}\n')
+    source = open_source(_station(tmp_path, f'{{ kind = "file", path = "{lines}" }}'))
+    with caplog.at_level("WARNING", logger="shopfloor.agent"):
+        assert [r.count for r in source.read()] == [1, 2]
+    assert "s1.jsonl:2: not JSON" in caplog.text and "s1.jsonl:3: a line must be a JSON object" in caplog.text
+
+
+def test_crlf_lines_are_read_whole_across_reads(tmp_path):
+    lines = tmp_path / "s1.jsonl"
+    lines.write_bytes(b"".join(b'{"ts": %d, "count": %d, "queue": 0}\r\n' % (1790000000000 + n, n)
+                               for n in range(5)))
+    source = open_source(_station(tmp_path, f'{{ kind = "file", path = "{lines}" }}'))
+    assert [r.count for r in source.read()] == [0, 1, 2, 3, 4]
+    with open(lines, "ab") as out:  # the next read starts exactly at the next line, not 5 bytes early
+        out.write(b'{"ts": 1790000002000, "count": 5, "queue": 0}\r\n')
+    assert [r.count for r in source.read()] == [5]
+    csv_file = tmp_path / "s1.csv"
+    csv_file.write_bytes(b"ts,count,queue\r\n1790000000000,1,0\r\n1790000000500,12,0\r\n")
+    source = open_source(_station(tmp_path, f'{{ kind = "file", path = "{csv_file}", format = "csv" }}'))
+    assert [(r.count, r.queue) for r in source.read()] == [(1, 0), (12, 0)]
+    with open(csv_file, "ab") as out:
+        out.write(b"1790000001000,2,5\r\n1790000002000,3,6\r\n")
+    assert [(r.count, r.queue) for r in source.read()] == [(2, 5), (3, 6)]
 
 
 def test_a_state_value_missing_from_the_table_costs_the_state_not_the_sample(tmp_path):
@@ -319,3 +371,33 @@ def test_a_station_pc_whose_clock_runs_ahead_is_reported(tmp_path):
     assert agent.produced == 2
     assert [p for p in agent.problem_list() if "clock" in p] == [
         "station s1: the source's clock differs from the agent's by +90 s (threshold 5 s): sync both by NTP"]
+
+
+def test_the_default_outbox_is_in_the_state_folder_not_where_the_agent_starts(tmp_path, monkeypatch):
+    (tmp_path / "agent.toml").write_text('agent = "pc1"\nplant = "p"\nline = "l1"\n[[station]]\nid = "s1"\n'
+                                         'source = { kind = "simulated" }\n')
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert load_config(tmp_path / "agent.toml").outbox == tmp_path / "state/shopfloor/outbox-p-l1-pc1.sqlite"
+    monkeypatch.delenv("XDG_STATE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert load_config(tmp_path / "agent.toml").outbox == \
+        tmp_path / "home/.local/state/shopfloor/outbox-p-l1-pc1.sqlite"
+
+
+def test_the_example_config_dials_only_this_pc_and_a_stray_outbox_is_ignored_by_git():
+    from pathlib import Path
+    from urllib.parse import urlsplit
+
+    from edge_agent.config import state_folder
+
+    root = Path(__file__).parent.parent
+    config = load_config(root / "edge_agent" / "agent.example.toml")
+    sources = {station.source.kind: station.source for station in config.stations}
+    assert sources["modbus"].host == "127.0.0.1"
+    assert urlsplit(sources["opcua"].url).hostname == "127.0.0.1"
+    assert config.outbox.parent == state_folder()
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    for stray in ("outbox.sqlite", "outbox.sqlite-wal", "edge_agent/outbox-p1-l1-a1.sqlite-shm"):
+        done = subprocess.run(["git", "check-ignore", "-q", stray], cwd=root)
+        assert done.returncode == 0, f"{stray} is not ignored by .gitignore"

@@ -1,8 +1,8 @@
 """The telemetry pipeline on the real servers: publisher -> Mosquitto -> collector -> InfluxDB.
 
 Each test runs its own stack (Mosquitto + InfluxDB child processes) so that faults injected into one
-server never touch another test. Counts are compared sample by sample (`seq`), so a loss or a
-duplicate shows as a missing or repeated number.
+server never touch another test. Storage is compared sample by sample as (time, seq) pairs, with
+times drawn apart from seq (support.Stamps), so a loss, a duplicate or a wrong time all show.
 """
 
 from __future__ import annotations
@@ -13,7 +13,15 @@ import time
 import orjson
 import pytest
 from conftest import wait_until
-from support import Publisher, RejectWatcher, publish_in_background, stored_seqs, stored_total
+from support import (
+    STAMPS,
+    Publisher,
+    RejectWatcher,
+    publish_in_background,
+    stored_points,
+    stored_seqs,
+    stored_total,
+)
 
 from shopfloor.contract import StationKey, telemetry_topic
 from shopfloor.settings import mqtt_endpoint
@@ -22,9 +30,12 @@ pytestmark = pytest.mark.servers
 
 
 def expect_all(own_store, plant: str, expected: dict[str, list[int]], timeout_s: float = 60) -> None:
+    """Every published sample stored once: the same seq at the same time it was published with."""
     total = sum(len(seqs) for seqs in expected.values())
     wait_until(lambda: stored_total(own_store, plant) >= total, timeout_s, f"{total} points")
-    assert stored_seqs(own_store, plant) == expected
+    assert stored_points(own_store, plant) == {
+        station: STAMPS.of(StationKey(plant, "l1", station), seqs) for station, seqs in expected.items()}
+    assert stored_total(own_store, plant) == total
 
 
 def test_every_sample_is_stored_exactly_once(own_stack, own_store, plant_id, collector_process):

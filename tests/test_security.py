@@ -56,11 +56,11 @@ def test_one_credential_per_agent_with_only_its_own_topics():
     assert list(users) == ["p1.l1.pc-1", "p1.l1.s3", "p1.l2.s1", "collector", "analysis", "monitor"]
     assert users["p1.l1.pc-1"].write == ("shopfloor/v1/p1/l1/s1/telemetry", "shopfloor/v1/p1/l1/s2/telemetry",
                                          "shopfloor/v1/p1/l1/agent/pc-1/status")
-    assert users["p1.l1.pc-1"].read == ()
+    assert users["p1.l1.pc-1"].read == ("shopfloor/v1/p1/l1/s1/stored", "shopfloor/v1/p1/l1/s2/stored")
     assert users["p1.l2.s1"].write == ("shopfloor/v1/p1/l2/s1/telemetry",
                                        "shopfloor/v1/p1/l2/agent/s1/status")
     assert users["collector"].read == ("shopfloor/v1/+/+/+/telemetry",)
-    assert users["collector"].write == (REJECTED_TOPIC,)
+    assert users["collector"].write == (REJECTED_TOPIC, "shopfloor/v1/+/+/+/stored")
     assert users["analysis"].write == ("shopfloor/v1/p1/l1/alerts", "shopfloor/v1/p1/l2/alerts")
     assert users["analysis"].read == ()
     acl = security.acl_text(users.values())
@@ -259,6 +259,29 @@ def test_services_may_do_only_their_job(secured):
     wait_until(lambda: collector.messages, 10, "the telemetry at the collector")
     assert collector.messages == [(station, sample_payload(7))]
     collector.close()
+
+
+@pytest.mark.servers
+def test_an_agent_reads_only_its_own_stations_receipts_and_only_the_collector_sends_them(secured):
+    from shopfloor.contract import encode_receipt, receipt_topic
+
+    plant = secured.plant
+    pc1 = login(secured, f"{plant}.l1.pc-1")
+    pc1.subscribe("shopfloor/v1/#")  # asks for everything; Mosquitto delivers only what it may read
+    receipts = {station: receipt_topic(StationKey(plant, line, station))
+                for line, station in (("l1", "s1"), ("l1", "s2"), ("l1", "s3"))}
+    other_line = receipt_topic(StationKey(plant, "l2", "s1"))
+    collector = login(secured, "collector")
+    for topic in [*receipts.values(), other_line]:
+        assert collector.publish(topic, encode_receipt([(0, 9)])) == "Success", topic
+    wait_until(lambda: len(pc1.messages) >= 2, 10, "pc-1's own receipts")
+    time.sleep(0.5)
+    assert sorted(topic for topic, _ in pc1.messages) == [receipts["s1"], receipts["s2"]]
+    for user in (f"{plant}.l1.s3", f"{plant}.l1.pc-1", "analysis", "monitor"):  # no forged receipts
+        forged = login(secured, user).publish(receipts["s1"], encode_receipt([(0, 99)]))
+        assert forged == "Not authorized", user
+    for client in (pc1, collector):
+        client.close()
 
 
 @pytest.mark.servers

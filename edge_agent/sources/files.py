@@ -7,18 +7,26 @@ source reads only complete lines, from where it stopped; a file that got shorter
 truncated, and is read again from its start. After an agent restart the file is read from the
 start too: lines not newer than the station's last sample are duplicates and the agent drops them,
 so nothing is sent twice and nothing written while the agent was away is missed.
+
+Lines end in LF or CRLF (station PCs running Windows): the offset counts every byte of a line with
+its ending, so the next read starts at the next line, never mid-line. A malformed line is skipped
+with one logged warning naming file, line and reason; the good lines of the same read are kept and
+the next read starts after it (raising instead would discard the read and re-read the line forever).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 from datetime import UTC, datetime
 
 import orjson
 
 from edge_agent.config import FileSource
 from edge_agent.sources.base import Reading, SourceError, map_reason, map_state, whole
+
+log = logging.getLogger("shopfloor.agent")
 
 _MS_THRESHOLD = 100_000_000_000  # a number above this is milliseconds, below it seconds
 
@@ -50,9 +58,11 @@ def _number(value: object, where: str) -> int:
 class FileStation:
     def __init__(self, spec: FileSource, station: str):
         self.spec = spec
+        self.station = station
         self._offset = 0
         self._line_number = 0
         self._header: list[str] | None = None
+        self.skipped = 0  # malformed lines skipped since the start, each logged once with its reason
 
     def read(self) -> list[Reading]:
         try:
@@ -66,15 +76,29 @@ class FileStation:
             raise SourceError(f"file {self.spec.path}: {error.strerror or error}") from None
         end = chunk.rfind(b"\n") + 1  # only complete lines; a half-written last line waits
         readings = []
-        for line in chunk[:end].splitlines():
-            self._offset += len(line) + 1
+        # split on LF only: `splitlines()` also drops the CR of CRLF (and splits on VT, FF, ...), so
+        # offsets counted from its pieces fall one byte short per line
+        for raw in chunk[:end].split(b"\n")[:-1]:
+            self._offset += len(raw) + 1
             self._line_number += 1
+            line = raw.removesuffix(b"\r")
             if not line.strip():
                 continue
-            reading = self._parse(line)
+            try:
+                reading = self._parse(line)
+            except SourceError as error:
+                self._skip(str(error))
+                continue
+            except (ValueError, TypeError, OverflowError) as error:  # a value no parser foresaw
+                self._skip(f"{self.spec.path}:{self._line_number}: {error.__class__.__name__}: {error}")
+                continue
             if reading is not None:
                 readings.append(reading)
         return readings
+
+    def _skip(self, reason: str) -> None:
+        self.skipped += 1
+        log.warning("station %s: skipped a malformed line: %s", self.station, reason)
 
     def _parse(self, line: bytes) -> Reading | None:
         where = f"{self.spec.path}:{self._line_number}"
