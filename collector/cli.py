@@ -29,6 +29,9 @@ def run(
     batch_wait_s: float = typer.Option(None, "--batch-wait", help="Or once the oldest waited this long."),
     session_expiry_s: int = typer.Option(None, "--session-expiry",
                                          help="Seconds the broker keeps this collector's session."),
+    plant: Path = typer.Option(None, "--plant", help="Plant file mapping Sparkplug B and JSON topics "
+                               "to stations (collector/README.md)."),
+    host_id: str = typer.Option(None, "--host-id", help="Sparkplug primary host id (STATE topic)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every rejected message."),
 ) -> None:
     """Run the collector until SIGTERM or Ctrl-C; it flushes and acks what it holds before it exits."""
@@ -38,7 +41,8 @@ def run(
     logging.getLogger("httpx").setLevel(logging.WARNING)
     settings = load_config(config, mqtt_url=mqtt_url, influx_url=influx_url, influx_db=influx_db,
                            client_id=client_id, group=group, batch_samples=batch_samples,
-                           batch_wait_s=batch_wait_s, session_expiry_s=session_expiry_s)
+                           batch_wait_s=batch_wait_s, session_expiry_s=session_expiry_s,
+                           plant=str(plant) if plant else None, host_id=host_id)
     collector = Collector(settings)
     done = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -33,6 +33,10 @@ class CollectorConfig(BaseModel):
     session_expiry_s: int = Field(3600, ge=0)
     receive_maximum: int = Field(65535, ge=1, le=65535)
     stats_interval_s: float = Field(10.0, gt=0)
+    # The plant's existing MQTT network (collector/ingest.py): a plant file whose stations map Sparkplug B
+    # sources or whose [[json_topic]] templates map JSON topics; `host_id` names the Sparkplug host.
+    plant: str | None = None
+    host_id: str = Field("shopfloor", pattern=IDENTIFIER_PATTERN)
 
     @property
     def subscription(self) -> str:

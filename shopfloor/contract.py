@@ -62,6 +62,10 @@ TARGET_MEASUREMENT = "target"
 # line_oee, scrap_rate (floats) and constraint (string, the station id); an hour point output and target.
 INDICATOR_MEASUREMENT = "indicator"
 COLLECTOR_MEASUREMENT = "collector"  # tag collector; fields: the collector's counters (collector/)
+# Whether a mapped source (Sparkplug B, issue 15) is alive, one point per birth or death at its time:
+# tags plant,line,station; fields online (bool), source (str, e.g. "sparkplug:group/node/device"),
+# event (str: NBIRTH, DBIRTH, NDEATH, DDEATH). After a death the station is unknown: no state is invented.
+SOURCE_MEASUREMENT = "source"
 
 State = Literal["working", "setup", "down", "starved", "blocked", "idle"]
 # InfluxDB stores ns since the epoch in an int64: ms must stay below about 9.2e12 (year 2262).
@@ -188,6 +192,14 @@ def decode_telemetry(payload: bytes) -> list[Sample]:
         raise ContractError("payload must be a JSON object (a sample or a batch)")
     try:
         return _batch.validate_python(document)["samples"]
+    except ValidationError as error:
+        raise ContractError(_reason(error)) from None
+
+
+def validate_sample(document: dict) -> Sample:
+    """Check a sample that a mapping built (collector/ingest.py) against the contract, or ContractError."""
+    try:
+        return _sample.validate_python(document)
     except ValidationError as error:
         raise ContractError(_reason(error)) from None
 
