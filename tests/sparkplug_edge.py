@@ -85,9 +85,14 @@ class EdgeNode:
     def ddata(self, device: str, ts: int, values: dict[str, object], historical: bool = False,
               skip_seq: int = 0) -> None:
         """Alias-only metrics (no names), each stamped `ts`, as report-by-exception edge nodes send."""
+        self.ddata_rows(device, [(ts, values)], historical, skip_seq)
+
+    def ddata_rows(self, device: str, rows: list[tuple[int, dict[str, object]]], historical: bool = False,
+                   skip_seq: int = 0) -> None:
+        """One DDATA holding several readings, each metric value with its own timestamp."""
         metrics = [spb.Metric(timestamp=ts, name=None, datatype=TYPES[type(value)], value=value,
                               alias=self.aliases[(device, name)][0], is_historical=historical)
-                   for name, value in values.items()]
+                   for ts, values in rows for name, value in values.items()]
         self.seq = (self.seq + skip_seq) % 256
         data = spb.DData(timestamp=int(time.time() * 1000), seq=self._next_seq(), metrics=metrics)
         self._send(self.topic("DDATA", device), data.encode())
