@@ -118,3 +118,21 @@ def test_mapped_json_topics_are_stored_once_and_bad_ones_rejected(stack, store, 
         assert rejected["topic"] == f"{root}/{topic}"
         assert expected in rejected["reason"], (topic, rejected["reason"])
     assert collector.running()
+
+
+def test_the_commented_example_plant_maps_both_kinds_of_source():
+    from collector.ingest import Ingest
+    from shopfloor.plant import load_plant
+
+    plant = load_plant("examples/plant-mqtt.toml")
+    ingest = Ingest(plant, "shopfloor", lambda *args: None)
+    assert ingest.subscriptions == ["spBv1.0/Plant1/#", "factory/+/+/metrics"]
+    assert ingest.will() == ("spBv1.0/STATE/shopfloor", ingest.sparkplug.state_payload(False))
+    assert orjson.loads(ingest.will()[1])["online"] is False
+    decoded = ingest.decode("factory/l1/labeler/metrics", orjson.dumps(
+        {"timestamp": "2026-09-21T16:13:20+02:00", "counters": {"total": 5}, "buffer": {"in": 1},
+         "status": "FAULT"}))
+    assert decoded.reason is None
+    assert decoded.lines == ["station,line=l1,plant=p1,station=labeler count=5i,queue=1i,seq=1790000000000i,"
+                             'state="down" 1790000000000']
+    assert ingest.decode("shopfloor/v1/p1/l1/s1/telemetry", b"{}") is None  # the contract's own path
