@@ -8,6 +8,7 @@ subscribe, turns a mapped message into points or a reason, and speaks the Sparkp
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from collector.mapped import Decoded
@@ -16,6 +17,7 @@ from collector.sparkplug import SparkplugHost
 from shopfloor.plant import Plant, load_plant
 
 Publish = Callable[[str, bytes, int, bool], object]
+log = logging.getLogger("shopfloor.collector")
 
 
 class Ingest:
@@ -48,9 +50,17 @@ class Ingest:
         return None
 
     def decode(self, topic: str, payload: bytes) -> Decoded | None:
-        """Points or a reason for a mapped topic; None for a topic of the collector's own contract."""
-        if self.sparkplug and self.sparkplug.handles(topic):
-            return self.sparkplug.decode(topic, payload)
-        if self.json and self.json.handles(topic):
-            return self.json.decode(topic, payload)
+        """Points or a reason for a mapped topic; None for a topic of the collector's own contract.
+
+        A message that trips an error in the mapping itself is rejected with that error rather than
+        stopping the gather thread, which would stall every station behind it.
+        """
+        try:
+            if self.sparkplug and self.sparkplug.handles(topic):
+                return self.sparkplug.decode(topic, payload)
+            if self.json and self.json.handles(topic):
+                return self.json.decode(topic, payload)
+        except Exception as error:  # noqa: BLE001 - a reason for the reject topic, logged in full
+            log.exception("mapping a message on %s failed", topic)
+            return Decoded([], f"could not map the message: {error.__class__.__name__}: {error}")
         return None
