@@ -44,6 +44,16 @@ class _Metrics:
     history: dict[str, object] | None = None  # values as of the newest historical metric seen
 
 
+@dataclass(frozen=True, slots=True)
+class _Station:
+    """A mapped station: sample field -> metric name, and the metric names to read."""
+
+    key: StationKey
+    source: SparkplugSource
+    fields: dict[str, str]
+    wanted: frozenset[str]
+
+
 @dataclass(slots=True)
 class _Node:
     bd_seq: int | None = None
@@ -58,12 +68,13 @@ class SparkplugHost:
     def __init__(self, plant: Plant, host_id: str, publish: Publish):
         self._publish = publish
         self.host_id = host_id
-        self._stations: dict[tuple[str, str, str | None], tuple[StationKey, SparkplugSource]] = {}
+        self._stations: dict[tuple[str, str, str | None], _Station] = {}
         for line in plant.lines:
             for station in line.stations:
                 if (src := station.sparkplug) is not None:
-                    key = StationKey(plant.plant, line.id, station.id)
-                    self._stations[(src.group, src.node, src.device)] = (key, src)
+                    fields = _fields(src)
+                    self._stations[(src.group, src.node, src.device)] = _Station(
+                        StationKey(plant.plant, line.id, station.id), src, fields, frozenset(fields.values()))
         self._mapped_nodes = {(group, node) for group, node, _ in self._stations}
         self._nodes: dict[tuple[str, str], _Node] = {}
         self._online_since = int(time.time() * 1000)
@@ -119,6 +130,8 @@ class SparkplugHost:
             node.devices.pop(device, None)
             return self._death(group, node_id, [device], message, kind)
         if device not in node.devices:
+            if (group, node_id, device) not in self._stations:
+                return Decoded([], None)  # a device no station maps: its seq counted, nothing to store
             self._ask_rebirth(group, node_id, node)
             return Decoded([], f"{kind} from {group}/{node_id}/{device} before its DBIRTH; "
                                f"rebirth requested")
@@ -173,14 +186,14 @@ class SparkplugHost:
         lines = []
         for device in devices:
             if (mapped := self._stations.get((group, node_id, device))) is not None:
-                lines.append(source_line(mapped[0], f"sparkplug:{mapped[1].label}", False, event, ts))
+                lines.append(source_line(mapped.key, f"sparkplug:{mapped.source.label}", False, event, ts))
         return Decoded(lines, None)
 
     def _data(self, group: str, node_id: str, device: str | None, node: _Node, message: Payload,
               birth: bool, event: str) -> Decoded:
         metrics = node.devices[device]
         mapped = self._stations.get((group, node_id, device))
-        wanted = _mapped_names(mapped[1]) if mapped else set()
+        wanted = mapped.wanted if mapped else frozenset()
         groups: dict[tuple[int, bool], dict[str, object]] = {}
         problems: list[str] = []
         for metric in message.metrics:
@@ -210,7 +223,7 @@ class SparkplugHost:
             groups.setdefault((ts, metric.is_historical), {})[name] = value
         lines: list[str] = []
         if mapped is not None:
-            key, source = mapped
+            key, source, fields = mapped.key, mapped.source, mapped.fields
             if birth:
                 lines.append(source_line(key, f"sparkplug:{source.label}", True, event, message.timestamp))
             for (ts, historical), values in sorted(groups.items(), key=lambda item: item[0][0]):
@@ -222,8 +235,7 @@ class SparkplugHost:
                     known = metrics.live
                 try:
                     lines.append(build_sample(key, ts, {field_: known.get(name) for field_, name in
-                                                        _fields(source).items()}, source.states,
-                                              _fields(source)))
+                                                        fields.items()}, source.states, fields))
                 except ContractError as error:
                     problems.append(f"sample at {ts}: {error}")
         return Decoded(lines, "; ".join(problems) or None)
@@ -254,6 +266,3 @@ def _fields(source: SparkplugSource) -> dict[str, str]:
     return {name: metric for name in ("count", "queue", "scrap", "state")
             if (metric := getattr(source, name)) is not None}
 
-
-def _mapped_names(source: SparkplugSource) -> set[str]:
-    return set(_fields(source).values())
