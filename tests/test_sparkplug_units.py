@@ -111,11 +111,22 @@ def test_any_bytes_give_points_or_a_reason_never_an_exception(kind, payload, fli
         assert decoded is not None
         for line in decoded.lines:
             assert line.startswith(("station,line=l1,plant=p1,station=s1 ", "source,"))
-        if not decoded.lines and kind in ("NDATA", "DDATA"):
-            assert decoded.reason, body
+        if not decoded.lines and kind == "NDATA" and not decoded.reason:  # only a valid message that
+            parsed = payload_from_string(body)                            # maps nothing is left alone
+            assert not [m for m in parsed.metrics if m.alias in (1, 2, 3) or m.name in ("C", "Q", "S")]
 
 
 def test_pysparkplug_and_tahutils_agree_on_the_wire():
     payload = spb.DData(timestamp=T, seq=9, metrics=[metric(None, spb.DataType.DOUBLE, 2.5, 4)]).encode()
     decoded = payload_from_string(payload)
     assert (decoded.seq, decoded.metrics[0].alias, decoded.metrics[0].double_value) == (9, 4, 2.5)
+
+
+def test_an_unmapped_device_counts_in_seq_but_is_neither_stored_nor_refused():
+    ingest, sent = host()
+    born(ingest, seq=5)
+    other = spb.DData(timestamp=T, seq=6, metrics=[metric("X", spb.DataType.UINT32, 1)]).encode()
+    decoded = ingest.decode("spBv1.0/G/DDATA/N/other", other)
+    assert (decoded.lines, decoded.reason) == ([], None)
+    assert data(ingest, 7, T + 1, C=1).lines  # seq 6 was the other device's
+    assert sent == []
