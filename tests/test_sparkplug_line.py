@@ -1,6 +1,7 @@
 """End to end: a line whose stations only a Sparkplug B edge node publishes, through the collector into
-InfluxDB, and `shopfloor analyze bottleneck` on the stored range gives the same timeline as on the same
-samples from a file (the detector is unchanged by where the samples came from)."""
+InfluxDB. `shopfloor analyze bottleneck` on the stored range gives the same timeline as on the same
+samples from a file, and the huddle page's snapshot is the same as for those samples written straight
+to InfluxDB: the detector and the huddle are unchanged by where the samples came from."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from conftest import wait_until
 from sparkplug_edge import EdgeNode
 from support import BASE_TS, stored_total
 
-from shopfloor.contract import StationKey, write_records
+from dashboards.huddle_api import HuddleReader
+from shopfloor.contract import StationKey, read_records, sample_line, write_records
+from shopfloor.plant import load_plant
+from shopfloor.store import Store
 
 pytestmark = pytest.mark.servers
 
@@ -35,6 +39,7 @@ node = "cell"
 device = "{device}"
 count = "Parts"
 queue = "Infeed"
+scrap = "Rejects"
 state = "Mode"
 states = {{ "1" = "working", "4" = "blocked" }}
 '''
@@ -46,10 +51,11 @@ def readings(station: str) -> list[tuple[int, dict]]:
     rows = []
     for t in range(SECONDS):
         if station == "s1":
-            rows.append((T0 + t * 1000, {"Parts": t, "Infeed": 0, "Mode": STATUS["blocked" if t % 6 < 3
-                                                                                   else "working"]}))
+            rows.append((T0 + t * 1000, {"Parts": t, "Infeed": 0, "Rejects": 0,
+                                         "Mode": STATUS["blocked" if t % 6 < 3 else "working"]}))
         else:
-            rows.append((T0 + t * 1000, {"Parts": t // 2, "Infeed": 4, "Mode": STATUS["working"]}))
+            rows.append((T0 + t * 1000, {"Parts": t // 2, "Infeed": 4, "Rejects": t // 100,
+                                         "Mode": STATUS["working"]}))
     return rows
 
 
@@ -81,7 +87,7 @@ def test_detector_on_a_line_fed_by_sparkplug(stack, store, plant_id, tmp_path, c
     telemetry = tmp_path / "t.jsonl"
     state_of = {code: name for name, code in STATUS.items()}
     write_records(telemetry, [(StationKey(plant_id, "l1", station), {
-        "ts": ts, "seq": ts, "count": values["Parts"], "queue": values["Infeed"],
+        "ts": ts, "seq": ts, "count": values["Parts"], "queue": values["Infeed"], "scrap": values["Rejects"],
         "state": state_of[values["Mode"]]})
         for station, device in (("s1", "cutter"), ("s2", "welder")) for ts, values in series[device]])
     from_file = analyze("--plant", str(plant), "--telemetry", str(telemetry))
@@ -89,3 +95,15 @@ def test_detector_on_a_line_fed_by_sparkplug(stack, store, plant_id, tmp_path, c
                          store.database, "--from", str(T0), "--to", str(T0 + SECONDS * 1000))
     assert from_store == from_file
     assert [w["bottleneck"] for w in from_store["windows"]] == ["s2", "s2", "s2"]
+
+    direct = Store(stack.influxdb.url, f"{store.database}_direct")
+    direct.create_database()
+    direct.write([sample_line(key, sample) for key, sample in read_records(telemetry)])
+    model = load_plant(plant)
+    span = {"now_ms": T0 + SECONDS * 1000, "start_ms": T0, "end_ms": T0 + SECONDS * 1000}
+    via_sparkplug = HuddleReader(store, model).snapshot("l1", **span)
+    assert via_sparkplug == HuddleReader(direct, model).snapshot("l1", **span)
+    assert via_sparkplug["constraint"]["station"] == "s2"
+    assert [(row["station"], row["state"], row["queue"]) for row in via_sparkplug["stations"]] == [
+        ("s1", "working", 0), ("s2", "working", 4)]
+    direct.close()
