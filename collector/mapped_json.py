@@ -13,14 +13,10 @@ from datetime import datetime
 import orjson
 
 from collector.mapped import Decoded, build_sample
-from shopfloor.contract import ContractError, StationKey
+from shopfloor.contract import ContractError, StationKey, json_topic_filter
 from shopfloor.plant import JsonTopic, Plant
 
 MISSING = object()
-
-
-def topic_filter(template: str) -> str:
-    return "/".join("+" if level in ("{line}", "{station}") else level for level in template.split("/"))
 
 
 def find(document: object, path: str) -> object:
@@ -63,7 +59,7 @@ class JsonTopics:
 
     @property
     def subscriptions(self) -> list[str]:
-        return sorted({topic_filter(template.topic) for _, template in self._templates})
+        return sorted({json_topic_filter(template.topic) for _, template in self._templates})
 
     def handles(self, topic: str) -> bool:
         levels = topic.split("/")

@@ -24,10 +24,17 @@ from tahutils.tahu.sparkplug_b import MetricDataType
 from tahutils.tahu.sparkplug_b_pb2 import Payload
 
 from collector.mapped import Decoded, build_sample, source_line
-from shopfloor.contract import ContractError, StationKey
+from shopfloor.contract import (
+    SPARKPLUG_NAMESPACE,
+    ContractError,
+    StationKey,
+    sparkplug_command_topic,
+    sparkplug_filter,
+    sparkplug_state_topic,
+)
 from shopfloor.plant import Plant, SparkplugSource
 
-NAMESPACE = "spBv1.0"
+NAMESPACE = SPARKPLUG_NAMESPACE
 REBIRTH_METRIC = "Node Control/Rebirth"
 BD_SEQ = "bdSeq"
 REBIRTH_EVERY_S = 5.0  # ask a node again after this long if its rebirth has not come
@@ -84,11 +91,11 @@ class SparkplugHost:
 
     @property
     def subscriptions(self) -> list[str]:
-        return sorted({f"{NAMESPACE}/{group}/#" for group, _ in self._mapped_nodes})
+        return sorted({sparkplug_filter(group) for group, _ in self._mapped_nodes})
 
     @property
     def state_topic(self) -> str:
-        return f"{NAMESPACE}/STATE/{self.host_id}"
+        return sparkplug_state_topic(self.host_id)
 
     def state_payload(self, online: bool) -> bytes:
         """Sparkplug 3.0 primary host STATE: the will and the birth carry the same timestamp."""
@@ -157,7 +164,7 @@ class SparkplugHost:
         command = Payload(timestamp=int(time.time() * 1000))
         metric = command.metrics.add()
         metric.name, metric.datatype, metric.boolean_value = REBIRTH_METRIC, MetricDataType.Boolean, True
-        self._publish(f"{NAMESPACE}/{group}/NCMD/{node_id}", command.SerializeToString(), 0, False)
+        self._publish(sparkplug_command_topic(group, node_id), command.SerializeToString(), 0, False)
         self.rebirths_requested += 1
 
     def _nbirth(self, group: str, node_id: str, node: _Node, message: Payload) -> Decoded:

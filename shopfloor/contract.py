@@ -149,6 +149,28 @@ def alerts_topic(plant: str, line: str) -> str:
     return f"{TOPIC_ROOT}/{plant}/{line}/alerts"
 
 
+# The plant's own MQTT network (issue 15, docs/DESIGN.md §6): the Sparkplug B topics the collector
+# subscribes and publishes as a host application, and the filter of a mapped JSON topic template.
+SPARKPLUG_NAMESPACE = "spBv1.0"
+
+
+def sparkplug_filter(group: str) -> str:
+    return f"{SPARKPLUG_NAMESPACE}/{group}/#"
+
+
+def sparkplug_command_topic(group: str, node: str) -> str:
+    return f"{SPARKPLUG_NAMESPACE}/{group}/NCMD/{node}"
+
+
+def sparkplug_state_topic(host_id: str) -> str:
+    return f"{SPARKPLUG_NAMESPACE}/STATE/{host_id}"
+
+
+def json_topic_filter(template: str) -> str:
+    """`factory/{line}/{station}/metrics` -> `factory/+/+/metrics`."""
+    return "/".join("+" if level in ("{line}", "{station}") else level for level in template.split("/"))
+
+
 @lru_cache(maxsize=65536)  # a plant has a few thousand stations: skip the checks for known topics
 def parse_telemetry_topic(topic: str) -> StationKey:
     parts = topic.split("/")

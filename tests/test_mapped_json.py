@@ -136,3 +136,14 @@ def test_the_commented_example_plant_maps_both_kinds_of_source():
     assert decoded.lines == ["station,line=l1,plant=p1,station=labeler count=5i,queue=1i,seq=1790000000000i,"
                              'state="down" 1790000000000']
     assert ingest.decode("shopfloor/v1/p1/l1/s1/telemetry", b"{}") is None  # the contract's own path
+
+
+def test_the_collector_credential_may_read_the_mapped_topics_and_ask_rebirths():
+    from shopfloor import security
+    from shopfloor.plant import load_plant
+
+    users = {u.username: u for u in security.principals([load_plant("examples/plant-mqtt.toml")])}
+    assert users["collector"].read == ("shopfloor/v1/+/+/+/telemetry", "factory/+/+/metrics",
+                                       "spBv1.0/Plant1/#")
+    assert users["collector"].write == ("shopfloor/v1/_rejected", "spBv1.0/Plant1/NCMD/LineA-Edge",
+                                        "spBv1.0/STATE/#")
