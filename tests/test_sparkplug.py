@@ -156,3 +156,33 @@ def test_sparkplug_edge_node_births_data_gap_death_and_history(stack, store, pla
     assert collector.running()
     watcher.close()
 
+
+
+def test_a_restarted_collector_asks_for_a_rebirth_and_its_will_says_offline(stack, store, plant_id, tmp_path,
+                                                                           collector_process):
+    group, host = f"g{plant_id}", f"h{plant_id}"
+    plant = plant_file(tmp_path, plant_id, group)
+    flags = {"group": group, "session_expiry": 0, "plant": plant, "host_id": host,
+             "client_id": f"c{plant_id}"}
+    collector = collector_process(stack, store.database, **flags)
+    edge = EdgeNode(stack.mosquitto.url, group, "edge1").connect()
+    edge.nbirth(T0)
+    edge.dbirth("capper", T0, {"Good": 0, "Queue": 1})
+    edge.ddata("capper", T0 + 1000, {"Good": 1})
+    wait_until(lambda: len(stored(store, plant_id, "s2")) == 2, 20, "the first samples")
+    collector.kill()  # a crash: the broker publishes the host's will, so edge nodes store and forward
+    state = lambda: retained_state(stack.mosquitto.url, f"spBv1.0/STATE/{host}")["online"]  # noqa: E731
+    wait_until(lambda: state() is False, 10, "the STATE will")
+    collector = collector_process(stack, store.database, **flags)
+    wait_until(lambda: state() is True, 10, "the STATE birth")
+    edge.ddata("capper", T0 + 2000, {"Good": 2})  # the new host has no alias map: it must not guess
+    assert edge.wait_rebirth_request(), "the restarted collector did not ask for a rebirth"
+    edge.nbirth(T0 + 3000)
+    edge.dbirth("capper", T0 + 3000, {"Good": 2, "Queue": 1})
+    edge.ddata("capper", T0 + 4000, {"Good": 3})
+    edge.close()
+    wait_until(lambda: len(stored(store, plant_id, "s2")) == 4, 20, "the samples after the rebirth")
+    assert [(r["time"], r["count"]) for r in stored(store, plant_id, "s2")] == [
+        (T0, 0), (T0 + 1000, 1), (T0 + 3000, 2), (T0 + 4000, 3)]
+    collector.stop()  # a clean stop says offline itself (a clean disconnect sends no will)
+    wait_until(lambda: state() is False, 10, "the STATE death of a clean stop")
