@@ -128,8 +128,7 @@ class SparkplugHost:
         if (kind[0] == "D") != (device is not None):
             return Decoded([], f"{kind} on a topic {'without' if device is None else 'with'} a device id")
         if (problem := self._sequence(node, message)) is not None:
-            self._ask_rebirth(group, node_id, node)
-            return Decoded([], f"{problem}; rebirth requested from {group}/{node_id}")
+            return Decoded([], f"{problem}; {self._ask_rebirth(group, node_id, node)}")
         if kind == "DBIRTH":
             node.devices[device] = _Metrics()
             return self._data(group, node_id, device, node, message, birth=True, event=kind)
@@ -139,9 +138,8 @@ class SparkplugHost:
         if device not in node.devices:
             if (group, node_id, device) not in self._stations:
                 return Decoded([], None)  # a device no station maps: its seq counted, nothing to store
-            self._ask_rebirth(group, node_id, node)
             return Decoded([], f"{kind} from {group}/{node_id}/{device} before its DBIRTH; "
-                               f"rebirth requested")
+                               f"{self._ask_rebirth(group, node_id, node)}")
         return self._data(group, node_id, device, node, message, birth=False, event=kind)
 
     def _sequence(self, node: _Node, message: Payload) -> str | None:
@@ -157,31 +155,43 @@ class SparkplugHost:
         node.seq = message.seq
         return None
 
-    def _ask_rebirth(self, group: str, node_id: str, node: _Node) -> None:
+    def _ask_rebirth(self, group: str, node_id: str, node: _Node) -> str:
+        """Send NCMD Node Control/Rebirth unless one went out within REBIRTH_EVERY_S; says which."""
         if time.monotonic() - node.rebirth_asked < REBIRTH_EVERY_S:
-            return
+            return f"rebirth of {group}/{node_id} already requested"
         node.rebirth_asked = time.monotonic()
         command = Payload(timestamp=int(time.time() * 1000))
         metric = command.metrics.add()
         metric.name, metric.datatype, metric.boolean_value = REBIRTH_METRIC, MetricDataType.Boolean, True
         self._publish(sparkplug_command_topic(group, node_id), command.SerializeToString(), 0, False)
         self.rebirths_requested += 1
+        return f"rebirth requested from {group}/{node_id}"
 
     def _nbirth(self, group: str, node_id: str, node: _Node, message: Payload) -> Decoded:
         bd_seq = next((m for m in message.metrics if m.name == BD_SEQ), None)
         if bd_seq is None or not message.HasField("seq"):
-            self._ask_rebirth(group, node_id, node)
-            return Decoded([], "NBIRTH without a bdSeq metric or a seq; rebirth requested")
-        node.bd_seq, node.seq = int(parse_metric_value(bd_seq)), message.seq
+            asked = self._ask_rebirth(group, node_id, node)
+            return Decoded([], f"NBIRTH without a bdSeq metric or a seq; {asked}")
+        try:
+            bd_seq_value = _value(bd_seq)
+        except ValueError as error:
+            return Decoded([], f"NBIRTH bdSeq {error}")
+        if isinstance(bd_seq_value, bool) or not isinstance(bd_seq_value, int):
+            return Decoded([], f"NBIRTH bdSeq {bd_seq_value!r} is not an integer")
+        node.bd_seq, node.seq = bd_seq_value, message.seq
         node.devices = {None: _Metrics()}  # a node birth voids its devices' births too
         node.rebirth_asked = -1e9  # the next problem deserves a request of its own
         return self._data(group, node_id, None, node, message, birth=True, event="NBIRTH")
 
     def _ndeath(self, group: str, node_id: str, node: _Node, message: Payload) -> Decoded:
         bd_seq = next((m for m in message.metrics if m.name == BD_SEQ), None)
-        if bd_seq is not None and node.bd_seq is not None and parse_metric_value(bd_seq) != node.bd_seq:
-            return Decoded([], f"stale NDEATH: bdSeq {parse_metric_value(bd_seq)}, the node was born "
-                               f"with {node.bd_seq}")
+        if bd_seq is not None and node.bd_seq is not None:
+            try:
+                value = _value(bd_seq)
+            except ValueError as error:
+                return Decoded([], f"NDEATH bdSeq {error}")
+            if value != node.bd_seq:  # the will of an older connection: this birth still stands
+                return Decoded([], f"stale NDEATH: bdSeq {value}, the node was born with {node.bd_seq}")
         devices = [d for (g, n, d) in self._stations if (g, n) == (group, node_id)]
         node.seq, node.devices = None, {}
         return self._death(group, node_id, devices, message, "NDEATH")
