@@ -7,7 +7,12 @@
    and for the collector, until the last point is queryable in InfluxDB; alternating, best of
    --rounds each (the raw rate alone moves 10k-17k/s between runs here). Target: >= 0.8x the ceiling.
 2. Batch messages of 1,000 samples, drained the same way: samples/s. Target: >= 100,000/s.
-3. End-to-end latency at 5,000 samples/s (single-sample messages): publish time to the first InfluxDB
+3. Sparkplug B against the collector's own JSON: a Sparkplug edge node's DDATA of 10 metrics (count,
+   queue, scrap, state and 6 unmapped ones, alias only, encoded by pysparkplug; one sample each),
+   queued and drained like 1., against the same number of single-sample JSON messages, alternating,
+   best of --rounds each. Published at QoS 1 so that both wait in the same persistent-session queue
+   (edge nodes publish data at QoS 0, which a broker does not queue for an offline host).
+4. End-to-end latency at 5,000 samples/s (single-sample messages): publish time to the first InfluxDB
    poll (every 10 ms) that sees the point. Target: p99 < 1 s.
 Every loop is bounded by a count and a deadline; only loopback addresses are used.
 """
@@ -69,6 +74,93 @@ def publish(url: str, payloads: list[bytes], pace_per_s: float = 0.0, stations: 
     return times
 
 
+def publish_to(url: str, messages: list[tuple[str, bytes]]) -> None:
+    """Publish (topic, payload) pairs QoS 1 in order and wait for every PUBACK."""
+    endpoint = mqtt_endpoint(url)
+    client = make_client("bench-spb", endpoint)
+    client.max_queued_messages_set(0)
+    client.connect(endpoint.host, endpoint.port)
+    client.loop_start()
+    infos = []
+    for topic, payload in messages:
+        infos.append(client.publish(topic, payload, qos=1))
+        if len(infos) >= 20_000:
+            for info in infos:
+                info.wait_for_publish(60)
+            infos.clear()
+    for info in infos:
+        info.wait_for_publish(60)
+    client.disconnect()
+    client.loop_stop()
+
+
+SPB_PLANT = """plant = "bench"
+[[line]]
+id = "l1"
+[[line.station]]
+id = "s1"
+buffer = 8
+ideal_cycle_s = 1.0
+[line.station.sparkplug]
+group = "bench"
+node = "edge"
+device = "d1"
+count = "Count"
+queue = "Queue"
+scrap = "Scrap"
+state = "State"
+states = { "1" = "working", "2" = "down" }
+"""
+
+
+def sparkplug_messages(messages: int) -> list[tuple[str, bytes]]:
+    """NBIRTH, DBIRTH, then `messages` DDATA of 10 alias-only metrics, one reading each, by pysparkplug."""
+    import pysparkplug as spb  # the test extra: an encoder other than the collector's decoder
+
+    names = ["Count", "Queue", "Scrap", "State"] + [f"Sensor{n}" for n in range(6)]
+    types = [spb.DataType.UINT32] * 4 + [spb.DataType.DOUBLE] * 6
+
+    def metrics(seq: int, birth: bool) -> list:
+        values = [seq, seq % 7, seq // 100, 1 + (seq % 50 == 0)] + [seq * 0.5 + n for n in range(6)]
+        return [spb.Metric(timestamp=TS0 + seq, name=name if birth else None, datatype=datatype,
+                           value=value, alias=alias)
+                for alias, (name, datatype, value) in enumerate(zip(names, types, values, strict=True))]
+
+    bd_seq = spb.Metric(timestamp=TS0, name="bdSeq", datatype=spb.DataType.INT64, value=0)
+    out = [("spBv1.0/bench/NBIRTH/edge", spb.NBirth(timestamp=TS0, seq=0, metrics=[bd_seq]).encode()),
+           ("spBv1.0/bench/DBIRTH/edge/d1",
+            spb.DBirth(timestamp=TS0, seq=1, metrics=metrics(0, True)).encode())]
+    for n in range(1, messages):
+        payload = spb.DData(timestamp=TS0 + n, seq=(n + 1) % 256, metrics=metrics(n, False)).encode()
+        out.append(("spBv1.0/bench/DDATA/edge/d1", payload))
+    return out
+
+
+def decode_cost(spb_messages: list[tuple[str, bytes]], json_messages: list[bytes]) -> tuple[float, float]:
+    """Microseconds per message in-process (no broker, no InfluxDB): the Sparkplug host's decode and
+    mapping against the contract's decode + line encoding, best of 3 passes each."""
+    import tomllib
+
+    from collector.ingest import Ingest
+    from shopfloor.contract import decode_telemetry, parse_telemetry_topic, sample_line
+    from shopfloor.plant import Plant
+
+    topic = telemetry_topic(KEY)
+    best_spb = best_json = float("inf")
+    for _ in range(3):
+        ingest = Ingest(Plant.model_validate(tomllib.loads(SPB_PLANT)), "bench", lambda *args: None)
+        started = time.perf_counter()
+        for spb_topic, payload in spb_messages:
+            ingest.decode(spb_topic, payload)
+        best_spb = min(best_spb, (time.perf_counter() - started) / len(spb_messages) * 1e6)
+        started = time.perf_counter()
+        for payload in json_messages:
+            key = parse_telemetry_topic(topic)
+            [sample_line(key, one) for one in decode_telemetry(payload)]
+        best_json = min(best_json, (time.perf_counter() - started) / len(json_messages) * 1e6)
+    return best_spb, best_json
+
+
 def raw_drain_rate(url: str, payloads: list[bytes]) -> float:
     """Messages/s a paho subscriber that does nothing drains from a persistent session's queue."""
     endpoint = mqtt_endpoint(url)
@@ -107,10 +199,12 @@ def raw_drain_rate(url: str, payloads: list[bytes]) -> float:
 
 
 class CollectorRun:
-    def __init__(self, stack: Stack, database: str, log: Path):
+    def __init__(self, stack: Stack, database: str, log: Path, plant: Path | None = None):
         self.argv = [sys.executable, "-m", "shopfloor", "collector", "run", "-v", "--mqtt-url",
                      stack.mosquitto.url, "--influx-url", stack.influxdb.url, "--influx-db", database,
                      "--client-id", f"bench-{database}", "--group", database]
+        if plant:
+            self.argv += ["--plant", str(plant), "--host-id", f"bench-{database}"]
         self.log = log
 
     def start(self) -> float:
@@ -141,18 +235,27 @@ def frontier(store: Store, since_ms: int) -> int:
 
 
 def collector_drain_rate(stack: Stack, workdir: Path, database: str, payloads: list[bytes],
-                         samples: int, stations: int = 1) -> float:
-    """Samples/s from the collector's (re)connect to the last point being queryable."""
+                         samples: int, stations: int = 1, plant: Path | None = None,
+                         sparkplug: list[tuple[str, bytes]] | None = None) -> float:
+    """Samples/s from the collector's (re)connect to the last point being queryable.
+
+    With `sparkplug` (topic, payload) pairs those are queued instead, and the last sample's seq is its ts.
+    """
     store = Store(stack.influxdb.url, database)
     store.create_database()
-    run = CollectorRun(stack, database, workdir / f"{database}.log")
+    run = CollectorRun(stack, database, workdir / f"{database}.log", plant)
     run.start()
     run.stop()  # the session now exists and queues what follows
-    publish(stack.mosquitto.url, payloads, stations=stations)
+    if sparkplug:
+        publish_to(stack.mosquitto.url, sparkplug)
+    else:
+        publish(stack.mosquitto.url, payloads, stations=stations)
+    last_ts = sample(samples - 1)["ts"]
+    last_seq = last_ts if sparkplug else samples - 1
     started = run.start()
     try:
         deadline = time.monotonic() + 300
-        while frontier(store, sample(samples - 1)["ts"]) < samples - 1:  # one collector keeps the order
+        while frontier(store, last_ts) < last_seq:  # one collector keeps the order
             if time.monotonic() > deadline:
                 raise SystemExit(f"collector did not store the last of {samples} samples in 300 s: "
                                  f"see {run.log}")
@@ -210,6 +313,7 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--latency-rate", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3, help="single-sample drains of each; best counts")
+    parser.add_argument("--sparkplug-messages", type=int, default=30_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         workdir = Path(folder)
@@ -223,6 +327,18 @@ def main() -> None:
                 single_rates.append(collector_drain_rate(stack, workdir, f"bench_single_{round_}", singles,
                                                          args.messages))
             ceiling, single_rate = max(ceilings), max(single_rates)
+            plant = workdir / "plant.toml"
+            plant.write_text(SPB_PLANT)
+            spb_messages = sparkplug_messages(args.sparkplug_messages)
+            json_messages = [encode_sample(sample(i)) for i in range(args.sparkplug_messages)]
+            spb_us, json_us = decode_cost(spb_messages, json_messages)
+            spb_rates, json_rates = [], []
+            for round_ in range(args.rounds):
+                json_rates.append(collector_drain_rate(stack, workdir, f"bench_json_{round_}", json_messages,
+                                                       len(json_messages), plant=plant))
+                spb_rates.append(collector_drain_rate(stack, workdir, f"bench_spb_{round_}", [],
+                                                      len(spb_messages) - 1, plant=plant,
+                                                      sparkplug=spb_messages))
             batches = [encode_batch([sample(b * 1000 + i) for i in range(1000)]) for b in range(args.batches)]
             batch_rate = collector_drain_rate(stack, workdir, "bench_batch", batches, args.batches * 1000,
                                               stations=50)
@@ -236,6 +352,13 @@ def main() -> None:
     print(f"batch messages (1,000 samples, 50 stations): {batch_rate:,.0f} samples/s = "
           f"{batch_rate / ceiling:.2f}x the raw single-message ceiling (target >= 100,000/s), "
           f"{args.batches * 1000:,} samples")
+    spb_rate, json_rate = max(spb_rates), max(json_rates)
+    print(f"Sparkplug B DDATA of 10 metrics (1 sample each): collector {spb_rate:,.0f} samples/s vs its "
+          f"own single-sample JSON {json_rate:,.0f} samples/s = {spb_rate / json_rate:.2f}x, "
+          f"{args.sparkplug_messages:,} messages, best of {args.rounds} rounds each "
+          f"(rounds: {', '.join(f'{a:,.0f}/{b:,.0f}' for a, b in zip(spb_rates, json_rates, strict=True))})")
+    print(f"in-process decode, per message: Sparkplug DDATA {spb_us:.1f} us vs JSON sample {json_us:.1f} us "
+          f"= {spb_us / json_us:.1f}x")
     print(f"end-to-end latency at {args.latency_rate:,} samples/s, publish to queryable: "
           f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms (target p99 < 1,000 ms; poll every 10 ms), "
           f"{len(delays):,} samples")

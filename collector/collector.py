@@ -39,6 +39,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from collector.config import CollectorConfig
 from collector.http import HealthServer
+from collector.ingest import Ingest
 from shopfloor.contract import (
     COLLECTOR_MEASUREMENT,
     REJECTED_TOPIC,
@@ -72,6 +73,7 @@ class Delivery:
     reject_reason: str | None = None
     key: StationKey | None = None
     seqs: list[int] | None = None  # the samples' seqs, for the receipt
+    qos: int = 1  # a mapped source may publish QoS 0 (Sparkplug data does): nothing to acknowledge
 
 
 @dataclass(slots=True)
@@ -125,6 +127,10 @@ class Collector:
         self.http: HealthServer | None = None
         if config.http_port is not None:
             self.http = HealthServer(self, config.http_host, config.http_port)
+        # --- the plant's existing MQTT network (issue 15): extra topics, decoded by collector/ingest.py
+        self._ingest = Ingest.from_file(config.plant, config.host_id, self._publish) if config.plant else None
+        if self._ingest and (will := self._ingest.will()):
+            self._client.will_set(will[0], will[1], qos=1, retain=True)
 
     # --- lifecycle ---------------------------------------------------------------------------------
 
@@ -151,6 +157,8 @@ class Collector:
         self._wakeup.set()
         for thread in self._threads:
             thread.join(timeout=self.config.retry_max_s + 10)
+        if self._ingest and (info := self._ingest.announce(False)):
+            info.wait_for_publish(2)
         self._client.disconnect()
         self._client.loop_stop()
         if self.http is not None:
@@ -166,7 +174,8 @@ class Collector:
             log.error("broker %s refused the connection: %s", self._endpoint.display, reason_code)
             return
         self._connection += 1
-        client.subscribe(self.config.subscription, options=SubscribeOptions(qos=1))
+        mapped = self._ingest.subscriptions if self._ingest else []
+        client.subscribe([(topic, SubscribeOptions(qos=1)) for topic in [self.config.subscription, *mapped]])
         log.info("connected to %s (session %s)", self._endpoint.display,
                  "resumed" if flags.session_present else "new")
 
@@ -176,6 +185,8 @@ class Collector:
             log.error("the broker refused the subscription %s: %s; check this collector's ACL",
                       self.config.subscription, ", ".join(str(code) for code in reason_codes))
             return
+        if self._ingest:
+            self._ingest.announce(True)  # Sparkplug: the host's STATE birth follows its subscription
         self._subscribed.set()  # from here the broker queues telemetry for this session
         log.info("subscribed to %s", self.config.subscription)
 
@@ -191,7 +202,8 @@ class Collector:
 
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         self.stats.received += 1
-        self._inbox.append(Delivery(message.mid, self._connection, message.topic, message.payload))
+        self._inbox.append(Delivery(message.mid, self._connection, message.topic, message.payload,
+                                    qos=message.qos))
         self._wakeup.set()
 
     # --- worker threads --------------------------------------------------------------------------
@@ -326,7 +338,7 @@ class Collector:
                 for delivery in self._written.pop(self._acked):
                     if delivery.connection == self._connection:
                         try:
-                            self._client.ack(delivery.mid, 1)
+                            self._client.ack(delivery.mid, delivery.qos)
                         except Exception as error:  # unacked: the broker redelivers, stored once
                             self.stats.write_errors += 1
                             self.last_error = f"ack: {error.__class__.__name__}: {error}"
@@ -338,6 +350,9 @@ class Collector:
 
     def _decode(self, delivery: Delivery) -> int:
         """Turn a delivery into its lines of line protocol, or a reject reason. Returns the sample count."""
+        if self._ingest and (mapped := self._ingest.decode(delivery.topic, delivery.payload)) is not None:
+            delivery.lines, delivery.reject_reason = mapped.lines, mapped.reason  # both: partly refused
+            return len(mapped.lines)
         try:
             key = parse_telemetry_topic(delivery.topic)
             samples = decode_telemetry(delivery.payload)
@@ -391,6 +406,9 @@ class Collector:
                 self.stats.last_batch_ms = elapsed_ms
                 self.stats.max_batch_ms = max(self.stats.max_batch_ms, elapsed_ms)
             return
+
+    def _publish(self, topic: str, payload: bytes, qos: int, retain: bool) -> mqtt.MQTTMessageInfo:
+        return self._client.publish(topic, payload, qos=qos, retain=retain)
 
     def _reject(self, delivery: Delivery) -> None:
         self.stats.rejected += 1

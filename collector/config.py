@@ -36,6 +36,10 @@ class CollectorConfig(BaseModel):
     stuck_after_s: float = Field(60.0, gt=0)
     http_host: str = "127.0.0.1"
     http_port: int | None = Field(None, ge=0, le=65535)
+    # The plant's existing MQTT network (collector/ingest.py): a plant file whose stations map Sparkplug B
+    # sources or whose [[json_topic]] templates map JSON topics; `host_id` names the Sparkplug host.
+    plant: str | None = None
+    host_id: str = Field("shopfloor", pattern=IDENTIFIER_PATTERN)
 
     @property
     def subscription(self) -> str:

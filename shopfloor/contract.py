@@ -70,6 +70,10 @@ TARGET_MEASUREMENT = "target"
 # line_oee, scrap_rate (floats) and constraint (string, the station id); an hour point output and target.
 INDICATOR_MEASUREMENT = "indicator"
 COLLECTOR_MEASUREMENT = "collector"  # tag collector; fields: the collector's counters (collector/)
+# Whether a mapped source (Sparkplug B, issue 15) is alive, one point per birth or death at its time:
+# tags plant,line,station; fields online (bool), source (str, e.g. "sparkplug:group/node/device"),
+# event (str: NBIRTH, DBIRTH, NDEATH, DDEATH). After a death the station is unknown: no state is invented.
+SOURCE_MEASUREMENT = "source"
 
 State = Literal["working", "setup", "down", "starved", "blocked", "idle"]
 # InfluxDB stores ns since the epoch in an int64: ms must stay below about 9.2e12 (year 2262).
@@ -175,6 +179,28 @@ def alerts_topic(plant: str, line: str) -> str:
     return f"{TOPIC_ROOT}/{plant}/{line}/alerts"
 
 
+# The plant's own MQTT network (issue 15, docs/DESIGN.md §6): the Sparkplug B topics the collector
+# subscribes and publishes as a host application, and the filter of a mapped JSON topic template.
+SPARKPLUG_NAMESPACE = "spBv1.0"
+
+
+def sparkplug_filter(group: str) -> str:
+    return f"{SPARKPLUG_NAMESPACE}/{group}/#"
+
+
+def sparkplug_command_topic(group: str, node: str) -> str:
+    return f"{SPARKPLUG_NAMESPACE}/{group}/NCMD/{node}"
+
+
+def sparkplug_state_topic(host_id: str) -> str:
+    return f"{SPARKPLUG_NAMESPACE}/STATE/{host_id}"
+
+
+def json_topic_filter(template: str) -> str:
+    """`factory/{line}/{station}/metrics` -> `factory/+/+/metrics`."""
+    return "/".join("+" if level in ("{line}", "{station}") else level for level in template.split("/"))
+
+
 @lru_cache(maxsize=65536)  # a plant has a few thousand stations: skip the checks for known topics
 def parse_telemetry_topic(topic: str) -> StationKey:
     parts = topic.split("/")
@@ -218,6 +244,14 @@ def decode_telemetry(payload: bytes) -> list[Sample]:
         raise ContractError("payload must be a JSON object (a sample or a batch)")
     try:
         return _batch.validate_python(document)["samples"]
+    except ValidationError as error:
+        raise ContractError(_reason(error)) from None
+
+
+def validate_sample(document: dict) -> Sample:
+    """Check a sample that a mapping built (collector/ingest.py) against the contract, or ContractError."""
+    try:
+        return _sample.validate_python(document)
     except ValidationError as error:
         raise ContractError(_reason(error)) from None
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from shopfloor.contract import IDENTIFIER_PATTERN
+from shopfloor.contract import IDENTIFIER_PATTERN, State
 from shopfloor.errors import ConfigError
 
 # Anchored: pydantic matches a pattern anywhere in the value, so "s 1" would pass the bare pattern.
@@ -31,6 +31,65 @@ def _known_zone(value: str) -> str:
 TimeZoneName = Annotated[str, AfterValidator(_known_zone)]
 
 
+# --- mappings from a plant's existing MQTT network (docs/DESIGN.md §6, collector/README.md) ------------
+
+# A metric or JSON value, written as text (TOML keys are strings: 1 -> "1", true -> "true"), to a state.
+StateTable = dict[str, State]
+
+
+class SparkplugSource(BaseModel):
+    """Which Sparkplug B edge node (and device) publishes a station, and which metric is which field.
+
+    `reason` is not mapped: the sample contract (docs/DESIGN.md §4) has no reason field yet.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    group: str = Field(min_length=1)
+    node: str = Field(min_length=1)
+    device: str | None = Field(None, min_length=1, description="omitted: the edge node's own metrics")
+    count: str = Field(min_length=1)
+    queue: str = Field(min_length=1)
+    scrap: str | None = None
+    state: str | None = None
+    states: StateTable = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _states_need_a_metric(self) -> SparkplugSource:
+        if self.state and not self.states:
+            raise ValueError(f"sparkplug metric {self.state!r} is mapped to state without a `states` table")
+        return self
+
+    @property
+    def label(self) -> str:
+        return "/".join(x for x in (self.group, self.node, self.device) if x)
+
+
+class JsonTopic(BaseModel):
+    """A topic template of the plant's own JSON messages: `{line}` and `{station}` name whole topic
+    levels, matched against this file's ids; the other keys are dotted JSON paths to the sample fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    topic: str
+    ts: str = Field(min_length=1)
+    ts_unit: Literal["ms", "s", "iso"] = "ms"
+    count: str = Field(min_length=1)
+    queue: str = Field(min_length=1)
+    scrap: str | None = None
+    state: str | None = None
+    seq: str | None = Field(None, description="omitted: the sample's ts in ms serves as its seq")
+    states: StateTable = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _template(self) -> JsonTopic:
+        levels = self.topic.split("/")
+        if levels.count("{line}") != 1 or levels.count("{station}") != 1:
+            raise ValueError(f"topic template {self.topic!r} needs levels {{line}} and {{station}} once")
+        if any(("{" in level or "+" in level or "#" in level) and level not in ("{line}", "{station}")
+               for level in levels) or "" in levels:
+            raise ValueError(f"topic template {self.topic!r}: a level is {{line}}, {{station}} or plain text")
+        return self
+
+
 class Station(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     id: str = Identifier
@@ -40,6 +99,8 @@ class Station(BaseModel):
     # of one line with the same agent share one broker credential (`shopfloor security init`). Default: an
     # agent per station, named after the station.
     agent: str | None = Field(None, pattern=IDENTIFIER_PATTERN, min_length=1, max_length=64)
+    # Optional: the station is published by the plant's Sparkplug B network, not by our agent.
+    sparkplug: SparkplugSource | None = None
 
     @property
     def agent_id(self) -> str:
@@ -74,12 +135,18 @@ class Plant(BaseModel):
     plant: str = Identifier
     timezone: TimeZoneName = "UTC"
     line: list[Line] = Field(min_length=1)
+    # Optional: the plant's own JSON topics the collector maps to stations (docs/DESIGN.md §6).
+    json_topic: list[JsonTopic] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_lines(self) -> Plant:
         ids = [line.id for line in self.line]
         if len(set(ids)) != len(ids):
             raise ValueError(f"a line id is used twice: {ids}")
+        sources = [(s.sparkplug.group, s.sparkplug.node, s.sparkplug.device)
+                   for line in self.line for s in line.station if s.sparkplug]
+        if len(set(sources)) != len(sources):
+            raise ValueError("two stations map the same Sparkplug group/node/device")
         return self
 
     @property

@@ -49,7 +49,11 @@ from shopfloor.contract import (
     TOPIC_ROOT,
     StationKey,
     alerts_topic,
+    json_topic_filter,
     receipt_topic,
+    sparkplug_command_topic,
+    sparkplug_filter,
+    sparkplug_state_topic,
     status_topic,
     telemetry_topic,
 )
@@ -93,6 +97,7 @@ def agent_username(plant: str, line: str, agent: str) -> str:
 
 def principals(plants: Iterable[Plant]) -> list[Principal]:
     """Every credential the plants need: one per agent of each line, then the three services."""
+    plants = list(plants)
     found: list[Principal] = []
     alert_topics: list[str] = []
     for plant in plants:
@@ -111,8 +116,17 @@ def principals(plants: Iterable[Plant]) -> list[Principal]:
     names = [p.username for p in found]
     if len(set(names)) != len(names):
         raise SecurityError(f"a plant id is given twice: agent credentials {sorted(names)} repeat")
-    found.append(Principal("collector", "collector", write=(REJECTED_TOPIC, RECEIPT_FILTER),
-                           read=(TELEMETRY_FILTER,)))
+    # the plant's own MQTT network (issue 15): the collector reads the mapped Sparkplug groups and JSON
+    # topics, asks edge nodes for rebirths and publishes its Sparkplug host STATE
+    mapped_read, mapped_write = set(), set()
+    for plant in plants:
+        mapped_read |= {json_topic_filter(template.topic) for template in plant.json_topic}
+        for source in (s.sparkplug for line in plant.lines for s in line.stations if s.sparkplug):
+            mapped_read.add(sparkplug_filter(source.group))
+            mapped_write |= {sparkplug_command_topic(source.group, source.node), sparkplug_state_topic("#")}
+    found.append(Principal("collector", "collector",
+                           write=(REJECTED_TOPIC, RECEIPT_FILTER, *sorted(mapped_write)),
+                           read=(TELEMETRY_FILTER, *sorted(mapped_read))))
     found.append(Principal("analysis", "analysis", write=tuple(alert_topics)))
     found.append(Principal("monitor", "monitor", read=(f"{TOPIC_ROOT}/#",)))
     return found

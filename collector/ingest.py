@@ -1,0 +1,66 @@
+"""The plant's existing MQTT network as a source: the one place the collector asks about mapped topics.
+
+The collector (collector/collector.py) keeps one code path: every message, ours or the plant's, is
+decoded in its gather thread, batched, written, and acknowledged only after InfluxDB accepted it; a
+refused one goes to the reject topic with its reason. This module only says which extra topics to
+subscribe, turns a mapped message into points or a reason, and speaks the Sparkplug host's STATE.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from collector.mapped import Decoded
+from collector.mapped_json import JsonTopics
+from collector.sparkplug import SparkplugHost
+from shopfloor.plant import Plant, load_plant
+
+Publish = Callable[[str, bytes, int, bool], object]
+log = logging.getLogger("shopfloor.collector")
+
+
+class Ingest:
+    """Sparkplug B and mapped JSON topics of one plant file, for one collector."""
+
+    def __init__(self, plant: Plant, host_id: str, publish: Publish):
+        self._publish = publish
+        has_sparkplug = any(s.sparkplug for line in plant.lines for s in line.stations)
+        self.sparkplug = SparkplugHost(plant, host_id, publish) if has_sparkplug else None
+        self.json = JsonTopics(plant) if plant.json_topic else None
+
+    @classmethod
+    def from_file(cls, path: str, host_id: str, publish: Publish) -> Ingest:
+        return cls(load_plant(path), host_id, publish)
+
+    @property
+    def subscriptions(self) -> list[str]:
+        """Plain (not shared) subscriptions: Sparkplug's seq tracking needs every message of a node."""
+        return (self.sparkplug.subscriptions if self.sparkplug else []) + (
+            self.json.subscriptions if self.json else [])
+
+    def will(self) -> tuple[str, bytes] | None:
+        """The primary host's STATE will (retained, QoS 1), set before connecting."""
+        return (self.sparkplug.state_topic, self.sparkplug.state_payload(False)) if self.sparkplug else None
+
+    def announce(self, online: bool) -> object:
+        """Publish the STATE birth after the subscription, or the STATE death before a clean disconnect."""
+        if self.sparkplug:
+            return self._publish(self.sparkplug.state_topic, self.sparkplug.state_payload(online), 1, True)
+        return None
+
+    def decode(self, topic: str, payload: bytes) -> Decoded | None:
+        """Points or a reason for a mapped topic; None for a topic of the collector's own contract.
+
+        A message that trips an error in the mapping itself is rejected with that error rather than
+        stopping the gather thread, which would stall every station behind it.
+        """
+        try:
+            if self.sparkplug and self.sparkplug.handles(topic):
+                return self.sparkplug.decode(topic, payload)
+            if self.json and self.json.handles(topic):
+                return self.json.decode(topic, payload)
+        except Exception as error:  # noqa: BLE001 - a reason for the reject topic, logged in full
+            log.exception("mapping a message on %s failed", topic)
+            return Decoded([], f"could not map the message: {error.__class__.__name__}: {error}")
+        return None

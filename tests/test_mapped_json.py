@@ -1,0 +1,149 @@
+"""The plant's own JSON topics through the collector, on the real Mosquitto and InfluxDB.
+
+Three templates (ms, s and ISO 8601 timestamps, JSON paths into nested objects and lists, a state
+table); every good message stored once (a redelivered one too), every bad one rejected with its reason.
+"""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from conftest import wait_until
+from support import BASE_TS, Publisher, RejectWatcher
+
+from shopfloor.store import quote_string
+
+pytestmark = pytest.mark.servers
+
+T0 = BASE_TS
+
+
+def plant_file(tmp_path, plant: str, root: str) -> str:
+    path = tmp_path / "plant.toml"
+    path.write_text(f'''plant = "{plant}"
+[[line]]
+id = "l1"
+[[line.station]]
+id = "s1"
+buffer = 4
+ideal_cycle_s = 1.0
+[[line.station]]
+id = "s2"
+buffer = 4
+ideal_cycle_s = 1.0
+
+[[json_topic]]
+topic = "{root}/factory/{{line}}/{{station}}/metrics"
+ts = "time"
+count = "counters.good"
+queue = "buffer.in"
+scrap = "counters.scrap"
+state = "status"
+seq = "n"
+states = {{ RUN = "working", STOP = "down" }}
+
+[[json_topic]]
+topic = "{root}/legacy/{{station}}/{{line}}/data"
+ts = "t"
+ts_unit = "s"
+count = "c"
+queue = "q.0"
+
+[[json_topic]]
+topic = "{root}/uns/{{line}}/{{station}}/state"
+ts = "at"
+ts_unit = "iso"
+count = "good"
+queue = "wip"
+''')
+    return str(path)
+
+
+GOOD = [  # (topic under the root, payload, expected stored time, count)
+    ("factory/l1/s1/metrics", {"time": T0, "n": 7, "counters": {"good": 10, "scrap": 1}, "buffer": {"in": 3},
+                               "status": "RUN"}, T0, 10),
+    ("legacy/s1/l1/data", {"t": (T0 + 1000) / 1000, "c": 11, "q": [2, 9]}, T0 + 1000, 11),
+    ("legacy/s2/l1/data", {"t": (T0 + 1500) // 1000 + 0.5, "c": 4, "q": [0]}, T0 + 1500, 4),
+    ("uns/l1/s1/state", {"at": "2026-09-21T14:13:22+00:00", "good": 12, "wip": 1}, 1_790_000_002_000, 12),
+]
+BAD = [  # (topic under the root, payload, a piece of the reason)
+    ("factory/l1/s9/metrics", {"time": T0, "counters": {"good": 1}, "buffer": {"in": 0}},
+     "names no line and station"),
+    ("factory/l2/s1/metrics", {"time": T0, "counters": {"good": 1}, "buffer": {"in": 0}},
+     "names no line and station"),
+    ("factory/l1/s1/metrics", {"time": T0 + 5, "counters": {"good": "12"}, "buffer": {"in": 0}},
+     "'counters.good' -> count"),
+    ("factory/l1/s1/metrics", {"time": T0 + 6, "counters": {"good": 1.5}, "buffer": {"in": 0}},
+     "'counters.good' -> count"),
+    ("factory/l1/s1/metrics", {"time": T0 + 7, "counters": {"good": 1}, "buffer": {"in": -1}},
+     "'buffer.in' -> queue"),
+    ("factory/l1/s1/metrics", {"time": T0 + 8, "counters": {"good": 1}, "buffer": {"in": 0},
+                               "status": "COFFEE"},
+     "'status' value 'COFFEE' is not in the states table"),
+    ("factory/l1/s1/metrics", {"time": T0 + 9, "counters": {"good": 1}}, "no value at path 'buffer.in'"),
+    ("factory/l1/s1/metrics", {"time": "now", "counters": {"good": 1}, "buffer": {"in": 0}},
+     "timestamp 'now' is not a number of ms"),
+    ("uns/l1/s1/state", {"at": "2026-09-21T14:13:22", "good": 1, "wip": 0}, "has no UTC offset"),
+    ("legacy/s1/l1/data", {"t": 1, "c": 1, "q": []}, "no value at path 'q.0'"),
+    ("factory/l1/s1/metrics", b"{not json", "not UTF-8 JSON"),
+    ("factory/l1/s1/metrics", {"time": T0 + 10, "n": -1, "counters": {"good": 1}, "buffer": {"in": 0}},
+     "'n' -> seq"),
+]
+
+
+def test_mapped_json_topics_are_stored_once_and_bad_ones_rejected(stack, store, plant_id, tmp_path,
+                                                                 collector_process):
+    root = f"r{plant_id}"
+    collector = collector_process(stack, store.database, group=f"g{plant_id}", session_expiry=0,
+                                  plant=plant_file(tmp_path, plant_id, root))
+    watcher = RejectWatcher(stack.mosquitto.url, f"w{plant_id}")
+    publisher = Publisher(stack.mosquitto.url, f"p{plant_id}")
+    for topic, payload, *_ in [*GOOD, GOOD[0], *BAD]:  # the first one twice: delivered again, stored once
+        body = payload if isinstance(payload, bytes) else orjson.dumps(payload)
+        publisher.client.publish(f"{root}/{topic}", body, qos=1).wait_for_publish(10)
+    publisher.close()
+    mine = lambda: [r for r in watcher.rejected if r["topic"].startswith(root)]  # noqa: E731
+    wait_until(lambda: len(mine()) == len(BAD), 20, "every reject")
+    query = lambda: store.query(f"SELECT * FROM station WHERE plant = {quote_string(plant_id)}").rows()  # noqa: E731
+    wait_until(lambda: len(query()) >= len(GOOD), 20, "the good samples")
+    rows = query()
+    watcher.close()
+    assert sorted((r["station"], r["time"], r["count"]) for r in rows) == sorted(
+        (topic.split("/")[1 if topic.startswith("legacy") else 2], ts, count) for topic, _, ts, count in GOOD)
+    first = next(r for r in rows if r["time"] == T0)
+    assert first == {"time": T0, "plant": plant_id, "line": "l1", "station": "s1", "count": 10, "queue": 3,
+                     "scrap": 1, "seq": 7, "state": "working"}
+    assert next(r for r in rows if r["time"] == T0 + 1000)["seq"] == T0 + 1000  # no seq path: seq = ts
+    for (topic, _, expected), rejected in zip(BAD, mine(), strict=True):
+        assert rejected["topic"] == f"{root}/{topic}"
+        assert expected in rejected["reason"], (topic, rejected["reason"])
+    assert collector.running()
+
+
+def test_the_commented_example_plant_maps_both_kinds_of_source():
+    from collector.ingest import Ingest
+    from shopfloor.plant import load_plant
+
+    plant = load_plant("examples/plant-mqtt.toml")
+    ingest = Ingest(plant, "shopfloor", lambda *args: None)
+    assert ingest.subscriptions == ["spBv1.0/Plant1/#", "factory/+/+/metrics"]
+    assert ingest.will() == ("spBv1.0/STATE/shopfloor", ingest.sparkplug.state_payload(False))
+    assert orjson.loads(ingest.will()[1])["online"] is False
+    decoded = ingest.decode("factory/l1/labeler/metrics", orjson.dumps(
+        {"timestamp": "2026-09-21T16:13:20+02:00", "counters": {"total": 5}, "buffer": {"in": 1},
+         "status": "FAULT"}))
+    assert decoded.reason is None
+    assert decoded.lines == ["station,line=l1,plant=p1,station=labeler count=5i,queue=1i,seq=1790000000000i,"
+                             'state="down" 1790000000000']
+    assert ingest.decode("shopfloor/v1/p1/l1/s1/telemetry", b"{}") is None  # the contract's own path
+
+
+def test_the_collector_credential_may_read_the_mapped_topics_and_ask_rebirths():
+    from shopfloor import security
+    from shopfloor.plant import load_plant
+
+    users = {u.username: u for u in security.principals([load_plant("examples/plant-mqtt.toml")])}
+    assert users["collector"].read == ("shopfloor/v1/+/+/+/telemetry", "factory/+/+/metrics",
+                                       "spBv1.0/Plant1/#")
+    assert users["collector"].write == ("shopfloor/v1/_rejected", "spBv1.0/Plant1/NCMD/LineA-Edge",
+                                        "spBv1.0/STATE/#")
