@@ -92,7 +92,9 @@ def served(stack, tmp_path_factory):
         "--line", line.id, "--telemetry", str(telemetry), "--write", "--influx-url", store.url,
         "--influx-db", store.database])
     assert written.exit_code == 0, written.output
-    alert_ms = int(time.time() * 1000) - 20 * 60_000
+    now_ms = int(time.time() * 1000)  # the alert falls inside the shift the tests look at (see _back)
+    shift_start_ms = current_range(plant, plan, now_ms).start_ms
+    alert_ms = now_ms - 20 * 60_000 if _back(plant, plan) == 0 else shift_start_ms - 10 * 60_000
     store.write([alert_line(plant.plant, line.id, make_alert(alert_ms, "constraint_down", "critical", "s3",
                                                              "Line l1: constraint s3 is down"), 9.0)])
 

@@ -145,5 +145,5 @@ def test_the_collector_credential_may_read_the_mapped_topics_and_ask_rebirths():
     users = {u.username: u for u in security.principals([load_plant("examples/plant-mqtt.toml")])}
     assert users["collector"].read == ("shopfloor/v1/+/+/+/telemetry", "factory/+/+/metrics",
                                        "spBv1.0/Plant1/#")
-    assert users["collector"].write == ("shopfloor/v1/_rejected", "spBv1.0/Plant1/NCMD/LineA-Edge",
-                                        "spBv1.0/STATE/#")
+    assert users["collector"].write == ("shopfloor/v1/_rejected", "shopfloor/v1/+/+/+/stored",
+                                        "spBv1.0/Plant1/NCMD/LineA-Edge", "spBv1.0/STATE/#")
