@@ -29,14 +29,16 @@ from fastapi import FastAPI
 from scrap_records import add_scrap
 from typer.testing import CliRunner
 
+from analysis import auth
 from analysis.alerts import alert_line, make_alert
 from analysis.indicators import by_station, line_output
 from analysis.live import LiveConfig, LiveDetector
+from analysis.losses_api import losses_router
 from analysis.targets import decompose, target_lines
 from analysis.telemetry import from_file
 from dashboards.huddle_api import HuddleReader, current_range, huddle_router
 from shopfloor.cli import _mount_subcommands, app
-from shopfloor.contract import STATES, read_records, sample_line
+from shopfloor.contract import STATES, read_records, sample_line, write_records
 from shopfloor.plan import load_plan
 from shopfloor.plant import load_plant
 from shopfloor.stack import free_port
@@ -44,6 +46,7 @@ from shopfloor.store import Store
 
 pytestmark = pytest.mark.servers
 HOUR = 3_600_000
+TOKEN = "huddle-test-token-" + uuid.uuid4().hex
 
 DOCKER = Path(__file__).parents[1] / "docker"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -58,6 +61,15 @@ def chromium() -> str:
     if os.environ.get("CI"):
         pytest.fail("Debian's chromium is missing: the install script must `apt-get install -y chromium`")
     pytest.skip("Debian's chromium is not installed here (`apt-get install -y chromium`)")
+
+
+def unassign_jams(path: Path) -> None:
+    """Drop the reason of every jam (a PLC whose jam bit is not wired): those stops are unassigned."""
+    records = list(read_records(path))
+    for _, sample in records:
+        if sample.get("reason") == "jam":
+            del sample["reason"]
+    write_records(path, records)
 
 
 def _back(plant, plan) -> int:
@@ -78,6 +90,7 @@ def served(stack, tmp_path_factory):
     plant, plan = load_plant(DOCKER / "plant.toml"), load_plan(DOCKER / "plan.toml")
     line = plant.lines[0]
     add_scrap(telemetry, line)
+    unassign_jams(telemetry)
     store = Store(stack.influxdb.url, f"test_huddle_{uuid.uuid4().hex[:10]}")
     store.create_database()
     points = [sample_line(key, sample) for key, sample in read_records(telemetry)]
@@ -100,6 +113,8 @@ def served(stack, tmp_path_factory):
 
     api = FastAPI()
     api.include_router(huddle_router(plant, lambda: Store(store.url, store.database), plan))
+    api.include_router(losses_router(plant, plan, lambda: Store(store.url, store.database)))
+    auth.install(api, TOKEN)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(api, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -341,3 +356,62 @@ def test_stored_targets_of_half_hour_shifts_line_up_with_the_hours(store):
                                                      end_ms=start + 8 * HOUR)
     expected = [round(goal.due_between(start + k * HOUR, start + (k + 1) * HOUR)) for k in range(8)]
     assert [hour["target"] for hour in body["hours"]] == expected and sum(expected) > 0
+
+
+def _losses(url: str, back: int, plant, plan) -> dict:
+    """The losses JSON of the shift the page shows, asked the way the page asks for it."""
+    now = int(time.time() * 1000)
+    span = current_range(plant, plan, now, back)
+    moment = span.end_ms - 1 if span.end_ms <= now else now
+    iso = datetime.fromtimestamp(moment / 1000, UTC).isoformat()
+    response = httpx.get(f"{url}/api/lines/l1/losses", params={"period": "shift", "now": iso}, timeout=60)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_page_shows_the_shifts_loss_pareto_and_unassigned_stops_on_both_screens(served, tmp_path):
+    """The losses tile: the shift's Pareto at the constraint largest first with minutes, units and money as
+    the losses API computes them, and one touch button per unassigned constraint stop (the jams, whose
+    reason the fixture removed), newest first; at 1920x1080 and 1366x768 nothing is clipped (rows that do
+    not fit are counted as '+ N'). A correction through the API (token required) leaves the list."""
+    url, store, plant, plan, _ = served
+    back = _back(plant, plan)
+    expected = _losses(url, back, plant, plan)
+    assert expected["causes"] and expected["currency"] == "EUR"
+    assert expected["unassigned_stops"], "the fixture's jams should leave unassigned constraint stops"
+    browser = chromium()
+    flags = [flag for flag in CHROMIUM_FLAGS if not flag.startswith("--window-size")]
+    for size in ("1920,1080", "1366,768"):
+        dom = subprocess.run([browser, *flags, f"--window-size={size}", f"--user-data-dir={tmp_path / size}",
+                              "--dump-dom", f"{url}/huddle?line=l1&back={back}"],
+                             capture_output=True, text=True, timeout=90, check=True).stdout
+        assert re.search(r'<body data-clipped="">', dom), (size, re.search(r"<body[^>]*>", dom))
+        rows = re.findall(r'<td class="cause"><div class="fill"[^>]*></div><span>([^<]+)</span></td>'
+                          r"<td>(\d+)</td><td>([^<]+)</td><td>([^<]+)</td>", dom)
+        later = _losses(url, back, plant, plan)  # the current shift goes on while Chromium renders
+        assert len(rows) >= min(3, len(expected["causes"])), (size, rows)
+        assert rows[0][0] in (expected["causes"][0]["label"], later["causes"][0]["label"])
+        for label, *shown in rows:
+            for key, text in zip(("minutes", "units", "money"), shown, strict=True):
+                values = [c[key] for body in (expected, later) for c in body["causes"] if c["label"] == label]
+                assert values, (size, label)
+                assert min(values) - 1 <= int(text.replace(",", "")) <= max(values) + 1, (size, label, key)
+        buttons = re.findall(r'<button type="button"><span>(\d\d:\d\d)–(\d\d:\d\d)</span><b>(\w+)</b>', dom)
+        more = re.search(r'<div class="more">\+ (\d+) older</div>', dom)
+        assert len(buttons) + (int(more.group(1)) if more else 0) == len(expected["unassigned_stops"]), size
+        assert {station for *_, station in buttons} <= set(expected["constraint_minutes"])
+        assert "one constraint hour = " in dom and " EUR" in dom
+        keep = os.environ.get("SHOPFLOOR_SCREENSHOTS")
+        if keep:
+            subprocess.run([browser, *flags, f"--window-size={size}", f"--user-data-dir={tmp_path / size}",
+                            f"--screenshot={Path(keep) / ('losses-' + size.replace(',', 'x') + '.png')}",
+                            f"{url}/huddle?line=l1&back={back}"], capture_output=True, timeout=90, check=True)
+    stop = max(expected["unassigned_stops"], key=lambda item: item["start"])
+    path = f"{url}/api/lines/l1/stations/{stop['station']}/reasons"
+    body = {"ts": (stop["start"] + stop["end"]) // 2, "reason": "jam", "by": "huddle page"}
+    assert httpx.post(path, json=body, timeout=60).status_code == 401  # the page's POST without a token
+    written = httpx.post(path, json=body, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60)
+    assert written.status_code == 201, written.text
+    after = _losses(url, back, plant, plan)
+    assert len(after["unassigned_stops"]) == len(expected["unassigned_stops"]) - 1
+    assert any(item["start"] == stop["start"] and item["reason"] == "jam" for item in after["corrections"])
