@@ -12,6 +12,12 @@ Why it is built this way:
 - Nothing that matters lives only in this process: the current answer and since when are written
   every tick, and a restarted detector reads them back (`history`); alerts are deduplicated by the
   store (analysis/alerts.py). Any instance can take over a line.
+- Method `crn` (analysis/constraint.py) fits and simulates the line, about 0.8 s for 20 stations, so a
+  tick judges only the newest window (its regime so far: up to now) and the older windows of the
+  lookback keep the answer stored when each was the newest (`stored_answers`); windows written before
+  are rewritten without a `bottleneck` field, so InfluxDB keeps it. The span methods judge every window.
+- The stored live answer (`current`) is the line's constraint for every consumer: feasibility and
+  the indicators (analysis/rollup.py, `live_constraint`), the huddle page, the boards and the alerts.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from shopfloor.plant import Plant
 from shopfloor.store import Store, quote_ident, quote_string
 
 log = logging.getLogger(__name__)
+# With `crn` the span method still gives each window's shares, sole, blocked and starved time.
+SPAN_FOR_CRN = "combined"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +91,37 @@ def last_current(store: Store, plant: str, line: str) -> tuple[int, str] | None:
     return int(since), rows[0]["current"]
 
 
+def live_constraint(store: Store, plant: str, line: str, start_ms: int, end_ms: int) -> str | None:
+    """The live detector's answer as it stood at the end of [start_ms, end_ms), or None when no live
+    detector wrote for the line in that range: the constraint feasibility and the indicators use."""
+    rows = store.query(
+        f'SELECT "current" FROM {quote_ident(BOTTLENECK_MEASUREMENT)} WHERE plant = {quote_string(plant)} '
+        f"AND line = {quote_string(line)} AND \"current\" =~ /./ AND time >= {int(start_ms)}ms "
+        f"AND time < {int(end_ms)}ms ORDER BY time DESC LIMIT 1").rows()
+    return rows[0]["current"] if rows else None
+
+
+Answers = dict[int, tuple[str, str | None, float]]  # window start ms -> (bottleneck, runner-up, margin)
+
+
+def stored_answers(store: Store, plant: str, line: str, since_ms: int) -> Answers:
+    """The `crn` answers stored per window since `since_ms`: start ms -> (bottleneck, runner-up, margin)."""
+    rows = store.query(
+        f'SELECT "bottleneck", "runner_up", "margin" FROM {quote_ident(BOTTLENECK_MEASUREMENT)} '
+        f"WHERE plant = {quote_string(plant)} AND line = {quote_string(line)} AND \"method\" = 'crn' "
+        f"AND time >= {int(since_ms)}ms").rows()
+    return {int(row["time"]): (row["bottleneck"], row["runner_up"], float(row["margin"] or 0.0))
+            for row in rows if row["bottleneck"]}
+
+
+def newest_answer(timeline: Timeline) -> Answers:
+    """The newest window's answer as `stored_answers` reads it back (a replay carries it on)."""
+    if not timeline.windows or not timeline.windows[-1].bottleneck:
+        return {}
+    w = timeline.windows[-1]
+    return {w.start: (w.bottleneck, w.runner_up, float(w.margin))}
+
+
 def decide(previous: tuple[int, str] | None, timeline: Timeline, confirm_s: float) -> tuple[int, str] | None:
     """The live answer with hysteresis: keep `previous` unless a challenger held for `confirm_s`."""
     answers = [(w.start, w.bottleneck) for w in timeline.windows if w.bottleneck]
@@ -113,10 +152,11 @@ def timeline_lines(plant: str, timeline: Timeline, window_s: float, from_ms: int
         if w.start < from_ms:
             continue
         tags = {"plant": plant, "line": timeline.line}
-        fields: dict = {"bottleneck_share": float(w.shares.get(w.bottleneck, 0.0)) if w.bottleneck else 0.0,
-                        "margin": float(w.margin), "shifting": ",".join(w.shifting),
-                        "method": timeline.method, "window_s": int(window_s),
+        fields: dict = {"shifting": ",".join(w.shifting), "window_s": int(window_s),
                         "final": bool(w.end <= open_since_ms)}
+        if w.bottleneck or timeline.method != "crn":  # a crn window without an answer keeps the stored one
+            share = float(w.shares.get(w.bottleneck, 0.0)) if w.bottleneck else 0.0
+            fields.update({"bottleneck_share": share, "margin": float(w.margin), "method": timeline.method})
         if w.bottleneck:
             fields["bottleneck"] = w.bottleneck
         if w.runner_up:
@@ -130,12 +170,33 @@ def timeline_lines(plant: str, timeline: Timeline, window_s: float, from_ms: int
     return lines
 
 
-def conclude(data: LineTelemetry, config: LiveConfig, previous: tuple[int, str] | None
+def judge_newest(timeline: Timeline, spans: StateSpans, data: LineTelemetry,
+                 stored: Answers) -> None:
+    """Method `crn` live: the newest window by simulation of its regime so far, the older ones from
+    their stored answers (none: no answer, so neither hysteresis nor the store sees a span method's)."""
+    from analysis.constraint import by_simulation
+
+    timeline.method = "crn"
+    for window in timeline.windows[:-1]:
+        window.method = "crn"
+        window.bottleneck, window.runner_up, window.margin = stored.get(window.start, (None, None, 0.0))
+    if timeline.windows:
+        timeline.windows[-1].method = "crn"
+        by_simulation(timeline.windows[-1:], spans, data)
+
+
+def conclude(data: LineTelemetry, config: LiveConfig, previous: tuple[int, str] | None,
+             stored: Answers | None = None
              ) -> tuple[StateSpans, Timeline, int, tuple[int, str] | None]:
     """One tick's reasoning on the telemetry it read: spans, timeline, the moment from which active
-    periods are still open, and the live answer after hysteresis. Pure: the benchmark replays it."""
+    periods are still open, and the live answer after hysteresis. Pure: the benchmark replays it.
+    With method `crn`, `stored` holds the older windows' answers (`stored_answers`)."""
     spans = state_spans(data)
-    timeline = analyze(spans, data.stations, data.line.id, config.window_s, config.method, config.memory_s)
+    crn = config.method == "crn"
+    timeline = analyze(spans, data.stations, data.line.id, config.window_s,
+                       SPAN_FOR_CRN if crn else config.method, config.memory_s)
+    if crn:
+        judge_newest(timeline, spans, data, stored or {})
     active = spans.active()
     still_open = active.stop >= spans.end_ms
     open_since = int(active.start[still_open].min()) if still_open.any() else spans.end_ms
@@ -161,7 +222,9 @@ class LiveDetector:
         except TelemetryError:
             return None  # no telemetry in the lookback: nothing to say, nothing to write
         previous = last_current(self.store, self.plant.plant, self.line.id)
-        spans, timeline, open_since, current = conclude(data, config, previous)
+        stored = (stored_answers(self.store, self.plant.plant, self.line.id, begin)
+                  if config.method == "crn" else None)
+        spans, timeline, open_since, current = conclude(data, config, previous, stored)
         lines = timeline_lines(self.plant.plant, timeline, config.window_s,
                                now_ms - int(config.rewrite_s * 1000), open_since)
         if current is not None:

@@ -147,10 +147,20 @@ def feasibility(plan: Plan, line: Line, telemetry: Telemetry, start_ms: int, end
                   reserve=plan.calendar.reserve, constraint=constraint, whatif=whatif)
 
 
+def stored_constraint(store: Store, plant: str, line: str, start_ms: int, end_ms: int) -> str | None:
+    """The live detector's stored answer at the end of the window (analysis.live.live_constraint): the
+    one constraint of the boards, the huddle and the alerts; None (then the indicators' own rule) when no
+    live detector wrote for the line in the window."""
+    from analysis.live import live_constraint
+
+    return live_constraint(store, plant, line, start_ms, end_ms)
+
+
 def stored_day_report(store: Store, plant: Plant, plan: Plan, line: Line, start_ms: int, end_ms: int, *,
                       constraint: str | None = None) -> DayReport:
     """The day report of [start, end) from InfluxDB: samples of the window, to-date sums in the store."""
     telemetry = by_station(from_store(store, plant, line.id, start_ms - BASELINE_MS, end_ms))
+    constraint = constraint or stored_constraint(store, plant.plant, line.id, start_ms, end_ms)
     month_actual, quarter_actual, since = store_actuals(store, plant.plant, plan, line, end_ms - 1)
     return day_report(plan, line, telemetry, start_ms, end_ms, constraint=constraint,
                       month_actual=month_actual, quarter_actual=quarter_actual, data_since_ms=since)

@@ -27,7 +27,7 @@ from fastapi import APIRouter, HTTPException, Query
 from analysis.feasibility import NotMeasurable
 from analysis.http_range import moment_ms
 from analysis.indicators import NoTelemetry, by_station
-from analysis.rollup import day_window, feasibility, stored_day_report
+from analysis.rollup import day_window, feasibility, stored_constraint, stored_day_report
 from analysis.targets import GRAINS, check_zones, decompose, to_local
 from analysis.telemetry import TelemetryError, from_store
 from shopfloor.errors import ShopfloorError
@@ -150,6 +150,7 @@ def targets_router(plant: Plant, plan: Plan, store: Callable[[], Store], prefix:
             start, end = window(day, now_ms)
             with store() as client:
                 telemetry = by_station(from_store(client, plant, line, start, end))
+                constraint = constraint or stored_constraint(client, plant.plant, line, start, end)
             result = feasibility(plan, line_model, telemetry, start, end, constraint=constraint,
                                  needed_per_hour=needed_per_hour)
         except ShopfloorError as error:

@@ -26,7 +26,6 @@ from timing import best_of  # bench/timing.py: run as `python bench/<name>.py`
 
 from analysis.apm import momentary_bottlenecks  # noqa: E402
 from analysis.bottleneck import analyze  # noqa: E402
-from analysis.constraint import by_simulation  # noqa: E402
 from analysis.reference import status_changes  # noqa: E402
 from analysis.states import reported, spans  # noqa: E402
 from analysis.telemetry import from_file, gather  # noqa: E402
@@ -109,10 +108,13 @@ def end_to_end(line: Scenario, telemetry, reference_s: float) -> None:
                                                       telemetry=data))
         print(f"offline, --method {method:13s} --window 1800: {read_s + took:6.2f} s with the read "
               f"({took:.2f} s analysis; target <= 5 s; reference APM alone {reference_s:.2f} s)")
-    timeline = analyze(spans(data), data.stations, line.line_id, 1800, "apm")
-    last = timeline.windows[-1:]
-    tick_s, _ = best_of(1, lambda: by_simulation(last, spans(data), data))
-    print(f"one live crn tick (change points, fit of the regime so far, simulation): {tick_s:.2f} s "
+    from analysis.live import LiveConfig, conclude
+
+    live = LiveConfig(method="crn")  # the live loop's reasoning on its lookback (the store's I/O aside)
+    recent = data.between(data.end_ms - int(live.lookback_s * 1000), data.end_ms)
+    tick_s, _ = best_of(1, lambda: conclude(recent, live, None))
+    print(f"one live crn tick (analysis.live.conclude on the last hour: spans, change points, fit of the "
+          f"regime so far, simulation of the newest window): {tick_s:.2f} s "
           f"(target <= 1 s; {tick_s / reference_s:.2f}x the reference APM's day)")
 
 

@@ -88,11 +88,12 @@ def test_text_output_says_no_clear_constraint_when_the_gains_are_within_noise(ca
     assert "no clear constraint" in first and "no clear constraint" not in second
 
 
-def test_the_live_loop_refuses_crn_until_it_passes_the_telemetry():
+def test_the_live_loop_runs_crn_and_refuses_an_unknown_method():
     from pydantic import ValidationError
 
     from analysis.config import LiveSection
 
     assert LiveSection(method="combined").method == "combined"
+    assert LiveSection(method="crn").method == "crn"
     with pytest.raises(ValidationError, match="not one the live loop runs"):
-        LiveSection(method="crn")
+        LiveSection(method="cnr")
