@@ -21,13 +21,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_bottleneck_accuracy import SCENARIOS, line_telemetry  # noqa: E402
-
 from analysis.live import LiveConfig, conclude  # noqa: E402
+from analysis.yardstick import START_MS, line_telemetry  # noqa: E402
 from simulators.scenario import load_scenario  # noqa: E402
+from simulators.telemetry import simulate_telemetry  # noqa: E402
 from simulators.truth import ground_truth  # noqa: E402
 
 SETTLE_MS = 3_600_000
+SCENARIOS = Path(__file__).resolve().parents[1] / "simulators" / "scenarios"
 
 
 def replay(data, truth: dict, config: LiveConfig, tick_s: float, begin_ms: int, end_ms: int):
@@ -71,10 +72,11 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for path in sorted(SCENARIOS.glob("*.toml")):
         scenario = load_scenario(path)
-        truth = ground_truth(scenario, args.hours, seed=0)
+        truth = ground_truth(scenario, args.hours, seed=0, start_ms=START_MS)
         totals = {"live": [0, 0, 0, []], "bare": [0, 0, 0, []]}
         for seed in range(1, args.seeds + 1):
-            data = line_telemetry(scenario, args.hours, seed)
+            run = simulate_telemetry(scenario, args.hours, seed=seed, start_ms=START_MS)
+            data = line_telemetry(scenario, run)
             for name, config in (("live", live), ("bare", bare)):
                 agree, scored, changes, delays = replay(data, truth, config, args.tick, data.begin_ms,
                                                         data.end_ms)
