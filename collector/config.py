@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from shopfloor import settings
 from shopfloor.contract import IDENTIFIER_PATTERN, TELEMETRY_FILTER
 from shopfloor.errors import ConfigError
+from shopfloor.mqtt import DEFAULT_SESSION_EXPIRY_S
 from shopfloor.plant import read_toml, validation_message
 
 
@@ -30,7 +31,7 @@ class CollectorConfig(BaseModel):
     writers: int = Field(2, ge=1, le=8)
     retry_first_s: float = Field(0.5, gt=0)
     retry_max_s: float = Field(30.0, gt=0)
-    session_expiry_s: int = Field(3600, ge=0)
+    session_expiry_s: int = Field(DEFAULT_SESSION_EXPIRY_S, ge=0)  # owned by shopfloor.mqtt
     receive_maximum: int = Field(65535, ge=1, le=65535)
     stats_interval_s: float = Field(10.0, gt=0)
     stuck_after_s: float = Field(60.0, gt=0)
