@@ -36,6 +36,7 @@ from analysis.telemetry import (
     LineTelemetry,
     StationSeries,
 )
+from shopfloor.counters import cumulative
 
 DEFAULT_MAX_GAP_MS = 5_000
 STALL_FACTOR = 1.5  # no completion for this many ideal cycles counts as "not progressing"
@@ -162,12 +163,9 @@ def inferred(telemetry: LineTelemetry, max_gap_ms: int = DEFAULT_MAX_GAP_MS) -> 
 
 
 def _unwrapped(counter: np.ndarray) -> np.ndarray:
-    """A cumulative counter with its resets (a drop to a smaller value) undone."""
-    if len(counter) < 2:
-        return counter
-    step = np.diff(counter)
-    step = np.where(step < 0, counter[1:], step)
-    return np.concatenate([[counter[0]], counter[0] + np.cumsum(step)])
+    """A cumulative counter with its wraps and resets undone, by shopfloor.counters' rule (its owner):
+    the detector and the indicators count the same units."""
+    return cumulative(counter)
 
 
 def _time_since_increase(counter: np.ndarray, grid: np.ndarray) -> np.ndarray:

@@ -91,16 +91,30 @@ CURRENT_CONSTRAINT = (f'SELECT "current" AS "constraint", "since" FROM {BOTTLENE
 # Per window and station, the timeline's share and sole share: analysis.shares splits the shifting time.
 CONSTRAINT_WINDOWS = (f'SELECT "share", "sole" FROM {BOTTLENECK} WHERE {LINE_FILTER} '
                       f'AND "station" =~ /./ AND $timeFilter GROUP BY "station"')
-CONSTRAINT_SHARES = (f'SELECT mean("share") AS "share" FROM {BOTTLENECK} WHERE {LINE_FILTER} '
-                     f'AND "station" =~ /./ AND $timeFilter GROUP BY "station"')
+
+
+def constraint_split(group: str = '"station"') -> str:
+    """Each station's share of the range as the constraint by analysis.shares' split (its owner): per
+    window its sole time plus half its shifting time (`share` - `sole`), averaged over the windows (one
+    length, weight 1, as `stored_windows`). Why not mean(`share`): shifting time is held by two stations
+    at once and would count twice (300 % in all). The pair rule is exact whenever at most two stations
+    shift at once; the rarer three-way windows, which analysis.shares scales down, need a join across
+    stations that InfluxQL does not have (dashboards/README.md, InfluxQL rules)."""
+    inner = (f'SELECT "sole" + ("share" - "sole") / 2 AS "split" FROM {BOTTLENECK} WHERE {LINE_FILTER} '
+             f'AND "station" =~ /./ AND $timeFilter GROUP BY "line", "station"')
+    return f'SELECT mean("split") AS "share" FROM ({inner}) GROUP BY {group}'
+
+
+CONSTRAINT_SHARES = constraint_split()
+
+
 def window_share(field: str) -> str:
     """The mean over the range of one per-station window share of the timeline (starved, blocked)."""
     return (f'SELECT mean({quote_ident(field)}) AS {quote_ident(field)} FROM {BOTTLENECK} '
             f'WHERE {LINE_FILTER} AND "station" =~ /./ AND $timeFilter GROUP BY "station"')
 
 
-CONSTRAINT_PLACES = (f'SELECT mean("share") AS "share" FROM {BOTTLENECK} WHERE {LINE_FILTER} '
-                     f'AND "station" =~ /./ AND $timeFilter GROUP BY "line", "station"')
+CONSTRAINT_PLACES = constraint_split('"line", "station"')
 ALERT_ANNOTATIONS = f'SELECT "message", "kind", "severity" FROM {ALERT} WHERE {LINE_FILTER} AND $timeFilter'
 # The huddle page's alert list: the annotations' columns plus the station the alert is about.
 ALERT_LIST = (f'SELECT "message", "kind", "severity", "station" FROM {ALERT} WHERE {LINE_FILTER} '

@@ -51,11 +51,15 @@ def shift_links(config: BoardConfig) -> list[Json]:
     return links
 
 
-def output_panels(exits: str) -> list[Json]:
+def output_panels(exits: str, bucket_offset: str = "0m") -> list[Json]:
+    """Output against target, whole range and hour by hour. Hour buckets that start at a shift's minute
+    (`bucket_offset` not 0m, a 05:30 shift) read the `shift_hour` targets: clock-hour targets would sit
+    half an hour off their bars."""
+    grain = "hour" if bucket_offset in ("0m", "0") else "shift_hour"
     actual = influx_target(q.range_output(exits), "A", alias="Actual")
     target = influx_target(aq.range_target(), "B", alias="Target")
     hourly = [influx_target(q.hourly_output(exits), "A", alias="Actual"),
-              influx_target(aq.hourly_target(), "B", alias="Target")]
+              influx_target(aq.hourly_target(grain), "B", alias="Target")]
     bars = {"drawStyle": "bars", "fillOpacity": 80, "barAlignment": 1, "lineWidth": 1, "showPoints": "never"}
     return [
         panel("stat", "Output vs target", Grid(0, 0, 8, 6), [actual, target],
@@ -160,8 +164,8 @@ def indicator_panel(config: BoardConfig) -> Json:
 
 def board(config: BoardConfig) -> Json:
     exits = q.exit_filter(config.plant.lines)
-    panels = [*output_panels(exits), *constraint_panels(), indicator_panel(config), *flow_panels(),
-              starved_blocked_panel()]
+    panels = [*output_panels(exits, config.bucket_offset), *constraint_panels(), indicator_panel(config),
+              *flow_panels(), starved_blocked_panel()]
     return dashboard(
         UID, "Line huddle", panels, variables=variables(config),
         annotations=[annotation("Alerts", aq.ALERT_ANNOTATIONS, colour="red", tags_columns="kind,severity")],

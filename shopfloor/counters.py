@@ -62,6 +62,18 @@ def increments(values: np.ndarray, *, max_step: int = MAX_STEP) -> np.ndarray:
     return units
 
 
+def cumulative(values: np.ndarray, *, max_step: int = MAX_STEP) -> np.ndarray:
+    """The counter with its wraps and resets undone: the first value, then that plus the units so far
+    (same length as `values`). Why: the state inference compares counts of neighbouring stations
+    sample by sample, and must count the units the indicators count."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=np.int64)
+    if len(values) < 2:
+        return values
+    return np.concatenate([values[:1], values[0] + np.cumsum(increments(values, max_step=max_step))])
+
+
 _EXACT = 1 << 52  # floats are exact integers below 2**53: the indicator below is exact for |y| < 2**52
 
 

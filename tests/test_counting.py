@@ -187,3 +187,15 @@ def test_the_agent_keeps_its_cumulative_count_by_the_same_rule() -> None:
     assert np.diff(cumulative).tolist() == [step(o, n, widths=(16,))[0] for o, n in zip(raw, raw[1:],
                                                                                         strict=False)]
     assert (counter.wraps, counter.resets) == (1, 1)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_state_inference_counts_units_by_the_same_rule(seed) -> None:
+    """analysis.states compares neighbours' counts sample by sample: its cumulative counter must rise by
+    shopfloor.counters' units (a 16-bit wrap of 65,535 -> 2 is 3 units, not a reset of 2)."""
+    from analysis.states import _unwrapped
+
+    assert _unwrapped(np.array([65_534, 65_535, 2, 5, 3])).tolist() == [65_534, 65_535, 65_538,
+                                                                        65_541, 65_544]
+    values = np.array(random_counter(random.Random(seed), 200))
+    assert np.diff(_unwrapped(values)).tolist() == increments(values).tolist()

@@ -310,3 +310,57 @@ def test_huddle_constraint_panels_show_the_live_detector(filled, config):
     shares = _run_panel(store, config, board, _panel(board, "Constraint share of the range"), start, end)["A"]
     assert {row["station"] for row in shares} == set(config.plant.lines[0].station_ids)
     assert all(0 <= row["share"] <= 1 for row in shares)
+
+
+def test_board_constraint_shares_are_analysis_shares_split(filled, config):
+    """The huddle's share panel and the executive's places panel show analysis.shares' split (sole +
+    half the shifting time) of the real timeline, never mean(share), and sum to at most 100 %."""
+    from analysis.shares import period_shares, stored_windows
+    from dashboards import analysis_queries as aq
+
+    store, records = filled
+    start, end = _span(records)
+    line = config.plant.lines[0]
+    board = line_huddle.board(config)
+    context = _context(config, board, start, end)
+    rows = store.query(expand(aq.CONSTRAINT_WINDOWS, context))
+    windows = stored_windows([(series.tags["station"], series.rows()) for series in rows.series],
+                             line.station_ids)
+    assert any(sum(share.values()) > sum(sole.values()) for share, sole, _ in windows)  # shifting time
+    expected = period_shares(windows, line.station_ids)
+    panel = _run_panel(store, config, board, _panel(board, "Constraint share of the range"), start, end)["A"]
+    shown = {row["station"]: row["share"] for row in panel}
+    assert shown == pytest.approx({s: expected[s].share for s in shown}, abs=1e-9)
+    assert sum(shown.values()) <= 1 + 1e-9
+    places = store.query(expand(aq.CONSTRAINT_PLACES, _context(config, executive.board(config), start, end,
+                                                               multi=True)))
+    by_place = {series.tags["station"]: series.rows()[0]["share"] for series in places.series}
+    assert by_place == pytest.approx(shown, abs=1e-9)
+
+
+def test_hour_targets_follow_a_half_hour_shift_start(stack, tmp_path):
+    """A 05:30-13:30 shift: the huddle's hour buckets start at :30 and each one's target is the plan's
+    units due in that very hour (the `shift_hour` grain), not the clock hour's that lands in it."""
+    text = (DOCKER / "plan.toml").read_text()
+    text = re.sub(r"shifts = \[.*?\]\n", 'shifts = [{ name = "A", start = "05:30", end = "13:30" }]\n', text,
+                  flags=re.S)
+    (tmp_path / "plan.toml").write_text(text)
+    config = load_config(DOCKER / "plant.toml", tmp_path / "plan.toml")
+    assert config.bucket_offset == "30m"
+    plan = load_plan(tmp_path / "plan.toml")
+    goal = decompose(plan, "l1", 2026)
+    store = Store(stack.influxdb.url, f"test_shift_hour_{uuid.uuid4().hex[:10]}")
+    store.create_database()
+    try:
+        store.write(target_lines(goal, config.plant.plant, grains=("hour", "shift_hour")))
+        start = int(datetime(2026, 9, 21, 5, 30, tzinfo=ZoneInfo(config.timezone)).timestamp() * 1000)
+        end = start + 8 * HOUR_MS
+        board = line_huddle.board(config)
+        rows = _run_panel(store, config, board, _panel(board, "Hour by hour: actual vs target"), start,
+                          end - 1)["B"]
+        targets = {row["time"]: row["target"] for row in rows}
+        assert targets == {hour: round(goal.due_between(hour, hour + HOUR_MS))
+                           for hour in range(start, end, HOUR_MS)}
+        assert min(targets.values()) > 200  # a whole shift hour each, the last one too
+    finally:
+        store.close()
