@@ -17,10 +17,12 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 import httpx
 import numpy as np
@@ -71,17 +73,19 @@ def make_alert(ts_ms: int, kind: str, severity: str, station: str, message: str)
             "message": message}
 
 
-def _clock(ts_ms: int) -> str:
-    return time.strftime("%H:%M UTC", time.gmtime(ts_ms / 1000))
+def _clock(ts_ms: int, timezone: str) -> str:
+    """The plant's wall clock with its zone's abbreviation ("22:38 CET"), as the huddle page shows it."""
+    return dt.datetime.fromtimestamp(ts_ms / 1000, ZoneInfo(timezone)).strftime("%H:%M %Z")
 
 
 def constraint_alerts(line: Line, constraint: list[tuple[int, str]], spans: StateSpans, now_ms: int,
-                      rules: AlertRules = AlertRules()) -> list[tuple[Alert, float]]:
+                      rules: AlertRules = AlertRules(), timezone: str = "UTC") -> list[tuple[Alert, float]]:
     """Alerts for the events of the constraint, with the output each cost (units), oldest first.
 
     `constraint` is the history of the live answer: (since ms, station) in time order. A run of the
     constraint's state that started while it was the constraint and has lasted past the rule's limit
-    (up to `now_ms`) is one event, keyed by the run's start.
+    (up to `now_ms`) is one event, keyed by the run's start. Clock times in the messages are the
+    plant's (`timezone`, the plant file's), as on the huddle page.
     """
     alerts: list[tuple[Alert, float]] = []
     stations = line.station_ids
@@ -93,7 +97,8 @@ def constraint_alerts(line: Line, constraint: list[tuple[int, str]], spans: Stat
         if before not in (None, station) and until - since >= rules.moved_dwell_min * 60_000:
             rate = 3600.0 / cycle[station]
             alerts.append((make_alert(since, "bottleneck_moved", KINDS["bottleneck_moved"], station,
-                f"Line {line.id}: the bottleneck moved from {before} to {station} at {_clock(since)}; "
+                f"Line {line.id}: the bottleneck moved from {before} to {station} at "
+                f"{_clock(since, timezone)}; "
                 f"{station} now paces the line at most {rate:.0f} units/h"), 0.0))
         index = stations.index(station)
         for code, kind, limit, what in (
@@ -108,7 +113,7 @@ def constraint_alerts(line: Line, constraint: list[tuple[int, str]], spans: Stat
             for start, length in zip(starts[hit].tolist(), lasting[hit].tolist(), strict=True):
                 lost = length / 1000 / cycle[station]
                 alerts.append((make_alert(start, kind, KINDS[kind], station,
-                    f"Line {line.id}: constraint {station} {what} since {_clock(start)} "
+                    f"Line {line.id}: constraint {station} {what} since {_clock(start, timezone)} "
                     f"({length / 60_000:.0f} min so far), about {lost:.0f} units of line output lost"),
                     lost))
     alerts.sort(key=lambda item: item[0]["ts"])

@@ -239,7 +239,7 @@ class LiveDetector:
                 changes.append(current)
             # Runs cut by the lookback's start are not events of their own: their start is unknown.
             alerts = [(alert, lost) for alert, lost in constraint_alerts(self.line, changes, spans, now_ms,
-                                                                         config.rules)
+                                                                         config.rules, self.plant.timezone)
                       if alert["ts"] > spans.begin_ms]
             sent = len(self.sink.send_all(alerts))
         return LiveStatus(self.line.id, now_ms, current[1] if current else None,

@@ -6,6 +6,8 @@ from __future__ import annotations
 import http.server
 import threading
 import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import orjson
@@ -55,6 +57,16 @@ def test_constraint_down_starved_blocked_and_moved_each_fire_with_the_lost_outpu
     assert lost == pytest.approx(7 * 60 / 30)
     assert "s2" in down["message"] and "14 units" in down["message"] and down["severity"] == "critical"
     assert set(down) == {"v", "ts", "kind", "severity", "station", "message"}
+
+
+def test_alert_messages_tell_the_time_on_the_plants_clock():
+    spans = spans_of([[(30, WORKING)], [(10, WORKING), (15, DOWN), (5, WORKING)], [(30, WORKING)]])
+    history = [(T0, "s1"), (T0 + 5 * MIN, "s2")]
+    alerts = constraint_alerts(line(), history, spans, T0 + 30 * MIN, AlertRules(moved_dwell_min=10),
+                               "Europe/Berlin")
+    local = datetime.fromtimestamp((T0 + 5 * MIN) / 1000, ZoneInfo("Europe/Berlin")).strftime("%H:%M %Z")
+    moved = next(alert for alert, _ in alerts if alert["kind"] == "bottleneck_moved")
+    assert f"at {local}" in moved["message"] and "UTC" not in moved["message"]
 
 
 def test_a_move_that_does_not_last_the_dwell_time_is_not_an_alert():
