@@ -40,7 +40,7 @@ StateTable = dict[str, State]
 class SparkplugSource(BaseModel):
     """Which Sparkplug B edge node (and device) publishes a station, and which metric is which field.
 
-    `reason` is not mapped: the sample contract (docs/DESIGN.md §4) has no reason field yet.
+    `reason` is not mapped yet (the sample's optional `reason`, docs/DESIGN.md §4, comes from our agent).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
