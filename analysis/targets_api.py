@@ -30,6 +30,7 @@ from analysis.indicators import NoTelemetry, by_station
 from analysis.rollup import day_window, feasibility, stored_constraint, stored_day_report
 from analysis.targets import GRAINS, check_zones, decompose, to_local
 from analysis.telemetry import TelemetryError, from_store
+from shopfloor.counters import BASELINE_MS
 from shopfloor.errors import ShopfloorError
 from shopfloor.plan import Plan, load_plan
 from shopfloor.plant import Plant
@@ -149,7 +150,8 @@ def targets_router(plant: Plant, plan: Plan, store: Callable[[], Store], prefix:
             line_model = plant.get_line(line)
             start, end = window(day, now_ms)
             with store() as client:
-                telemetry = by_station(from_store(client, plant, line, start, end))
+                # the hour before the window too: its last sample is the first interval's baseline
+                telemetry = by_station(from_store(client, plant, line, start - BASELINE_MS, end))
                 constraint = constraint or stored_constraint(client, plant.plant, line, start, end)
             result = feasibility(plan, line_model, telemetry, start, end, constraint=constraint,
                                  needed_per_hour=needed_per_hour)
