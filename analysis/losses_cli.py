@@ -6,7 +6,6 @@ command line and GET /api/lines/{line}/losses agree to the digit.
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import orjson
@@ -15,25 +14,13 @@ from rich.console import Console
 from rich.table import Table
 
 from analysis.losses_store import period_losses
+from analysis.targets_cli import parse_now
 from shopfloor.errors import ConfigError
 from shopfloor.plan import load_plan
 from shopfloor.plant import load_plant
 from shopfloor.store import Store
 
 app = typer.Typer(help="Losses at the constraint: why it stopped, what it cost.", no_args_is_help=True)
-
-
-def _now(value: str | None) -> int:
-    if value is None:
-        return int(dt.datetime.now(dt.UTC).timestamp() * 1000)
-    try:
-        moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise ConfigError(f"--now {value!r} is not an ISO 8601 time with an offset, like "
-                          f"2027-03-02T10:00:00+01:00")
-    return int(moment.timestamp() * 1000)
 
 
 @app.command("show")
@@ -58,7 +45,7 @@ def show(plant: Path = typer.Option(..., "--plant", help="The plant file (plant.
     grain = chosen[0] if chosen else "shift"
     plant_model, plan_model = load_plant(plant), load_plan(plan)
     with Store(influx_url, influx_db) as store:
-        result = period_losses(store, plant_model, plan_model, line, grain, _now(now))
+        result = period_losses(store, plant_model, plan_model, line, grain, parse_now(now))
     document = result.to_json()
     if json:
         typer.echo(orjson.dumps(document).decode())

@@ -91,7 +91,8 @@ def _parse_day(value: str | None) -> dt.date | None:
         raise PlanError(f"--day {value!r} is not a date: use YYYY-MM-DD") from None
 
 
-def _parse_now(value: str | None) -> int:
+def parse_now(value: str | None) -> int:
+    """`--now` of the commands: an ISO 8601 time with an offset, or the current time."""
     if value is None:
         return int(dt.datetime.now(dt.UTC).timestamp() * 1000)
     try:
@@ -136,7 +137,7 @@ def _inputs(plant: Path, plan: Path, line: str, telemetry_file: Path | None, day
         start, end = day_window(plan_model, chosen) if chosen else (recorded.begin_ms, recorded.end_ms + 1)
         yield _Inputs(plant_model, plan_model, line_model, start, end, by_station(recorded), None)
         return
-    now_ms = _parse_now(now)
+    now_ms = parse_now(now)
     last_day = chosen or to_local(now_ms, plan_model.calendar.zone).date()
     start, _ = day_window(plan_model, last_day - dt.timedelta(days=days - 1))
     end = min(day_window(plan_model, last_day)[1], now_ms)
@@ -322,7 +323,7 @@ def watch_command(plant: Path = PlantFile, plan: Path = PlanFile,
                 for line in plant_model.lines}
             while rounds is None or done < rounds:
                 began = time.monotonic()
-                statuses = watch_once(store, plant_model, plan_model, _parse_now(now), sinks)
+                statuses = watch_once(store, plant_model, plan_model, parse_now(now), sinks)
                 for line_id, status in statuses.items():
                     typer.echo(f"{dt.datetime.now(dt.UTC):%H:%M:%SZ} line {line_id}: {status}")
                 done += 1
