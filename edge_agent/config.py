@@ -18,6 +18,7 @@ from shopfloor import settings
 from shopfloor.contract import IDENTIFIER_PATTERN, STATES
 from shopfloor.errors import ConfigError
 from shopfloor.plant import read_toml
+from shopfloor.reasons import ReasonTable
 
 Identifier = Field(pattern=IDENTIFIER_PATTERN)
 
@@ -58,7 +59,7 @@ class _ReasonTable(BaseModel):
     """A PLC reason code -> contract reason table (docs/DESIGN.md §4); keys are the codes as text."""
 
     model_config = _STRICT
-    reasons: dict[str, Annotated[str, Field(pattern=IDENTIFIER_PATTERN)]] = Field(default_factory=dict)
+    reasons: ReasonTable = Field(default_factory=dict)
 
 
 # --- sources --------------------------------------------------------------------------------------

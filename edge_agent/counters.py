@@ -22,8 +22,9 @@ from dataclasses import dataclass
 
 from edge_agent.outbox import StationState
 from edge_agent.sources.base import Reading
-from shopfloor.contract import MAX_TS_MS, STOP_STATES, Sample
+from shopfloor.contract import MAX_TS_MS, Sample
 from shopfloor.counters import RESET, WRAP, step
+from shopfloor.reasons import while_stopped
 
 log = logging.getLogger("shopfloor.agent")
 
@@ -97,9 +98,8 @@ class StationTrack:
             sample["scrap"] = self.scrap.update(reading.scrap)
         if reading.state is not None:
             sample["state"] = reading.state  # type: ignore[typeddict-item]
-        if reading.reason is not None and reading.state in STOP_STATES:
-            # PLCs latch the last stop code: a reason read while the station runs is stale, not news.
-            sample["reason"] = reading.reason
+        if (reason := while_stopped(reading.reason, reading.state)) is not None:
+            sample["reason"] = reason  # a code latched while the station runs is stale: not sent
         if self.count.wraps != wraps:
             log.info("station %s: count wrapped at %d bits; cumulative count goes on", self.station,
                      self.count.width)

@@ -19,7 +19,7 @@ from edge_agent.config import load_config
 from edge_agent.counters import StationTrack
 from edge_agent.outbox import StationState
 from edge_agent.sources import open_source
-from edge_agent.sources.base import map_reason
+from shopfloor.reasons import map_reason
 from shopfloor.stack import free_port
 from shopfloor.store import quote_string
 

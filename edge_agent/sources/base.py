@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from shopfloor.contract import IDENTIFIER, STATES
+from shopfloor.contract import STATES
 from shopfloor.errors import ShopfloorError
 
 
@@ -56,26 +56,3 @@ def whole(value: object, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value) or value < 0:
         raise SourceError(f"{where}: {value!r} is not a whole number >= 0")
     return int(value)
-
-
-def map_reason(raw: object, table: dict[str, str], where: str) -> tuple[str | None, str | None]:
-    """(reason, problem): a PLC reason code through the station's reason table.
-
-    An unknown code is kept as `unknown-<code>` with a problem (the agent reports it in its status), so
-    the stop keeps a trace a supervisor can correct instead of turning into "unassigned"; 0 or an empty
-    value means "no reason given"; a name (not digits) that is an identifier is a reason as it stands.
-    A code that cannot be an identifier even so is reported and left out.
-    """
-    if raw is None or raw == "" or (isinstance(raw, int | float) and not isinstance(raw, bool) and raw == 0):
-        return None, None
-    key = str(int(raw)) if isinstance(raw, int | float) and not isinstance(raw, bool) else str(raw)
-    if key in table:
-        return table[key], None
-    if isinstance(raw, str) and not key.isdigit() and IDENTIFIER.fullmatch(key):
-        return key, None  # a reason given by name (a file column, a string node)
-    known = ", ".join(sorted(table)) or "none"
-    unknown = f"unknown-{key}"
-    if not IDENTIFIER.fullmatch(unknown):
-        return None, f"{where}: reason code {key!r} is no identifier; sent without reason"
-    return unknown, (f"{where}: reason code {key!r} is not in the reason table (known: {known}); "
-                     f"sent as {unknown}")

@@ -24,7 +24,8 @@ from datetime import UTC, datetime
 import orjson
 
 from edge_agent.config import FileSource
-from edge_agent.sources.base import Reading, SourceError, map_reason, map_state, whole
+from edge_agent.sources.base import Reading, SourceError, map_state, whole
+from shopfloor.reasons import map_reason
 
 log = logging.getLogger("shopfloor.agent")
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 
 from edge_agent.config import ModbusReason, ModbusRegister, ModbusSource
-from edge_agent.sources.base import Reading, SourceError, map_reason, map_state, whole
+from edge_agent.sources.base import Reading, SourceError, map_state, whole
+from shopfloor.reasons import map_reason
 
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # it logs every failed connect; we report once
 

@@ -12,7 +12,8 @@ import logging
 from datetime import UTC, datetime
 
 from edge_agent.config import OpcUaSource
-from edge_agent.sources.base import Reading, SourceError, map_reason, map_state, whole
+from edge_agent.sources.base import Reading, SourceError, map_state, whole
+from shopfloor.reasons import map_reason
 
 logging.getLogger("asyncua").setLevel(logging.CRITICAL)  # it logs every failed connect; we report once
 
