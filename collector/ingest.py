@@ -18,6 +18,7 @@ from shopfloor.plant import Plant, load_plant
 
 Publish = Callable[[str, bytes, int, bool], object]
 log = logging.getLogger("shopfloor.collector")
+WARNED_MAX = 10_000  # distinct warnings remembered; beyond it they are logged every time
 
 
 class Ingest:
@@ -28,6 +29,8 @@ class Ingest:
         has_sparkplug = any(s.sparkplug for line in plant.lines for s in line.stations)
         self.sparkplug = SparkplugHost(plant, host_id, publish) if has_sparkplug else None
         self.json = JsonTopics(plant) if plant.json_topic else None
+        self._warned: set[str] = set()
+        self.warnings = 0  # distinct warnings logged (a reason code the table lacks, stored anyway)
 
     @classmethod
     def from_file(cls, path: str, host_id: str, publish: Publish) -> Ingest:
@@ -57,10 +60,23 @@ class Ingest:
         """
         try:
             if self.sparkplug and self.sparkplug.handles(topic):
-                return self.sparkplug.decode(topic, payload)
-            if self.json and self.json.handles(topic):
-                return self.json.decode(topic, payload)
+                decoded = self.sparkplug.decode(topic, payload)
+            elif self.json and self.json.handles(topic):
+                decoded = self.json.decode(topic, payload)
+            else:
+                return None
         except Exception as error:  # noqa: BLE001 - a reason for the reject topic, logged in full
             log.exception("mapping a message on %s failed", topic)
             return Decoded([], f"could not map the message: {error.__class__.__name__}: {error}")
-        return None
+        self._warn(decoded.warnings)
+        return decoded
+
+    def _warn(self, warnings: list[str]) -> None:
+        """Log each distinct warning once (at most WARNED_MAX kept): a station that stays down with a
+        code the table lacks would otherwise repeat the same line with every sample."""
+        for warning in warnings:
+            if warning not in self._warned:
+                if len(self._warned) < WARNED_MAX:
+                    self._warned.add(warning)
+                log.warning("%s", warning)
+                self.warnings += 1

@@ -75,19 +75,20 @@ class JsonTopics:
                 continue
             key = StationKey(self._plant, line, station)
             try:
-                return Decoded([self._sample(key, template, payload)], None)
+                line, warning = self._sample(key, template, payload)
+                return Decoded([line], None, [warning] if warning else [])
             except ContractError as error:
                 return Decoded([], f"{template.topic}: {error}")
         return Decoded([], f"topic {topic!r} names no line and station of plant {self._plant} through "
                            f"any template ({', '.join(t.topic for _, t in self._templates)})")
 
     @staticmethod
-    def _sample(key: StationKey, template: JsonTopic, payload: bytes) -> str:
+    def _sample(key: StationKey, template: JsonTopic, payload: bytes) -> tuple[str, str | None]:
         try:
             document = orjson.loads(payload)
         except orjson.JSONDecodeError as error:
             raise ContractError(f"payload is not UTF-8 JSON: {error}") from None
-        names = {name: path for name in ("count", "queue", "scrap", "state", "seq")
+        names = {name: path for name in ("count", "queue", "scrap", "state", "reason", "seq")
                  if (path := getattr(template, name)) is not None}
         values = {name: find(document, path) for name, path in names.items()}
         for name in ("count", "queue"):
@@ -96,7 +97,7 @@ class JsonTopics:
         values = {name: value for name, value in values.items() if value is not MISSING}
         if (raw_ts := find(document, template.ts)) is MISSING:
             raise ContractError(f"no timestamp at path {template.ts!r}")
-        return build_sample(key, timestamp_ms(raw_ts, template.ts_unit), values, template.states, names)
+        return build_sample(key, timestamp_ms(raw_ts, template.ts_unit), values, template, names)
 
 
 def _matches(pattern: list[str], levels: list[str]) -> bool:

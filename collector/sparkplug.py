@@ -239,6 +239,7 @@ class SparkplugHost:
                 continue
             groups.setdefault((ts, metric.is_historical), {})[name] = value
         lines: list[str] = []
+        warnings: list[str] = []
         if mapped is not None:
             key, source, fields = mapped.key, mapped.source, mapped.fields
             if birth:
@@ -251,11 +252,15 @@ class SparkplugHost:
                     metrics.live.update(values)
                     known = metrics.live
                 try:
-                    lines.append(build_sample(key, ts, {field_: known.get(name) for field_, name in
-                                                        fields.items()}, source.states, fields))
+                    line, warning = build_sample(key, ts, {field_: known.get(name) for field_, name in
+                                                           fields.items()}, source, fields)
                 except ContractError as error:
                     problems.append(f"sample at {ts}: {error}")
-        return Decoded(lines, "; ".join(problems) or None)
+                    continue
+                lines.append(line)
+                if warning:
+                    warnings.append(warning)
+        return Decoded(lines, "; ".join(problems) or None, warnings)
 
 
 # The value field each Sparkplug type travels in (sparkplug_b.proto): a data message may leave out the
@@ -280,6 +285,6 @@ def _value(metric: object) -> object:
 
 def _fields(source: SparkplugSource) -> dict[str, str]:
     """Sample field -> metric name, for the fields this station maps."""
-    return {name: metric for name in ("count", "queue", "scrap", "state")
+    return {name: metric for name in ("count", "queue", "scrap", "state", "reason")
             if (metric := getattr(source, name)) is not None}
 

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from shopfloor.contract import IDENTIFIER_PATTERN, State
 from shopfloor.errors import ConfigError
+from shopfloor.reasons import ReasonTable
 
 # Anchored: pydantic matches a pattern anywhere in the value, so "s 1" would pass the bare pattern.
 Identifier = Field(pattern=IDENTIFIER_PATTERN, min_length=1, max_length=64)
@@ -37,10 +38,17 @@ TimeZoneName = Annotated[str, AfterValidator(_known_zone)]
 StateTable = dict[str, State]
 
 
+def _reason_needs_a_state(what: str, state: str | None, reason: str | None) -> None:
+    """A mapped reason needs a mapped state: a reason holds only while the station stops (§4)."""
+    if reason and not state:
+        raise ValueError(f"{what} {reason!r} is mapped to reason without a state: a reason holds only "
+                         f"while the station is down, setup or idle")
+
+
 class SparkplugSource(BaseModel):
     """Which Sparkplug B edge node (and device) publishes a station, and which metric is which field.
 
-    `reason` is not mapped yet (the sample's optional `reason`, docs/DESIGN.md §4, comes from our agent).
+    `reason` is a metric holding a code of the `reasons` table or a reason name (shopfloor/reasons.py).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -51,12 +59,15 @@ class SparkplugSource(BaseModel):
     queue: str = Field(min_length=1)
     scrap: str | None = None
     state: str | None = None
+    reason: str | None = None
     states: StateTable = Field(default_factory=dict)
+    reasons: ReasonTable = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _states_need_a_metric(self) -> SparkplugSource:
+    def _tables(self) -> SparkplugSource:
         if self.state and not self.states:
             raise ValueError(f"sparkplug metric {self.state!r} is mapped to state without a `states` table")
+        _reason_needs_a_state("sparkplug metric", self.state, self.reason)
         return self
 
     @property
@@ -76,11 +87,14 @@ class JsonTopic(BaseModel):
     queue: str = Field(min_length=1)
     scrap: str | None = None
     state: str | None = None
+    reason: str | None = None
     seq: str | None = Field(None, description="omitted: the sample's ts in ms serves as its seq")
     states: StateTable = Field(default_factory=dict)
+    reasons: ReasonTable = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _template(self) -> JsonTopic:
+        _reason_needs_a_state("JSON path", self.state, self.reason)
         levels = self.topic.split("/")
         if levels.count("{line}") != 1 or levels.count("{station}") != 1:
             raise ValueError(f"topic template {self.topic!r} needs levels {{line}} and {{station}} once")

@@ -147,3 +147,51 @@ def test_the_collector_credential_may_read_the_mapped_topics_and_ask_rebirths():
                                        "spBv1.0/Plant1/#")
     assert users["collector"].write == ("shopfloor/v1/_rejected", "shopfloor/v1/+/+/+/stored",
                                         "spBv1.0/Plant1/NCMD/LineA-Edge", "spBv1.0/STATE/#")
+
+
+def test_a_json_reason_path_follows_the_agents_rules(stack, store, plant_id, tmp_path, collector_process):
+    root = f"r{plant_id}"
+    path = tmp_path / "plant.toml"
+    path.write_text(f'''plant = "{plant_id}"
+[[line]]
+id = "l1"
+[[line.station]]
+id = "s1"
+buffer = 4
+ideal_cycle_s = 1.0
+[[json_topic]]
+topic = "{root}/cell/{{line}}/{{station}}/status"
+ts = "ts"
+count = "good"
+queue = "wip"
+state = "mode"
+reason = "stop.code"
+states = {{ RUN = "working", STOP = "down", SETUP = "setup" }}
+reasons = {{ 3 = "jam", 7 = "changeover" }}
+''')
+    collector = collector_process(stack, store.database, group=f"g{plant_id}", session_expiry=0,
+                                  plant=str(path))
+    watcher = RejectWatcher(stack.mosquitto.url, f"w{plant_id}")
+    publisher = Publisher(stack.mosquitto.url, f"p{plant_id}")
+    sent = [  # (mode, stop.code, stored reason; "reject" for a refused message)
+        ("RUN", 3, None),  # a latched code while working: dropped
+        ("STOP", 3, "jam"), ("STOP", 42, "unknown-42"), ("SETUP", 7.0, "changeover"),
+        ("STOP", "material_shortage", "material_shortage"), ("STOP", "no good", None), ("STOP", 0, None),
+        ("STOP", None, None), ("STOP", {"x": 1}, "reject"), ("STOP", True, "reject"), ("STOP", 2.5, "reject"),
+    ]
+    for n, (mode, code, _) in enumerate(sent):
+        body = {"ts": T0 + n * 1000, "good": n, "wip": 1, "mode": mode, "stop": {"code": code}}
+        publisher.client.publish(f"{root}/cell/l1/s1/status", orjson.dumps(body), qos=1).wait_for_publish(10)
+    publisher.close()
+    kept = [(n * 1000, reason) for n, (_, _, reason) in enumerate(sent) if reason != "reject"]
+    query = lambda: store.query(f"SELECT * FROM station WHERE plant = {quote_string(plant_id)}").rows()  # noqa: E731
+    wait_until(lambda: len(query()) == len(kept), 20, "the stored samples")
+    assert [(r["time"] - T0, r.get("reason")) for r in query()] == kept
+    mine = lambda: [r for r in watcher.rejected if r["topic"].startswith(root)]  # noqa: E731
+    wait_until(lambda: len(mine()) == 3, 20, "the three rejects")
+    assert all("'stop.code' value" in r["reason"] and "neither a reason code" in r["reason"] for r in mine())
+    log = collector.log()
+    assert ("l1/s1 'stop.code': reason code '42' is not in the reason table (known: 3, 7); "
+            "sent as unknown-42") in log
+    assert "reason code 'no good' is no identifier; sent without reason" in log
+    watcher.close()

@@ -186,3 +186,68 @@ def test_a_restarted_collector_asks_for_a_rebirth_and_its_will_says_offline(stac
         (T0, 0), (T0 + 1000, 1), (T0 + 3000, 2), (T0 + 4000, 3)]
     collector.stop()  # a clean stop says offline itself (a clean disconnect sends no will)
     wait_until(lambda: state() is False, 10, "the STATE death of a clean stop")
+
+
+def reasons_plant(tmp_path, plant: str, group: str) -> str:
+    path = tmp_path / "plant.toml"
+    devices = {"s1": ("press", "StopCode"), "s2": ("oven", "StopText"), "s3": ("saw", "StopCode")}
+    stations = "".join(f'''[[line.station]]
+id = "{station}"
+buffer = 4
+ideal_cycle_s = 1.0
+[line.station.sparkplug]
+group = "{group}"
+node = "edge1"
+device = "{device}"
+count = "Good"
+queue = "Queue"
+state = "Status"
+reason = "{metric}"
+states = {{ "1" = "working", "2" = "down", "3" = "setup" }}
+reasons = {{ "3" = "jam", "7" = "changeover" }}
+''' for station, (device, metric) in devices.items())
+    path.write_text(f'plant = "{plant}"\n[[line]]\nid = "l1"\n{stations}')
+    return str(path)
+
+
+def test_sparkplug_reason_metrics_follow_the_agents_rules(stack, store, plant_id, tmp_path,
+                                                          collector_process):
+    """A reason code through the table, an unknown one kept as unknown-<code> with a warning, a latched
+    code while working dropped, a name as it stands, a non-identifier name left out, a Double refused."""
+    group = f"g{plant_id}"
+    collector = collector_process(stack, store.database, group=group, session_expiry=0,
+                                  plant=reasons_plant(tmp_path, plant_id, group), host_id=f"h{plant_id}")
+    watcher = RejectWatcher(stack.mosquitto.url, f"w{plant_id}")
+    edge = EdgeNode(stack.mosquitto.url, group, "edge1").connect()
+    edge.nbirth(T0)
+    edge.dbirth("press", T0, {"Good": 0, "Queue": 1, "Status": 1, "StopCode": 3})  # 3 latched: working
+    edge.ddata("press", T0 + 1000, {"Status": 2})  # down: the held code 3 is jam
+    edge.ddata("press", T0 + 2000, {"StopCode": 42})  # not in the table
+    edge.ddata("press", T0 + 2500, {"Queue": 2})  # still down with 42: the same warning, not logged again
+    edge.ddata("press", T0 + 3000, {"Status": 3, "StopCode": 7})
+    edge.ddata("press", T0 + 4000, {"Status": 1, "Good": 1})  # working again: 7 is latched, dropped
+    edge.ddata("press", T0 + 5000, {"Status": 2, "StopCode": 0})  # 0: no reason given
+    edge.dbirth("oven", T0, {"Good": 0, "Queue": 0, "Status": 2, "StopText": "material_shortage"})
+    edge.ddata("oven", T0 + 1000, {"StopText": "no good"})  # no identifier: stored without reason
+    edge.dbirth("saw", T0, {"Good": 0, "Queue": 0, "Status": 2, "StopCode": 3.5})  # a Double: refused
+    edge.close()
+
+    wait_until(lambda: len(stored(store, plant_id, "s1")) == 7 and len(stored(store, plant_id, "s2")) == 2,
+               20, "the press's and the oven's samples")
+    press = [(r["time"] - T0, r["state"], r.get("reason")) for r in stored(store, plant_id, "s1")]
+    assert press == [(0, "working", None), (1000, "down", "jam"), (2000, "down", "unknown-42"),
+                     (2500, "down", "unknown-42"), (3000, "setup", "changeover"), (4000, "working", None),
+                     (5000, "down", None)]
+    oven = [(r["time"] - T0, r.get("reason")) for r in stored(store, plant_id, "s2")]
+    assert oven == [(0, "material_shortage"), (1000, None)]
+    wait_until(lambda: [r for r in watcher.rejected if group in r["topic"]], 20, "the saw's reject")
+    rejected = [r for r in watcher.rejected if group in r["topic"]]
+    assert len(rejected) == 1 and "'StopCode' value 3.5 is neither a reason code" in rejected[0]["reason"]
+    assert stored(store, plant_id, "s3") == []
+    log = collector.log()
+    assert ("l1/s1 'StopCode': reason code '42' is not in the reason table (known: 3, 7); "
+            "sent as unknown-42") in log
+    assert log.count("reason code '42'") == 1  # once, though the next sample while down repeats it
+    assert "l1/s2 'StopText': reason code 'no good' is no identifier; sent without reason" in log
+    assert collector.running()
+    watcher.close()

@@ -7,6 +7,7 @@ tests/test_sparkplug.py.
 from __future__ import annotations
 
 import pysparkplug as spb
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tahutils.parse import payload_from_string
@@ -130,3 +131,20 @@ def test_an_unmapped_device_counts_in_seq_but_is_neither_stored_nor_refused():
     assert (decoded.lines, decoded.reason) == ([], None)
     assert data(ingest, 7, T + 1, C=1).lines  # seq 6 was the other device's
     assert sent == []
+
+
+def test_a_reason_mapped_without_a_state_is_refused_in_the_plant_file(tmp_path):
+
+    from shopfloor.errors import ConfigError
+    from shopfloor.plant import load_plant
+
+    path = tmp_path / "plant.toml"
+    path.write_text('plant = "p1"\n[[line]]\nid = "l1"\n[[line.station]]\nid = "s1"\nbuffer = 1\n'
+                    'ideal_cycle_s = 1.0\n[line.station.sparkplug]\ngroup = "G"\nnode = "N"\ncount = "C"\n'
+                    'queue = "Q"\nreason = "R"\nreasons = { 3 = "jam" }\n')
+    with pytest.raises(ConfigError, match="'R' is mapped to reason without a state"):
+        load_plant(path)
+    path.write_text(path.read_text().replace(
+        'reasons = { 3 = "jam" }', 'state = "S"\nstates = { 1 = "down" }\nreasons = { 3 = "no good" }'))
+    with pytest.raises(ConfigError, match="reasons.3"):  # a table's reason must be an identifier
+        load_plant(path)
