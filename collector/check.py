@@ -35,8 +35,9 @@ def describe_source(plant: Plant, line_id: str, station: Station) -> str:
         fields = ", ".join(f"{name}={getattr(src, name)!r}" for name in ("count", "queue", "scrap", "state")
                            if getattr(src, name))
         return f"sparkplug {src.label} ({fields})"
-    topics = [template.topic.replace("{line}", line_id).replace("{station}", station.id)
-              for template in plant.json_topic]
+    topics = [topic.replace("{line}", line_id).replace("{station}", station.id)
+              for topic in [t.topic for t in plant.json_topic]
+              + [f"{f}={topic}" for t in plant.json_value for f, topic in t.field_topics.items()]]
     agent = f"agent {station.agent_id}: {telemetry_topic(StationKey(plant.plant, line_id, station.id))}"
     return " | ".join([f"json {topic}" for topic in topics] + [agent])
 

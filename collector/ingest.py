@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from collector.mapped import Decoded
 from collector.mapped_json import JsonTopics
+from collector.mapped_values import JsonValues
 from collector.sparkplug import SparkplugHost
 from shopfloor.plant import Plant, load_plant
 
@@ -22,13 +23,14 @@ WARNED_MAX = 10_000  # distinct warnings remembered; beyond it they are logged e
 
 
 class Ingest:
-    """Sparkplug B and mapped JSON topics of one plant file, for one collector."""
+    """Sparkplug B, mapped JSON topics and one-value topics of one plant file, for one collector."""
 
     def __init__(self, plant: Plant, host_id: str, publish: Publish):
         self._publish = publish
         has_sparkplug = any(s.sparkplug for line in plant.lines for s in line.stations)
         self.sparkplug = SparkplugHost(plant, host_id, publish) if has_sparkplug else None
         self.json = JsonTopics(plant) if plant.json_topic else None
+        self.values = JsonValues(plant) if plant.json_value else None
         self._warned: set[str] = set()
         self.warnings = 0  # distinct warnings logged (a reason code the table lacks, stored anyway)
 
@@ -39,8 +41,8 @@ class Ingest:
     @property
     def subscriptions(self) -> list[str]:
         """Plain (not shared) subscriptions: Sparkplug's seq tracking needs every message of a node."""
-        return (self.sparkplug.subscriptions if self.sparkplug else []) + (
-            self.json.subscriptions if self.json else [])
+        return [topic for source in (self.sparkplug, self.json, self.values) if source
+                for topic in source.subscriptions]
 
     def will(self) -> tuple[str, bytes] | None:
         """The primary host's STATE will (retained, QoS 1), set before connecting."""
@@ -63,6 +65,8 @@ class Ingest:
                 decoded = self.sparkplug.decode(topic, payload)
             elif self.json and self.json.handles(topic):
                 decoded = self.json.decode(topic, payload)
+            elif self.values and self.values.handles(topic):
+                decoded = self.values.decode(topic, payload)
             else:
                 return None
         except Exception as error:  # noqa: BLE001 - a reason for the reject topic, logged in full

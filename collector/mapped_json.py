@@ -63,12 +63,12 @@ class JsonTopics:
 
     def handles(self, topic: str) -> bool:
         levels = topic.split("/")
-        return any(_matches(pattern, levels) for pattern, _ in self._templates)
+        return any(matches(pattern, levels) for pattern, _ in self._templates)
 
     def decode(self, topic: str, payload: bytes) -> Decoded:
         levels = topic.split("/")
         for pattern, template in self._templates:
-            if not _matches(pattern, levels):
+            if not matches(pattern, levels):
                 continue
             line, station = levels[pattern.index("{line}")], levels[pattern.index("{station}")]
             if (line, station) not in self._stations:
@@ -100,6 +100,6 @@ class JsonTopics:
         return build_sample(key, timestamp_ms(raw_ts, template.ts_unit), values, template, names)
 
 
-def _matches(pattern: list[str], levels: list[str]) -> bool:
+def matches(pattern: list[str], levels: list[str]) -> bool:
     return len(pattern) == len(levels) and all(p in ("{line}", "{station}") or p == level
                                                for p, level in zip(pattern, levels, strict=True))

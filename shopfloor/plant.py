@@ -104,6 +104,70 @@ class JsonTopic(BaseModel):
         return self
 
 
+VALUE_FIELDS = ("count", "queue", "scrap", "state", "reason")
+
+
+def _plain_level(level: str) -> bool:
+    """A topic level without wildcards or placeholders, not empty."""
+    return bool(level) and not any(c in level for c in "+#{}")
+
+
+def _plain_levels(text: str) -> bool:
+    return all(_plain_level(level) for level in text.split("/"))
+
+
+class JsonValue(BaseModel):
+    """One value per topic: a template with `{line}`, `{station}` and `{field}` levels, and for each sample
+    field the text that stands for `{field}` (one or more plain levels: "good", "counters/good").
+
+    The payload is the bare value (a JSON number, string, true/false or null; unquoted text for `state`
+    and `reason`), or, with `value`, a JSON object holding it at that dotted path and, with `ts`, its
+    time. Without `ts` the sample time is the collector's clock when the message arrives.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    topic: str
+    count: str = Field(min_length=1)
+    queue: str = Field(min_length=1)
+    scrap: str | None = Field(None, min_length=1)
+    state: str | None = Field(None, min_length=1)
+    reason: str | None = Field(None, min_length=1)
+    value: str | None = Field(None, min_length=1, description="omitted: the payload is the bare value")
+    ts: str | None = Field(None, min_length=1, description="omitted: the arrival time")
+    ts_unit: Literal["ms", "s", "iso"] = "ms"
+    states: StateTable = Field(default_factory=dict)
+    reasons: ReasonTable = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _template(self) -> JsonValue:
+        levels = self.topic.split("/")
+        if any(levels.count(p) != 1 for p in ("{line}", "{station}", "{field}")):
+            raise ValueError(f"topic template {self.topic!r} needs levels {{line}}, {{station}} and "
+                             f"{{field}} once each")
+        if not all(_plain_level(x) for x in levels if x not in ("{line}", "{station}", "{field}")):
+            raise ValueError(f"topic template {self.topic!r}: a level is {{line}}, {{station}}, {{field}} "
+                             f"or plain text")
+        texts = list(self.fields.values())
+        if bad := [text for text in texts if not _plain_levels(text)]:
+            raise ValueError(f"{bad[0]!r} is not plain topic levels (no +, #, braces or empty levels)")
+        if len(set(texts)) != len(texts):
+            raise ValueError(f"two fields of {self.topic!r} name the same topic level {texts}")
+        if self.ts and not self.value:
+            raise ValueError("`ts` needs `value`: a bare value carries no timestamp")
+        _reason_needs_a_state("JSON value", self.state, self.reason)
+        return self
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """Sample field -> the text of its `{field}` level, for the fields this template maps."""
+        return {name: text for name in VALUE_FIELDS if (text := getattr(self, name)) is not None}
+
+    @property
+    def field_topics(self) -> dict[str, str]:
+        """Sample field -> its own topic template, e.g. count -> `factory/{line}/{station}/good`."""
+        return {name: self.topic.replace("{field}", text) for name, text in self.fields.items()}
+
+
 class Station(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     id: str = Identifier
@@ -151,6 +215,8 @@ class Plant(BaseModel):
     line: list[Line] = Field(min_length=1)
     # Optional: the plant's own JSON topics the collector maps to stations (docs/DESIGN.md §6).
     json_topic: list[JsonTopic] = Field(default_factory=list)
+    # Optional: the plant's own topics of one value each (a field per topic), combined per station.
+    json_value: list[JsonValue] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_lines(self) -> Plant:

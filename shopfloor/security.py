@@ -121,6 +121,8 @@ def principals(plants: Iterable[Plant]) -> list[Principal]:
     mapped_read, mapped_write = set(), set()
     for plant in plants:
         mapped_read |= {json_topic_filter(template.topic) for template in plant.json_topic}
+        mapped_read |= {json_topic_filter(topic) for template in plant.json_value
+                        for topic in template.field_topics.values()}
         for source in (s.sparkplug for line in plant.lines for s in line.stations if s.sparkplug):
             mapped_read.add(sparkplug_filter(source.group))
             mapped_write |= {sparkplug_command_topic(source.group, source.node), sparkplug_state_topic("#")}
