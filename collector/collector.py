@@ -128,7 +128,8 @@ class Collector:
         if config.http_port is not None:
             self.http = HealthServer(self, config.http_host, config.http_port)
         # --- the plant's existing MQTT network (issue 15): extra topics, decoded by collector/ingest.py
-        self._ingest = Ingest.from_file(config.plant, config.host_id, self._publish) if config.plant else None
+        self._ingest = (Ingest.from_file(config.plant, config.host_id, self._publish, self.store)
+                        if config.plant else None)
         if self._ingest and (will := self._ingest.will()):
             self._client.will_set(will[0], will[1], qos=1, retain=True)
 

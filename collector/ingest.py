@@ -13,9 +13,10 @@ from collections.abc import Callable
 
 from collector.mapped import Decoded
 from collector.mapped_json import JsonTopics
-from collector.mapped_values import JsonValues
+from collector.mapped_values import JsonValues, newest_point
 from collector.sparkplug import SparkplugHost
 from shopfloor.plant import Plant, load_plant
+from shopfloor.store import Store
 
 Publish = Callable[[str, bytes, int, bool], object]
 log = logging.getLogger("shopfloor.collector")
@@ -25,18 +26,20 @@ WARNED_MAX = 10_000  # distinct warnings remembered; beyond it they are logged e
 class Ingest:
     """Sparkplug B, mapped JSON topics and one-value topics of one plant file, for one collector."""
 
-    def __init__(self, plant: Plant, host_id: str, publish: Publish):
+    def __init__(self, plant: Plant, host_id: str, publish: Publish, store: Store | None = None):
+        """`store`: where one-value topics' held values begin after a (re)start (mapped_values.py)."""
         self._publish = publish
         has_sparkplug = any(s.sparkplug for line in plant.lines for s in line.stations)
         self.sparkplug = SparkplugHost(plant, host_id, publish) if has_sparkplug else None
         self.json = JsonTopics(plant) if plant.json_topic else None
-        self.values = JsonValues(plant) if plant.json_value else None
+        newest = (lambda key: newest_point(store, key)) if store is not None else None
+        self.values = JsonValues(plant, newest=newest) if plant.json_value else None
         self._warned: set[str] = set()
         self.warnings = 0  # distinct warnings logged (a reason code the table lacks, stored anyway)
 
     @classmethod
-    def from_file(cls, path: str, host_id: str, publish: Publish) -> Ingest:
-        return cls(load_plant(path), host_id, publish)
+    def from_file(cls, path: str, host_id: str, publish: Publish, store: Store | None = None) -> Ingest:
+        return cls(load_plant(path), host_id, publish, store)
 
     @property
     def subscriptions(self) -> list[str]:

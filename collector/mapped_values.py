@@ -7,15 +7,18 @@ the latest held values of the other fields, the way a Sparkplug report-by-except
 collector/sparkplug.py. Why not let the count drive the samples: a stopped station's count does not
 change, so a `down` state would never be stored until it ran again.
 
-Until a station has had both a count and a queue value since the collector started, its messages are
-held and acknowledged without a point (a sample without either breaks the contract); a value of the
-wrong type is rejected even then, and never held. Held values live in memory: after a restart they come
-back from the broker when the plant publishes them retained (most UNS tools do), else with the next
-change. Runs in the collector's gather thread, one message at a time in arrival order.
+Held values live in memory, so a (re)started collector begins each station's from its newest point in
+InfluxDB (read once per station, on its first message): otherwise, after a crash, the messages the
+broker delivers again would each lack the others' values and make no sample. Until a station has a
+count and a queue (never stored yet, or InfluxDB unreadable then), its messages are held and
+acknowledged without a point (a sample without either breaks the contract); values the plant publishes
+retained come back from the broker too. A value of the wrong type is rejected, and never held. Runs in
+the collector's gather thread, one message at a time in arrival order.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -23,18 +26,30 @@ import orjson
 
 from collector.mapped import Decoded, build_sample
 from collector.mapped_json import MISSING, find, matches, timestamp_ms
-from shopfloor.contract import ContractError, StationKey, json_topic_filter
+from shopfloor.contract import STATION_MEASUREMENT, ContractError, StationKey, json_topic_filter
 from shopfloor.plant import JsonValue, Plant
+from shopfloor.store import Store, StoreError, quote_string
 
 TEXT_FIELDS = frozenset({"state", "reason"})  # fields whose bare value may be unquoted text
+Newest = Callable[[StationKey], dict | None]  # a station's newest stored point, field -> value
+log = logging.getLogger("shopfloor.collector")
+
+
+def newest_point(store: Store, key: StationKey) -> dict | None:
+    """The station's newest point in STATION_MEASUREMENT, or None if it has none."""
+    rows = store.query(f'SELECT * FROM "{STATION_MEASUREMENT}" WHERE plant = {quote_string(key.plant)} AND '
+                       f"line = {quote_string(key.line)} AND station = {quote_string(key.station)} "
+                       f"ORDER BY time DESC LIMIT 1").rows()
+    return rows[0] if rows else None
 
 
 class JsonValues:
     """Decodes messages on the plant file's `[[json_value]]` templates into samples."""
 
-    def __init__(self, plant: Plant, clock: Callable[[], float] = time.time):
+    def __init__(self, plant: Plant, clock: Callable[[], float] = time.time, newest: Newest | None = None):
         self._plant = plant.plant
         self._clock = clock
+        self._newest = newest
         self._stations = {(line.id, station.id) for line in plant.lines for station in line.stations}
         # (topic levels with {line} and {station}, template number, template, sample field)
         self._patterns = [(topic.split("/"), number, template, name)
@@ -69,7 +84,9 @@ class JsonValues:
 
     def _value(self, number: int, template: JsonValue, name: str, key: StationKey, payload: bytes) -> Decoded:
         value, ts = self._read(template, name, payload)
-        held = self._held.get((number, key), {})
+        if (number, key) not in self._held:
+            self._held[(number, key)] = self._seed(key, template)
+        held = self._held[(number, key)]
         values = {**held, name: value}
         names = template.fields  # errors name the field's topic level: "'good' -> count: ..."
         if values.get("count") is None or values.get("queue") is None:
@@ -80,6 +97,27 @@ class JsonValues:
         line, warning = build_sample(key, ts, values, template, names)
         self._held[(number, key)] = values
         return Decoded([line], None, [warning] if warning else [])
+
+    def _seed(self, key: StationKey, template: JsonValue) -> dict[str, object]:
+        """Held values to begin a station with: its newest stored count, queue and scrap as they stand,
+        its state as a source value that the `states` table turns into it again, its reason as a name."""
+        if self._newest is None:
+            return {}
+        try:
+            point = self._newest(key) or {}
+        except StoreError as error:  # not once per station: each try could wait for the store's timeout
+            log.warning("cannot read the newest stored points (%s); mapped values start empty", error)
+            self._newest = None
+            return {}
+        held: dict[str, object] = {name: point[name] for name in ("count", "queue", "scrap")
+                                   if name in template.fields and point.get(name) is not None}
+        if "state" in template.fields and (state := point.get("state")) is not None:
+            raw = next((text for text, mapped in template.states.items() if mapped == state), None)
+            if raw is not None:
+                held["state"] = raw
+        if "reason" in template.fields and point.get("reason") is not None:
+            held["reason"] = point["reason"]  # an identifier: the reason rule keeps it as a name
+        return held
 
     def _read(self, template: JsonValue, name: str, payload: bytes) -> tuple[object, int]:
         """(value, ts in ms) of one message: the bare payload at arrival time, or from a JSON object."""

@@ -324,27 +324,33 @@ def test_one_value_per_topic_combines_into_samples_per_station(stack, store, pla
     watcher.close()
 
 
-def test_a_restarted_collector_gets_its_held_values_back_from_retained_topics(stack, store, plant_id,
-                                                                              tmp_path, collector_process):
-    """Held values live in memory: a collector started after the values were published (or restarted
-    after a crash) has them again from the broker's retained messages, and the next change is a sample."""
+@pytest.mark.parametrize("retain", [True, False], ids=["retained", "not-retained"])
+def test_a_restarted_collector_has_its_held_values_again(stack, store, plant_id, tmp_path, collector_process,
+                                                         retain):
+    """Held values live in memory: a collector (re)started after the values were published begins with
+    the station's newest stored point, and gets retained values from the broker; the next change is a
+    full sample either way."""
     root = f"r{plant_id}"
     flags = {"group": f"g{plant_id}", "session_expiry": 0, "plant": values_plant(tmp_path, plant_id, root)}
     publisher = Publisher(stack.mosquitto.url, f"p{plant_id}")
-    retained = [("good", b"20"), ("wip", b"1"), ("mode", b"STOP"), ("stop/code", b"3")]
-    for topic, body in retained:
-        publisher.client.publish(f"{root}/tags/l1/s1/{topic}", body, qos=1, retain=True).wait_for_publish(10)
+    collector = None if retain else collector_process(stack, store.database, **flags)
+    sent = [("good", b"20"), ("wip", b"1"), ("mode", b"STOP"), ("stop/code", b"3")]
+    for topic, body in sent:
+        publisher.client.publish(f"{root}/tags/l1/s1/{topic}", body, qos=1,
+                                 retain=retain).wait_for_publish(10)
     query = lambda: store.query(  # noqa: E731
         f"SELECT * FROM station WHERE plant = {quote_string(plant_id)}").rows()
     last = lambda: (lambda r: (r["count"], r["queue"], r["state"], r.get("reason")))(query()[-1])  # noqa: E731
-    collector = collector_process(stack, store.database, **flags)
-    wait_until(lambda: query() and last() == (20, 1, "down", "jam"), 20, "a sample of the retained values")
+    collector = collector or collector_process(stack, store.database, **flags)
+    wait_until(lambda: query() and last() == (20, 1, "down", "jam"), 20, "a sample of the values")
     collector.kill()  # a crash: whatever it held is gone
     collector = collector_process(stack, store.database, **flags)
-    time.sleep(0.5)  # its retained deliveries come first
+    time.sleep(0.5)  # retained deliveries come first
     publisher.client.publish(f"{root}/tags/l1/s1/mode", b"RUN", qos=1).wait_for_publish(10)
     wait_until(lambda: last() == (20, 1, "working", None), 20, "the change after the restart")
     collector.stop()
-    for topic, _ in retained:  # clear them, so no later subscriber of the session broker gets them
-        publisher.client.publish(f"{root}/tags/l1/s1/{topic}", b"", qos=1, retain=True).wait_for_publish(10)
+    if retain:  # cleared, so no later subscriber of the session broker gets them
+        for topic, _ in sent:
+            publisher.client.publish(f"{root}/tags/l1/s1/{topic}", b"", qos=1,
+                                     retain=True).wait_for_publish(10)
     publisher.close()

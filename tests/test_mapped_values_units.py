@@ -91,3 +91,30 @@ def test_any_bytes_give_a_sample_a_hold_or_a_reason_never_an_exception(field, pa
     values.decode("f/l1/s1/wip", b"0")
     decoded = values.decode(f"f/l1/s1/{field}", payload)
     assert (len(decoded.lines) == 1) != (decoded.reason is not None) or field == "other"
+
+
+def test_a_restarted_collector_begins_with_the_stations_newest_stored_point():
+    from shopfloor.store import StoreUnavailable
+
+    mapped = plant(state="mode", reason="stop", states={"1": "working", "2": "down"}, reasons={"3": "jam"})
+    asked: list = []
+
+    def newest(key):
+        asked.append(key)
+        return {"time": T - 1000, "count": 40, "queue": 2, "state": "down", "reason": "jam", "seq": 5}
+
+    values = JsonValues(mapped, clock=lambda: T / 1000, newest=newest)
+    assert values.decode("f/l1/s1/wip", b"3").lines == [  # the first message after a restart: a sample
+        f'station,line=l1,plant=p1,station=s1 count=40i,queue=3i,seq={T}i,state="down",reason="jam" {T}']
+    assert values.decode("f/l1/s1/mode", b"1").lines[0].endswith(f'state="working" {T}')
+    assert len(asked) == 1  # read once per station
+
+    def away(key):
+        asked.append(key)
+        raise StoreUnavailable("InfluxDB at http://127.0.0.1:1 is not reachable")
+
+    values = JsonValues(mapped, newest=away)
+    assert values.decode("f/l1/s1/wip", b"3") == Decoded([], None)  # held: nothing to begin with
+    values._held.clear()
+    assert values.decode("f/l1/s1/wip", b"3") == Decoded([], None)
+    assert len(asked) == 2  # not asked again while it is away: each try could wait for a timeout
