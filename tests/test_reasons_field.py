@@ -19,7 +19,7 @@ from edge_agent.config import load_config
 from edge_agent.counters import StationTrack
 from edge_agent.outbox import StationState
 from edge_agent.sources import open_source
-from shopfloor.reasons import map_reason
+from shopfloor.reasons import map_reason, stop_reason
 from shopfloor.stack import free_port
 from shopfloor.store import quote_string
 
@@ -37,6 +37,14 @@ def test_map_reason_names_codes_and_keeps_unknown_ones():
     assert reason == "unknown-42" and "reason code '42' is not in the reason table" in problem
     reason, problem = map_reason("no good", table, "file")
     assert reason is None and "no identifier" in problem
+
+
+def test_a_latched_code_while_working_is_neither_sent_nor_warned_about():
+    table = {"3": "jam"}
+    assert stop_reason(42, table, "working", "plc") == (None, None)  # not sent, so no "sent as" warning
+    assert stop_reason(42, table, None, "plc") == (None, None)
+    reason, problem = stop_reason(42, table, "down", "plc")
+    assert reason == "unknown-42" and "sent as unknown-42" in problem
 
 
 @pytest.mark.servers

@@ -25,7 +25,7 @@ import orjson
 
 from edge_agent.config import FileSource
 from edge_agent.sources.base import Reading, SourceError, map_state, whole
-from shopfloor.reasons import map_reason
+from shopfloor.reasons import stop_reason
 
 log = logging.getLogger("shopfloor.agent")
 
@@ -121,7 +121,7 @@ class FileStation:
             raise SourceError(f"{where}: {', '.join(missing)} missing")
         state, problem = (None, None) if row.get("state") in (None, "") else \
             map_state(row["state"], self.spec.states, where)
-        reason, reason_problem = map_reason(row.get("reason"), self.spec.reasons, where)
+        reason, reason_problem = stop_reason(row.get("reason"), self.spec.reasons, state, where)
         return Reading(
             count=_number(row["count"], f"{where} count"),
             queue=_number(row["queue"], f"{where} queue"),

@@ -11,7 +11,7 @@ import logging
 
 from edge_agent.config import ModbusReason, ModbusRegister, ModbusSource
 from edge_agent.sources.base import Reading, SourceError, map_state, whole
-from shopfloor.reasons import map_reason
+from shopfloor.reasons import stop_reason
 
 logging.getLogger("pymodbus").setLevel(logging.CRITICAL)  # it logs every failed connect; we report once
 
@@ -52,8 +52,8 @@ class ModbusStation:
             state, problem = map_state(self._value(spec.state, "state"), spec.state.states, self.where)
         reason = None
         if spec.reason is not None:
-            reason, reason_problem = map_reason(self._value(spec.reason, "reason"), spec.reason.reasons,
-                                                self.where)
+            reason, reason_problem = stop_reason(self._value(spec.reason, "reason"), spec.reason.reasons,
+                                                 state, self.where)
             problem = problem or reason_problem
         return [Reading(
             count=whole(self._value(spec.count, "count"), "count"),

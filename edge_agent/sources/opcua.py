@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from edge_agent.config import OpcUaSource
 from edge_agent.sources.base import Reading, SourceError, map_state, whole
-from shopfloor.reasons import map_reason
+from shopfloor.reasons import stop_reason
 
 logging.getLogger("asyncua").setLevel(logging.CRITICAL)  # it logs every failed connect; we report once
 
@@ -58,7 +58,8 @@ class OpcUaStation:
             state, problem = map_state(values["state"], self.spec.state.states, self.where)
         reason = None
         if self.spec.reason is not None:
-            reason, reason_problem = map_reason(values["reason"], self.spec.reason.reasons, self.where)
+            reason, reason_problem = stop_reason(values["reason"], self.spec.reason.reasons, state,
+                                                 self.where)
             problem = problem or reason_problem
         clock = values.get("clock")
         if isinstance(clock, datetime):
