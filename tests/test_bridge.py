@@ -2,15 +2,20 @@
 collectors on the central side, receipts back over the bridge; the link cut: nothing lost, none twice.
 
 On the real Mosquitto (two of them, started by shopfloor.stack with `bridge_config`), the real InfluxDB
-and `shopfloor collector run` processes. The link is cut by stopping the central broker (the bridge
-then retries every second, the plant broker queues for it and acknowledges the agents) or by
-SIGKILLing the plant broker with that queue in memory (the agents' receipts make it whole).
+and `shopfloor collector run` processes. The link is cut three ways: the TCP link itself, with both
+brokers and the collector running (the bridge dials the central broker through a loopback relay that
+the test cuts: both brokers queue for the bridge's persistent sessions, so nothing needs resending);
+the central broker stopped (the plant broker queues for the bridge and acknowledges the agents); and
+the plant broker SIGKILLed with that queue in memory (the agents' receipts make it whole).
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,16 +43,89 @@ class Bridged:
         return self.central
 
 
-@pytest.fixture
-def bridged(stack: Stack, tmp_path: Path) -> Iterator[Bridged]:
+class Relay:
+    """A loopback TCP relay between the plant broker's bridge and the central broker: the network link,
+    which `cut()` breaks (open connections closed, new ones refused) and `mend()` restores."""
+
+    def __init__(self, target_port: int):
+        self.target_port = target_port
+        self.port = free_port()
+        self._connections: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self.mend()
+
+    def mend(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen()
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        assert self._listener is not None
+        with contextlib.suppress(OSError):  # wakes the accept() blocked in the relay's thread (Linux)
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        with self._lock:
+            for connection in self._connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+                connection.close()
+            self._connections.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                inside, _ = listener.accept()
+            except OSError:  # cut
+                return
+            try:
+                outside = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                inside.close()
+                continue
+            with self._lock:
+                self._connections += [inside, outside]
+            for source, sink in ((inside, outside), (outside, inside)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_RDWR)
+
+
+def _bridged(stack: Stack, tmp_path: Path, relay: bool) -> tuple[Bridged, Relay | None]:
     central = Server("mosquitto", tmp_path / "central", free_port())
     central.start()
+    link = Relay(central.port) if relay else None
     plant = Server("mosquitto", tmp_path / "plant", free_port(),
-                   bridge=bridge_config(central.port, f"bridge-{tmp_path.name[-20:]}"))
+                   bridge=bridge_config(link.port if link else central.port, f"bridge-{tmp_path.name[-20:]}"))
     plant.start()
-    yield Bridged(plant, central, stack.influxdb)
-    plant.stop()
-    central.stop()
+    return Bridged(plant, central, stack.influxdb), link
+
+
+@pytest.fixture
+def bridged(stack: Stack, tmp_path: Path) -> Iterator[Bridged]:
+    pair, _ = _bridged(stack, tmp_path, relay=False)
+    yield pair
+    pair.plant.stop()
+    pair.central.stop()
+
+
+@pytest.fixture
+def relayed(stack: Stack, tmp_path: Path) -> Iterator[tuple[Bridged, Relay]]:
+    pair, link = _bridged(stack, tmp_path, relay=True)
+    assert link is not None
+    yield pair, link
+    pair.plant.stop()
+    pair.central.stop()
+    link.cut()
 
 
 def _bridge_up(bridged: Bridged) -> bool:
@@ -98,10 +176,41 @@ def test_telemetry_goes_out_and_receipts_come_in_over_the_real_bridge(bridged, p
     assert at_plant.communicate(timeout=10)[0].strip() == '{"v":1,"stored":[[0,0]],"rejected":[]}'
 
 
-def _agent(tmp_path: Path, plant_id: str, url: str, stations: int = 3) -> RunningAgent:
+def _agent(tmp_path: Path, plant_id: str, url: str, stations: int = 3,
+           timeout_s: float = 2.0) -> RunningAgent:
     return RunningAgent(write_config(tmp_path / "agent.toml", plant=plant_id, mqtt_url=url,
                                      stations=stations, delete_on="receipt",
-                                     extra="receipt_timeout_s = 2.0\nreceipt_max_s = 2.0"))
+                                     extra=f"receipt_timeout_s = {timeout_s}\nreceipt_max_s = {timeout_s}"))
+
+
+@pytest.mark.servers
+def test_the_bridge_link_cut_with_both_brokers_up_loses_nothing_and_needs_no_resend(
+        relayed, store, plant_id, tmp_path, collector_process):
+    """Both ends queue for the bridge's persistent sessions: telemetry waits on the plant broker, and
+    receipts published while the link is down wait on the central one. To have receipts to publish
+    then, the collector is away first (its session queues on the central broker) and comes back
+    after the cut. The agents' receipt timeout (120 s) is longer than the test, so every sample was
+    receipted over the bridge without a resend."""
+    bridged, link = relayed
+    collector = collector_process(bridged, store.database, client_id=f"c{plant_id}", group=f"g{plant_id}")
+    running = _agent(tmp_path, plant_id, bridged.plant.url, timeout_s=120.0)
+    agent = running.agent
+    wait_for(lambda: agent.receipted > 50, 20, "receipts over the bridge")
+    collector.stop()  # its session on the central broker queues what the bridge brings
+    wait_for(lambda before=agent.acked: agent.acked > before + 100, 20, "telemetry queued for the collector")
+    time.sleep(0.5)  # over the bridge into that queue
+    link.cut()
+    cut_at, receipted = agent.acked, agent.receipted
+    collector = collector_process(bridged, store.database, client_id=f"c{plant_id}", group=f"g{plant_id}")
+    time.sleep(3.0)  # it writes its queue and publishes the receipts while the link is down
+    assert agent.acked > cut_at + 50  # the plant broker kept acknowledging: it queues for the bridge
+    assert agent.receipted <= receipted + 10  # no receipt crossed the cut link
+    link.mend()
+    wait_for(lambda: agent.unreceipted()[0] < 20, 30, "every sample receipted but the newest")
+    running.stop()
+    collector.stop()
+    assert agent.resent == 0
+    assert _expect_stored_once(store, plant_id, tmp_path / "outbox.sqlite", ["s0", "s1", "s2"]) > 200
 
 
 @pytest.mark.servers
