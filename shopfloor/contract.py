@@ -28,6 +28,7 @@ REJECTED_TOPIC = f"{TOPIC_ROOT}/_rejected"
 TELEMETRY_FILTER = f"{TOPIC_ROOT}/+/+/+/telemetry"
 STATUS_FILTER = f"{TOPIC_ROOT}/+/+/agent/+/status"
 RECEIPT_FILTER = f"{TOPIC_ROOT}/+/+/+/stored"
+ALERTS_FILTER = f"{TOPIC_ROOT}/+/+/alerts"
 MAX_RECEIPT_RANGES = 10_000  # seq ranges in one receipt; a collector's batch of 100,000 samples fits
 MAX_BATCH = 1000
 REJECT_PAYLOAD_BYTES = 256

@@ -22,6 +22,7 @@ from string import Template
 import httpx
 import orjson
 
+from shopfloor.contract import ALERTS_FILTER, RECEIPT_FILTER, REJECTED_TOPIC, STATUS_FILTER, TELEMETRY_FILTER
 from shopfloor.errors import ShopfloorError
 
 CONFIG_DIR = Path(__file__).parent / "servers"
@@ -75,6 +76,8 @@ class Server:
     # Extra broker lines (password_file, acl_file, a TLS listener) from shopfloor.security; when set,
     # anonymous clients are refused. Empty: the open loopback broker of the local demo and the tests.
     broker_auth: str = ""
+    # Extra broker lines that bridge this (plant) broker to a central one (`bridge_config`); else empty.
+    bridge: str = ""
 
     @property
     def url(self) -> str:
@@ -88,7 +91,7 @@ class Server:
         config.write_text(template.substitute(port=self.port, rpc_port=self.rpc_port or free_port(),
                                               data_dir=self.data_dir, user=getpass.getuser(),
                                               allow_anonymous="false" if self.broker_auth else "true",
-                                              broker_auth=self.broker_auth))
+                                              broker_auth=self.broker_auth, bridge=self.bridge))
         return config
 
     def start(self, timeout_s: float = 30.0) -> None:
@@ -165,7 +168,36 @@ class Server:
                  "rpc_port": self.rpc_port, "pid": self.pid}
         if self.broker_auth:
             state["broker_auth"] = self.broker_auth
+        if self.bridge:
+            state["bridge"] = self.bridge
         return state
+
+
+# What crosses a plant-to-central bridge (docs/DESIGN.md §4 and §8): the agents' telemetry and status go
+# to the central broker, where the collectors are; the collectors' receipts and rejections and the
+# analysis alerts come back to the plant broker, where the agents are. Only our own topics: a plant's
+# Sparkplug or mapped JSON topics stay on the plant broker unless its bridge names them too.
+BRIDGE_TOPICS = ((TELEMETRY_FILTER, "out"), (STATUS_FILTER, "out"), (RECEIPT_FILTER, "in"),
+                 (REJECTED_TOPIC, "in"), (ALERTS_FILTER, "in"))
+
+
+def bridge_config(remote_port: int, name: str, remote_host: str = "127.0.0.1",
+                  restart_s: int = 1) -> str:
+    """The Mosquitto lines that bridge a plant broker to the central broker at `remote_host:remote_port`.
+
+    Mosquitto's own bridge, QoS 1 both ways, with persistent sessions on both ends (`cleansession
+    false`, `local_cleansession false`): while the link is cut the plant broker queues the telemetry for
+    the bridge and the central broker queues the receipts, and both go over once it is back. A broker
+    crash can still lose what it held in memory: the agent's receipts, not the bridge, make that whole
+    (it resends what no collector receipted). `restart_s` is the first retry of a cut link (it backs off
+    from there); `try_private` stops a message from coming back the way it went.
+    """
+    lines = [f"connection {name}", f"address {remote_host}:{remote_port}", f"remote_clientid {name}",
+             f"local_clientid {name}-local", "bridge_protocol_version mqttv311", "cleansession false",
+             "local_cleansession false", "try_private true", "notifications false",
+             f"restart_timeout {restart_s} 30", "keepalive_interval 10"]
+    lines += [f"topic {pattern} {direction} 1" for pattern, direction in BRIDGE_TOPICS]
+    return "\n".join(lines)
 
 
 def _reap(pid: int) -> None:
