@@ -186,15 +186,18 @@ def losses_lines(plant: str, result: PeriodLosses) -> list[str]:
     figures = result.losses.to_json()
     ts, line = figures["start"], figures["line"]
     tags = {"plant": plant, "line": line, "grain": result.grain}
+    period_end = _ms(result.period.end)  # so a range that starts inside the period finds it
     points = []
     for row in figures["causes"]:
-        fields = {"minutes": float(row["minutes"]), "corrected_minutes": float(row["corrected_minutes"])}
+        fields = {"minutes": float(row["minutes"]), "corrected_minutes": float(row["corrected_minutes"]),
+                  "end": period_end}
         fields |= {key: float(row[key]) for key in ("units", "money") if row[key] is not None}
         cause = {**tags, "cause": row["label"], "station": row["station"], "kind": row["kind"]}
         points.append(line_protocol(LOSSES_MEASUREMENT, cause, fields, ts))
     units = [row["units"] for row in figures["causes"] if row["units"] is not None]
     total: dict = {"lost_minutes": float(figures["lost_minutes"]), "lost_units": float(sum(units)),
-                   "output_units": int(figures["output_units"]), "through": int(figures["end"])}
+                   "output_units": int(figures["output_units"]), "through": int(figures["end"]),
+                   "end": period_end}
     if figures["target_units"] is not None:
         total["target_units"] = int(figures["target_units"])
     if figures["causes"]:

@@ -70,7 +70,8 @@ TARGET_MEASUREMENT = "target"
 # line_oee, scrap_rate (floats) and constraint (string, the station id); an hour point output and target.
 INDICATOR_MEASUREMENT = "indicator"
 # The constraint's losses per plan shift (analysis/losses_store.py `losses_lines`, written by the service's
-# live loop every minute, the shift rewritten until it ends), timestamp = the shift's start, tag grain=shift:
+# live loop every 5 minutes, the shift rewritten until it ends), timestamp = the shift's start, tag
+# grain=shift, every point with field end (int ms, the shift's end):
 #   per cause, tags plant,line,grain,cause (the Pareto label),station (the constraint),kind: fields minutes,
 #     corrected_minutes, units (at the constraint's demonstrated rate), money (with the plan's
 #     throughput_per_unit); a cause gone from a rewritten shift is written as 0;
