@@ -11,6 +11,7 @@ also after a restart; the points hold `period_losses`' figures, and a corrected 
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 from stopped_line import START_MS
@@ -23,7 +24,7 @@ from analysis.losses_live import LOSSES_EVERY_MS, LossesWatch
 from analysis.losses_store import correction_line, period_losses
 from shopfloor.errors import ConfigError
 from shopfloor.plan import Escalation, Plan, load_plan
-from shopfloor.store import quote_string
+from shopfloor.store import Store, quote_string
 
 MINUTE_MS = 60_000
 SHIFT_START = int(dt.datetime(2026, 9, 21, 6, tzinfo=dt.UTC).timestamp() * 1000)
@@ -135,3 +136,43 @@ def test_the_live_round_writes_the_shift_and_alerts_once(stack, store, plant_id)
     now = period_losses(store, plant, plan, "l1", "shift", later).to_json()
     assert sum(row["minutes"] for row in causes.values()) == pytest.approx(now["lost_minutes"], abs=0.05)
     assert sum(row["money"] for row in causes.values()) == pytest.approx(now["lost_money"], abs=0.05)
+
+
+@pytest.mark.servers
+def test_the_service_with_a_plan_writes_losses_and_the_money_alert(stack, store, plant_id):
+    """`analysis serve --plan`: the live loop's first round writes the running shift's `losses` points and
+    sends the money alert (a 1-unit limit, so any loss passes it) through the real alert path."""
+    from conftest import wait_until
+    from fastapi.testclient import TestClient
+    from test_service import moving_line
+
+    from analysis.live import LiveConfig
+    from analysis.service import create_app
+    from shopfloor.contract import sample_line
+    from simulators.telemetry import simulate_telemetry
+
+    scenario = moving_line(plant_id)
+    now = int(time.time() * 1000)
+    telemetry = simulate_telemetry(scenario, 20 / 60, 1, now - 20 * MINUTE_MS)
+    store.write([sample_line(key, sample) for key, sample in telemetry.records(plant_id, "l1")])
+    shift_start = (now - 2 * 3_600_000) // 3_600_000 * 3_600_000  # now is 2-3 h into a 24-hour shift
+    clock = dt.datetime.fromtimestamp(shift_start / 1000, dt.UTC)
+    year, begin = clock.year, f"{clock.hour:02d}:00"
+    plan = Plan.model_validate({
+        "objective": [{"line": "l1", "year": year, "units": 1_000_000}],
+        "calendar": {"timezone": "UTC", "workdays": ["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+                     "shifts": [{"name": "D", "start": begin, "end": begin}]},
+        "escalation": {"shift_loss_money": 1},
+        "line": [{"id": "l1", "throughput_per_unit": 10.0, "currency": "EUR"}]})
+    app = create_app(scenario.plant, lambda: Store(store.url, store.database), plan=plan,
+                     live=LiveConfig(interval_s=0.2, window_s=60, memory_s=300, confirm_s=180),
+                     mqtt_url=stack.mosquitto.url)
+    with TestClient(app):
+        rows = wait_until(lambda: store.query(
+            f'SELECT "lost_minutes", "lost_money", "top_cause" FROM "losses" WHERE plant = '
+            f"{quote_string(plant_id)}").rows(), 60, "the live loop's losses round")
+        alerts = wait_until(lambda: [a for a in stored_alerts(store, plant_id, "l1", now - 86_400_000)
+                                     if a["kind"] == LOSS_KIND], 30, "the money alert")
+    assert [row["time"] for row in rows] == [shift_start] and rows[0]["lost_minutes"] > 0
+    assert len(alerts) == 1 and alerts[0]["ts"] == shift_start
+    assert f"top cause {rows[0]['top_cause']}" in alerts[0]["message"]
