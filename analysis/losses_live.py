@@ -55,6 +55,7 @@ class LossesWatch:
     last_round_ms: int | None = None
     shift_start_ms: int | None = None  # the shift of the last round
     alerted: set[int] = field(default_factory=set)  # shift starts alerted (or found alerted)
+    whole: set[int] = field(default_factory=set)  # shift starts written after their end: final
 
     def tick(self, now_ms: int) -> list[PeriodLosses]:
         """A round when `every_ms` has passed since the last one: the shifts written, newest last."""
@@ -78,6 +79,9 @@ class LossesWatch:
         shifts.append((period, now_ms))
         written = []
         for shift, until in shifts:
+            first, end = _ms(shift.start), _ms(shift.end)
+            if until >= end and first in self.whole:  # ended and written whole: between shifts, rest
+                continue
             try:
                 result = losses_of(self.store, self.plant, self.plan, self.line, "shift", shift, until)
             except TelemetryError:  # no telemetry in the shift: nothing lost that anyone can see
@@ -85,6 +89,8 @@ class LossesWatch:
             write_losses(self.store, self.plant.plant, result)
             self.escalate(result)
             written.append(result)
+            if until >= end:
+                self.whole.add(first)
         return written
 
     def escalate(self, result: PeriodLosses) -> Alert | None:

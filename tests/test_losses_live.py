@@ -137,6 +137,11 @@ def test_the_live_round_writes_the_shift_and_alerts_once(stack, store, plant_id)
     assert sum(row["minutes"] for row in causes.values()) == pytest.approx(now["lost_minutes"], abs=0.05)
     assert sum(row["money"] for row in causes.values()) == pytest.approx(now["lost_money"], abs=0.05)
 
+    # after the shift's end (22:00) it is written whole once; the rounds until the next shift rest
+    night = SHIFT_START + 17 * 3_600_000
+    assert [r.losses.end for r in restarted.tick(night)] == [SHIFT_START + 16 * 3_600_000]
+    assert restarted.tick(night + LOSSES_EVERY_MS) == []
+
 
 @pytest.mark.servers
 def test_the_service_with_a_plan_writes_losses_and_the_money_alert(stack, store, plant_id):
