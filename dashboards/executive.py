@@ -73,7 +73,7 @@ def forecast_panel(exits: str, grid: Grid) -> Json:
         defaults={"color": {"mode": "fixed", "fixedColor": "blue"}})
 
 
-def money_panel(grid: Grid) -> Json:
+def money_panel(grid: Grid, currency: str | None = None) -> Json:
     """Throughput (good units x the plan's throughput per unit) against the plan's, month to date."""
     return panel(
         "bargauge", "Throughput vs plan, money (month)", grid,
@@ -84,7 +84,7 @@ def money_panel(grid: Grid) -> Json:
         description="Good units of the month's shifts times the plan's throughput per unit (price minus "
                     "truly variable cost), against the units due in them at the same value; in the plan's "
                     "currency. From measurement `losses` (the analysis service with --plan).",
-        decimals=0, time_from=MONTH,
+        unit=f"suffix: {currency}" if currency else None, decimals=0, time_from=MONTH,
         options={"orientation": "horizontal", "displayMode": "gradient", "showUnfilled": True,
                  "reduceOptions": {"calcs": ["lastNotNull"], "values": False},
                  "text": {"titleSize": 20, "valueSize": 32}})
@@ -130,7 +130,7 @@ def board(config: BoardConfig) -> Json:
     panels = [
         to_date_panel("Month to date vs target", MONTH, exits, Grid(0, 0, 12, 8)),
         to_date_panel("Quarter to date vs target", QUARTER, exits, Grid(12, 0, 12, 8)),
-        money_panel(Grid(0, 8, 12, 8)),
+        money_panel(Grid(0, 8, 12, 8), config.currency),
         forecast_panel(exits, Grid(12, 8, 12, 8)),
         constraint_hours_lost_panel(Grid(0, 16, 8, 7)),
         top_cause_panel(Grid(8, 16, 8, 7)),

@@ -306,7 +306,9 @@ def test_executive_kpis_from_the_file_and_the_plan(filled, config, telemetry):
     losses = period_losses(store, config.plant, plan, line.id, "shift", max(s["ts"] for _, s in records) + 1)
     figures = losses.to_json()
     per_unit = plan.money_for(line.id).throughput_per_unit
-    money = _run_panel(store, config, board, _panel(board, "Throughput vs plan, money (month)"), start, end)
+    money_panel = _panel(board, "Throughput vs plan, money (month)")
+    assert money_panel["fieldConfig"]["defaults"]["unit"] == "suffix: EUR"  # the plan's currency
+    money = _run_panel(store, config, board, money_panel, start, end)
     assert money["A"][0]["output_money"] == pytest.approx(figures["output_units"] * per_unit)
     assert money["B"][0]["target_money"] == pytest.approx(figures["target_units"] * per_unit)
     assert money["C"][0]["output_money"] == money["A"][0]["output_money"]  # one line: the plant is the line
