@@ -142,16 +142,16 @@ def feasibility(plan: Plan, line: Line, telemetry: Telemetry, start_ms: int, end
     """The plan's remaining rate from `end` on against the constraint's capacity shown in [start, end);
     with a what-if and the line's throughput per unit, what elevating the constraint is worth in the
     month that holds `end` (issue 14)."""
-    targets = targets_at(plan, line.id, start_ms)
-    now_ms = min(end_ms, targets.year_end_ms - 1)
     if needed_per_hour is None:
-        needed_per_hour = needed_rate(targets, now_ms)
+        targets = targets_at(plan, line.id, start_ms)
+        needed_per_hour = needed_rate(targets, min(end_ms, targets.year_end_ms - 1))
     result = assess(telemetry, line, start_ms, end_ms, needed_per_hour=needed_per_hour,
                     reserve=plan.calendar.reserve, constraint=constraint, whatif=whatif)
     money = plan.money_for(line.id)
     if result.whatif_gain is None or money is None:
         return result
-    month = targets.period_containing("month", now_ms)
+    targets = targets_at(plan, line.id, start_ms)  # the month's planned hours need the year's objective
+    month = targets.period_containing("month", min(end_ms, targets.year_end_ms - 1))
     return replace(result, month_hours=targets.production_ms_between(*month) / 3_600_000,
                    throughput_per_unit=money.throughput_per_unit, currency=money.currency)
 
