@@ -1,5 +1,6 @@
 """When the targets become alerts: the day's pace at a checkpoint, the constraint's uptime, the month's
-forecast. Pure functions that return alert payloads in the contract's form (docs/DESIGN.md §4), so they
+forecast, and (issue 14) the money or constraint minutes a shift lost at the constraint. Pure
+functions that return alert payloads in the contract's form (docs/DESIGN.md §4), so they
 travel the same path as the constraint alerts (analysis/alerts.py) and the tests need no broker.
 
 Why checkpoints: a pace alert every minute is noise; the ops director wants to hear at fixed hours
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 
 from analysis.alerts import make_alert
 from analysis.indicators import HOUR_MS, MIN_EVIDENCE_MS, Indicators, ToDate
+from analysis.losses import Losses
 from analysis.targets import Decomposition, local_ms, to_local
 from shopfloor.plan import Escalation
 
@@ -69,6 +71,41 @@ def forecast_alert(line: str, station: str, month: ToDate, rules: Escalation, da
                  f"line {line}: at the run rate of the last {month.evidence_ms / HOUR_MS:.1f} planned h the "
                  f"month ends at {month.forecast:.0f} of {month.target} units ({short:.0%} short); the "
                  f"constraint is {station}")
+
+
+LOSS_KIND = "constraint_loss_shift"
+
+
+def _money(value: float, currency: str | None) -> str:
+    return f"{value:,.2f}" + (f" {currency}" if currency else "")
+
+
+def loss_alert(line: str, shift_start_ms: int, shift_label: str, result: Losses, rules: Escalation
+               ) -> Alert | None:
+    """Warning when the shift so far lost more than the plan's money or minutes at the constraint.
+
+    The figures are those of the losses API and the huddle page (`Losses.to_json`: every cause, no data
+    included), so the alert and the Pareto on the screen agree. `ts` is the shift's start, so the sink
+    sends one per shift however often it is checked; the station is the top cause's constraint.
+    """
+    if rules.shift_loss_money is None and rules.shift_loss_minutes is None:
+        return None
+    figures = result.to_json()
+    money, minutes = figures["lost_money"], figures["lost_minutes"]
+    over = []
+    if rules.shift_loss_money is not None and money is not None and money > rules.shift_loss_money:
+        over.append(f"the {_money(rules.shift_loss_money, result.currency)} limit")
+    if rules.shift_loss_minutes is not None and minutes > rules.shift_loss_minutes:
+        over.append(f"the {rules.shift_loss_minutes:g} min limit")
+    if not over or not figures["causes"]:
+        return None
+    top = figures["causes"][0]
+    lost = f"{minutes:.0f} min" + ("" if money is None else f", {_money(money, result.currency)}")
+    top_text = f"{top['minutes']:.0f} min" + ("" if top["money"] is None
+                                               else f", {_money(top['money'], result.currency)}")
+    return make_alert(shift_start_ms, LOSS_KIND, "warning", top["station"],
+                      f"line {line}, shift {shift_label}: the constraint lost {lost} so far, over "
+                      f"{' and '.join(over)}; top cause {top['label']} ({top_text})")
 
 
 @dataclass

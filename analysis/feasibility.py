@@ -62,6 +62,20 @@ class Feasibility:
     reserve: float
     whatif_gain: float | None = None  # relative output gain of elevating the constraint (simulated)
     evidence_hours: float = 0.0  # the constraint's active hours the capacity rests on
+    # issue 14, set by analysis.rollup.feasibility from the plan: the month's planned production hours
+    # and what a unit is worth, so the what-if's gain becomes money a month
+    month_hours: float | None = None
+    throughput_per_unit: float | None = None
+    currency: str | None = None
+
+    @property
+    def elevation_value_per_month(self) -> float | None:
+        """What elevating the constraint is worth a month: the simulated gain of line output applied to
+        the constraint's demonstrated rate over the month's planned production hours, at the plan's
+        throughput per unit; None without a what-if or money."""
+        if None in (self.whatif_gain, self.month_hours, self.throughput_per_unit):
+            return None
+        return self.whatif_gain * self.delivered_per_hour * self.month_hours * self.throughput_per_unit
 
     @property
     def available_per_hour(self) -> float:
@@ -86,7 +100,10 @@ class Feasibility:
             return f"{head}: {-self.shortfall:.0%} headroom: feasible"
         gain = ""
         if self.whatif_gain is not None:
-            gain = f" (the simulator gives +{self.whatif_gain:.0%} line output with it elevated)"
+            worth = self.elevation_value_per_month
+            money = "" if worth is None else \
+                f", worth about {worth:,.0f}{' ' + self.currency if self.currency else ''} a month"
+            gain = f" (the simulator gives +{self.whatif_gain:.0%} line output with it elevated{money})"
         return f"{head}: {self.shortfall:.0%} short: elevate {self.constraint}{gain}"
 
     def to_json(self) -> dict:
@@ -96,6 +113,8 @@ class Feasibility:
                 "available_per_hour": round(self.available_per_hour, 2),
                 "shortfall": round(self.shortfall, 4), "whatif_gain": self.whatif_gain,
                 "evidence_hours": round(self.evidence_hours, 2),
+                "elevation_value_per_month": None if (worth := self.elevation_value_per_month) is None
+                else round(worth, 2), "currency": self.currency,
                 "message": self.message}
 
 

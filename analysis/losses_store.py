@@ -32,6 +32,7 @@ from analysis.telemetry import TelemetryError, from_store
 from shopfloor.contract import (
     BOTTLENECK_MEASUREMENT,
     IDENTIFIER,
+    LOSSES_MEASUREMENT,
     REASON_MEASUREMENT,
     STATION_MEASUREMENT,
     ContractError,
@@ -130,7 +131,12 @@ def period_losses(store: Store, plant: Plant, plan: Plan, line_id: str, grain: s
                   ) -> PeriodLosses:
     """The losses of the plan period at `grain` that holds `now_ms`, up to `now_ms`."""
     plant.get_line(line_id)
-    period = plan_period(plan, line_id, grain, now_ms)
+    return losses_of(store, plant, plan, line_id, grain, plan_period(plan, line_id, grain, now_ms), now_ms)
+
+
+def losses_of(store: Store, plant: Plant, plan: Plan, line_id: str, grain: str, period: Period, now_ms: int
+              ) -> PeriodLosses:
+    """The losses of one plan period up to `now_ms` (the whole period once it has ended)."""
     start, end = _ms(period.start), min(_ms(period.end), now_ms)
     due = period.units if end == _ms(period.end) else due_units(plan, line_id, start, end)
     return PeriodLosses(grain, period, window_losses(store, plant, plan, line_id, start, end, due))
@@ -172,3 +178,58 @@ def correction_line(plant: str, line: str, station: str, ts: int, reason: str, b
         raise ContractError(f"reason {reason!r} is not an identifier: use 1-64 of A-Z a-z 0-9 _ -")
     return line_protocol(REASON_MEASUREMENT, {"plant": plant, "line": line, "station": station},
                          {"reason": reason, "by": by, "at": int(at_ms)}, ts)
+
+
+def losses_lines(plant: str, result: PeriodLosses) -> list[str]:
+    """The period's points of measurement `losses` (shopfloor/contract.py LOSSES_MEASUREMENT): one per
+    cause and one for the period, all at its start, with the figures of `Losses.to_json` (the API's)."""
+    figures = result.losses.to_json()
+    ts, line = figures["start"], figures["line"]
+    tags = {"plant": plant, "line": line, "grain": result.grain}
+    period_end = _ms(result.period.end)  # so a range that starts inside the period finds it
+    points = []
+    for row in figures["causes"]:
+        fields = {"minutes": float(row["minutes"]), "corrected_minutes": float(row["corrected_minutes"]),
+                  "end": period_end}
+        fields |= {key: float(row[key]) for key in ("units", "money") if row[key] is not None}
+        cause = {**tags, "cause": row["label"], "station": row["station"], "kind": row["kind"]}
+        points.append(line_protocol(LOSSES_MEASUREMENT, cause, fields, ts))
+    units = [row["units"] for row in figures["causes"] if row["units"] is not None]
+    total: dict = {"lost_minutes": float(figures["lost_minutes"]), "lost_units": float(sum(units)),
+                   "output_units": int(figures["output_units"]), "through": int(figures["end"]),
+                   "end": period_end}
+    if figures["target_units"] is not None:
+        total["target_units"] = int(figures["target_units"])
+    if figures["causes"]:
+        total["top_cause"] = figures["causes"][0]["label"]
+    per_unit = figures["throughput_per_unit"]
+    if per_unit is not None:
+        total |= {"lost_money": float(figures["lost_money"]),
+                  "output_money": float(round(figures["output_units"] * per_unit, 2))}
+        if figures["target_units"] is not None:
+            total["target_money"] = float(round(figures["target_units"] * per_unit, 2))
+        if figures["constraint_hour_value"] is not None:
+            total["constraint_hour_value"] = float(figures["constraint_hour_value"])
+    points.append(line_protocol(LOSSES_MEASUREMENT, tags, total, ts))
+    return points
+
+
+def write_losses(store: Store, plant: str, result: PeriodLosses) -> int:
+    """Write the period's `losses` points; a cause stored for the period before but gone now (a stop
+    whose reason was corrected, a culprit renamed as more data came) is overwritten with 0, so sums over
+    the measurement never count it twice. Returns the points written."""
+    points = losses_lines(plant, result)
+    start, line = result.losses.start, result.losses.line
+    now = {row["label"] for row in result.losses.to_json()["causes"]}
+    stored = store.query(
+        f'SELECT "minutes" FROM {quote_ident(LOSSES_MEASUREMENT)} WHERE plant = {quote_string(plant)} AND '
+        f"line = {quote_string(line)} AND grain = {quote_string(result.grain)} AND time = {start}ms "
+        f'GROUP BY "cause", "station", "kind"')
+    for series in stored.series:
+        tags = series.tags
+        if tags.get("cause") and tags["cause"] not in now:
+            points.append(line_protocol(
+                LOSSES_MEASUREMENT, {"plant": plant, "line": line, "grain": result.grain, **tags},
+                {"minutes": 0.0, "corrected_minutes": 0.0, "units": 0.0, "money": 0.0}, start))
+    store.write(points)
+    return len(points)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from analysis.escalation import Escalator
 from analysis.feasibility import Feasibility, WhatIf, assess, needed_rate
@@ -139,12 +139,21 @@ def store_actuals(store: Store, plant: str, plan: Plan, line: Line, now_ms: int)
 def feasibility(plan: Plan, line: Line, telemetry: Telemetry, start_ms: int, end_ms: int, *,
                 constraint: str | None = None, needed_per_hour: float | None = None,
                 whatif: WhatIf | None = None) -> Feasibility:
-    """The plan's remaining rate from `end` on against the constraint's capacity shown in [start, end)."""
+    """The plan's remaining rate from `end` on against the constraint's capacity shown in [start, end);
+    with a what-if and the line's throughput per unit, what elevating the constraint is worth in the
+    month that holds `end` (issue 14)."""
     if needed_per_hour is None:
         targets = targets_at(plan, line.id, start_ms)
         needed_per_hour = needed_rate(targets, min(end_ms, targets.year_end_ms - 1))
-    return assess(telemetry, line, start_ms, end_ms, needed_per_hour=needed_per_hour,
-                  reserve=plan.calendar.reserve, constraint=constraint, whatif=whatif)
+    result = assess(telemetry, line, start_ms, end_ms, needed_per_hour=needed_per_hour,
+                    reserve=plan.calendar.reserve, constraint=constraint, whatif=whatif)
+    money = plan.money_for(line.id)
+    if result.whatif_gain is None or money is None:
+        return result
+    targets = targets_at(plan, line.id, start_ms)  # the month's planned hours need the year's objective
+    month = targets.period_containing("month", min(end_ms, targets.year_end_ms - 1))
+    return replace(result, month_hours=targets.production_ms_between(*month) / 3_600_000,
+                   throughput_per_unit=money.throughput_per_unit, currency=money.currency)
 
 
 def stored_constraint(store: Store, plant: str, line: str, start_ms: int, end_ms: int) -> str | None:

@@ -34,6 +34,7 @@ from analysis.alerts import AlertSink, MqttAlertPublisher, make_alert, send_aler
 from analysis.http_range import MAX_RANGE_DAYS, time_range
 from analysis.live import LiveConfig, LiveDetector, last_current
 from analysis.losses_api import losses_router_for
+from analysis.losses_live import LossesWatch
 from analysis.shares import period_shares, stored_windows
 from analysis.targets import check_zones, rolling_calendar, shifts_between
 from analysis.targets_api import router_factory as targets_router_factory
@@ -74,8 +75,9 @@ class LiveLoop:
     """
 
     def __init__(self, plant: Plant, store_factory: Callable[[], Store], config: LiveConfig,
-                 mqtt_url: str | None = None, webhooks: tuple[str, ...] = (), alerts: bool = True):
-        self.plant, self.store_factory, self.config = plant, store_factory, config
+                 mqtt_url: str | None = None, webhooks: tuple[str, ...] = (), alerts: bool = True,
+                 plan: Any = None):
+        self.plant, self.store_factory, self.config, self.plan = plant, store_factory, config, plan
         self.mqtt_url, self.webhooks, self.alerts = mqtt_url, webhooks, alerts
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._run, name="live-detector", daemon=True)
@@ -109,6 +111,7 @@ class LiveLoop:
         store = self.store_factory()
         publisher = None
         detectors: dict[str, LiveDetector] = {}
+        watches: dict[str, LossesWatch] = {}  # with a plan: the shift's losses points, money escalation
         try:
             while not self.stop_event.is_set():
                 began = time.monotonic()
@@ -122,12 +125,15 @@ class LiveLoop:
                                                            client_id=f"shopfloor-analysis-{self.plant.plant}")
                         detectors = {line.id: self._detector(store, line, publisher)
                                      for line in self.plant.lines}
+                        watches = self._watches(store, detectors)
                 except Exception as error:  # noqa: BLE001 - anything here is retried next round
                     errors.append(self._failed(None, error))
                 now = int(time.time() * 1000)
                 for line_id, detector in detectors.items():
                     try:
                         detector.tick(now)
+                        if line_id in watches:
+                            watches[line_id].tick(now)
                     except Exception as error:  # noqa: BLE001 - one line's fault never stops the others
                         errors.append(self._failed(line_id, error))
                     else:
@@ -163,6 +169,15 @@ class LiveLoop:
         if self.alerts:
             sink = AlertSink(self.plant.plant, line.id, store, publisher, list(self.webhooks))
         return LiveDetector(store, self.plant, line.id, self.config, sink)
+
+    def _watches(self, store: Store, detectors: dict[str, LiveDetector]) -> dict[str, LossesWatch]:
+        """A losses watch for each line the plan has an objective for (analysis/losses_live.py)."""
+        if self.plan is None:
+            return {}
+        planned = {goal.line for goal in self.plan.objective}
+        return {line_id: LossesWatch(store, self.plant, self.plan, line_id,
+                                     detector.sink.send if detector.sink is not None else None)
+                for line_id, detector in detectors.items() if line_id in planned}
 
 
 @dataclass(slots=True)
@@ -308,7 +323,7 @@ def create_app(plant: Plant, store_factory: Callable[[], Store], *, live: LiveCo
     """The service app with exactly the given `routers`; with `live`, the live detector loop runs."""
     if plan is not None:
         check_zones(plant.timezone, plan.calendar)
-    loop = LiveLoop(plant, store_factory, live, mqtt_url, webhooks, alerts) if live is not None else None
+    loop = None if live is None else LiveLoop(plant, store_factory, live, mqtt_url, webhooks, alerts, plan)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):

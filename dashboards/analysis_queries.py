@@ -10,6 +10,10 @@ The measurements and their fields are the ones documented beside their names in 
   line, station and fields share, sole, blocked, starved; per tick a point with tags plant, line and
   fields current (the constraint, with hysteresis) and since (ms).
 - `alert`: tags plant, line, station, kind; fields severity, message, lost_units (analysis/alerts.py).
+- `losses` (analysis/losses_store.py `losses_lines`, the service's live loop): per plan shift at its start
+  (tag grain=shift), a point per cause (tags cause, station, kind; fields minutes, corrected_minutes, units,
+  money) and one per shift (fields lost_minutes, lost_units, lost_money, output_units, target_units,
+  output_money, target_money, constraint_hour_value, through, top_cause).
 This module is the only place the boards and the huddle page read them. Same Grafana query text and
 InfluxQL rules as dashboards.queries; one selector per statement, so rows keep their real time.
 """
@@ -21,6 +25,7 @@ from shopfloor.contract import (
     ALERT_MEASUREMENT,
     BOTTLENECK_MEASUREMENT,
     INDICATOR_MEASUREMENT,
+    LOSSES_MEASUREMENT,
     TARGET_MEASUREMENT,
 )
 from shopfloor.store import quote_ident, quote_string
@@ -29,6 +34,7 @@ TARGET = quote_ident(TARGET_MEASUREMENT)
 BOTTLENECK = quote_ident(BOTTLENECK_MEASUREMENT)
 INDICATOR = quote_ident(INDICATOR_MEASUREMENT)
 ALERT = quote_ident(ALERT_MEASUREMENT)
+LOSSES = quote_ident(LOSSES_MEASUREMENT)
 
 # The leading indicators the huddle shows, with the unit Grafana formats them in, in reading order.
 INDICATORS = ("pace", "constraint_uptime", "constraint_active_share", "buffer_health", "constraint_oee",
@@ -119,3 +125,37 @@ ALERT_ANNOTATIONS = f'SELECT "message", "kind", "severity" FROM {ALERT} WHERE {L
 # The huddle page's alert list: the annotations' columns plus the station the alert is about.
 ALERT_LIST = (f'SELECT "message", "kind", "severity", "station" FROM {ALERT} WHERE {LINE_FILTER} '
               f'AND $timeFilter')
+
+
+# --- losses at the constraint (issue 14) -------------------------------------------------------------
+# A shift's points sit at the shift's start and carry its end (`end`, ms): a range shows the shifts that
+# overlap it (a shift link of the huddle board, a huddle range begun mid-shift, a month), each whole as
+# far as written, the causes summed over them. Shifts are at most a day long (shopfloor/plan.py).
+SHIFT_LOSSES = (f'{LINE_FILTER} AND "grain" = \'shift\' AND time > ${{__from}}ms - 1d AND time < ${{__to}}ms '
+                f'AND "end" > ${{__from}}')
+PARETO_CAUSES = 10
+
+
+def loss_pareto(limit: int = PARETO_CAUSES) -> str:
+    """The range's causes at the constraint, largest first (minutes), with their units and money.
+
+    `top(field, tag, N)` over the per-cause sums is InfluxQL's only ranking across series: it returns
+    the N largest causes as rows in descending order, which a table shows as the Pareto."""
+    inner = (f'SELECT sum("minutes") AS "minutes", sum("units") AS "units", sum("money") AS "money" '
+             f'FROM {LOSSES} WHERE {SHIFT_LOSSES} GROUP BY "line", "cause"')
+    return (f'SELECT top("minutes", "cause", {limit}) AS "minutes", "units", "money" FROM ({inner}) '
+            f'GROUP BY "line"')
+
+
+# The top cause of the range per line (most minutes, as the Pareto ranks), its minutes as the value.
+TOP_LOSS_CAUSE = (f'SELECT top("minutes", "cause", 1) AS "minutes" FROM (SELECT sum("minutes") AS "minutes" '
+                  f'FROM {LOSSES} WHERE {SHIFT_LOSSES} GROUP BY "line", "cause") GROUP BY "line"')
+CONSTRAINT_HOURS_LOST = (f'SELECT sum("lost_minutes") / 60 AS "hours" FROM {LOSSES} WHERE {SHIFT_LOSSES} '
+                         f'GROUP BY "line"')
+
+
+def shift_money(field: str, *, by_line: bool = True) -> str:
+    """A money figure of the shifts in the range, summed (output_money, target_money, lost_money)."""
+    group = ' GROUP BY "line"' if by_line else ""
+    name = quote_ident(field)
+    return f'SELECT sum({name}) AS {name} FROM {LOSSES} WHERE {SHIFT_LOSSES}{group}'

@@ -29,6 +29,7 @@ class BoardConfig:
     database: str = "shopfloor"
     refresh: str = "30s"
     boards_path: str = "/etc/grafana/provisioning/dashboards/shopfloor"
+    currency: str | None = None  # plan.toml [[line]] currency, when every line that names one agrees
 
     @property
     def timezone(self) -> str:
@@ -46,6 +47,8 @@ def load_config(plant_path: str | Path, plan_path: str | Path | None = None, **o
     if plan_path is None:
         return BoardConfig(plant=plant, **options)
     plan = load_plan(plan_path)
+    currencies = {entry.currency for entry in plan.line if entry.currency}
     return BoardConfig(plant=plant, shifts=tuple(plan.calendar.shifts), reserve=plan.calendar.reserve,
                        pace_tolerance=plan.escalation.pace_tolerance,
-                       constraint_uptime=plan.escalation.constraint_uptime, **options)
+                       constraint_uptime=plan.escalation.constraint_uptime,
+                       currency=currencies.pop() if len(currencies) == 1 else None, **options)

@@ -1,7 +1,8 @@
 """The executive rollup: at most seven numbers an ops director reads per line and for the plant.
 
-Month and quarter to date against the decomposed goal, the forecast, whether the goal is feasible
-with the constraint's measured capacity, where the constraints sat and the output lost there. Each
+The few that move profit (issue 14): month and quarter to date against the decomposed goal, throughput
+against the plan in money, the month's forecast against its goal, the constraint hours lost, the top
+loss cause and the constraint's OEE. Each
 panel fixes its own period (`timeFrom` now/M, now/fQ), so the board needs no time picking.
 """
 
@@ -72,45 +73,56 @@ def forecast_panel(exits: str, grid: Grid) -> Json:
         defaults={"color": {"mode": "fixed", "fixedColor": "blue"}})
 
 
-def feasibility_panel(exits: str, reserve: float, grid: Grid) -> Json:
-    """Needed rate for the rest of the year over the constraint's demonstrated rate after the reserve."""
+def money_panel(grid: Grid, currency: str | None = None) -> Json:
+    """Throughput (good units x the plan's throughput per unit) against the plan's, month to date."""
     return panel(
-        "stat", "Goal load on the constraint (year)", grid,
-        computed({"Y": aq.period_total("year"), "A": q.period_output(exits),
-                  "H": aq.period_total("year", "hours"), "E": aq.ELAPSED_HOURS,
-                  "K": q.demonstrated_rate(exits)},
-                 f"(($Y - $A) / ($H - $E)) / ($K * {1 - reserve:.4f})", "L"),
-        description="Units per planned hour the rest of the year needs, over the line's demonstrated "
-                    f"rate (90th percentile hour this year) less the plan's reserve ({reserve:.0%}). "
-                    "Above 100 % the goal is not feasible at the constraint's capacity.",
-        unit="percentunit", decimals=0, time_from=YEAR, options=_kpi_options(),
-        thresholds=[threshold("green"), threshold("orange", 0.9), threshold("red", 1.0)])
+        "bargauge", "Throughput vs plan, money (month)", grid,
+        [influx_target(aq.shift_money("output_money"), "A", alias="$tag_line throughput"),
+         influx_target(aq.shift_money("target_money"), "B", alias="$tag_line plan"),
+         influx_target(aq.shift_money("output_money", by_line=False), "C", alias="plant throughput"),
+         influx_target(aq.shift_money("target_money", by_line=False), "D", alias="plant plan")],
+        description="Good units of the month's shifts times the plan's throughput per unit (price minus "
+                    "truly variable cost), against the units due in them at the same value; in the plan's "
+                    "currency. From measurement `losses` (the analysis service with --plan).",
+        unit=f"suffix: {currency}" if currency else None, decimals=0, time_from=MONTH,
+        options={"orientation": "horizontal", "displayMode": "gradient", "showUnfilled": True,
+                 "reduceOptions": {"calcs": ["lastNotNull"], "values": False},
+                 "text": {"titleSize": 20, "valueSize": 32}})
 
 
-def lost_output_panel(exits: str, grid: Grid) -> Json:
-    """Units lost while the constraint was down, starved or blocked, at the line's demonstrated rate."""
+def constraint_hours_lost_panel(grid: Grid) -> Json:
+    """Hours the constraint did not produce this month, every cause (analysis/losses.py)."""
     return panel(
-        "stat", "Output lost at the constraint (month)", grid,
-        computed({"U": aq.mean_indicator("constraint_uptime"),
-                  "S": aq.mean_indicator("constraint_active_share"),
-                  "E": aq.ELAPSED_HOURS, "K": q.demonstrated_rate(exits)},
-                 "((1 - $U) + (1 - $S)) * $E * $K", "X"),
-        description="Planned hours this month x the constraint's down share (1 - uptime) plus its "
-                    "starved and blocked share (1 - active share) x the line's demonstrated rate.",
-        decimals=0, time_from=MONTH, options={**_kpi_options(), "colorMode": "value"},
+        "stat", "Constraint hours lost (month)", grid,
+        [influx_target(aq.CONSTRAINT_HOURS_LOST, "A", alias="$tag_line")],
+        description="Hours of the month's shifts the constraint of the moment was down, in setup, idle, "
+                    "starved, blocked, without data, or running below its demonstrated rate: the line's "
+                    "lost hours (a stop elsewhere costs only through these).",
+        unit="h", decimals=1, time_from=MONTH, options={**_kpi_options(), "colorMode": "value"},
         defaults={"color": {"mode": "fixed", "fixedColor": "red"}})
 
 
-def constraint_places_panel(grid: Grid) -> Json:
+def top_cause_panel(grid: Grid) -> Json:
+    """The month's largest loss at the constraint, by name."""
     return panel(
-        "piechart", "Where the constraint sat (quarter)", grid,
-        [influx_target(aq.CONSTRAINT_PLACES, "A", alias="$tag_line $tag_station")],
-        description="Each station's share of the quarter as its line's (sole or shifting) bottleneck, "
-                    "from the live detector's timeline.",
-        unit="percentunit", decimals=0, time_from=QUARTER,
-        options={"reduceOptions": {"calcs": ["lastNotNull"], "values": False}, "pieType": "donut",
-                 "legend": {"displayMode": "table", "placement": "right", "values": ["value", "percent"]},
-                 "displayLabels": ["name"]})
+        "stat", "Top loss cause (month)", grid,
+        [influx_target(aq.TOP_LOSS_CAUSE, "A", table=True)],
+        description="The cause with the most constraint minutes lost in the month's shifts (the first row "
+                    "of the Pareto), and its minutes.",
+        options={**_kpi_options(), "colorMode": "value", "textMode": "value_and_name",
+                 "reduceOptions": {"calcs": ["lastNotNull"], "fields": "/^cause$/", "values": False}},
+        time_from=MONTH, defaults={"color": {"mode": "fixed", "fixedColor": "orange"}})
+
+
+def constraint_oee_panel(grid: Grid) -> Json:
+    """The constraint's OEE over the month's days: its availability, speed and quality are the line's."""
+    return panel(
+        "stat", "Constraint OEE (month)", grid,
+        [influx_target(aq.mean_indicator("constraint_oee"), "A", alias="$tag_line")],
+        description="Mean of the days' constraint OEE (availability x performance x quality of the "
+                    "station that was the constraint), from measurement `indicator`.",
+        unit="percentunit", decimals=0, time_from=MONTH, options=_kpi_options(),
+        thresholds=[threshold("red"), threshold("orange", 0.6), threshold("green", 0.85)])
 
 
 def board(config: BoardConfig) -> Json:
@@ -118,25 +130,17 @@ def board(config: BoardConfig) -> Json:
     panels = [
         to_date_panel("Month to date vs target", MONTH, exits, Grid(0, 0, 12, 8)),
         to_date_panel("Quarter to date vs target", QUARTER, exits, Grid(12, 0, 12, 8)),
-        forecast_panel(exits, Grid(0, 8, 8, 7)),
-        feasibility_panel(exits, config.reserve, Grid(8, 8, 8, 7)),
-        lost_output_panel(exits, Grid(16, 8, 8, 7)),
-        constraint_places_panel(Grid(0, 15, 10, 9)),
-        panel("timeseries", "Daily output vs target (month)", Grid(10, 15, 14, 9),
-              [influx_target(q.daily_output(exits), "A", alias="$tag_line"),
-               influx_target(aq.daily_target(), "B", alias="$tag_line target")],
-              description="Good units per local day per line, with the day's target as a step line.",
-              decimals=0, time_from=MONTH,
-              defaults={"custom": {"drawStyle": "bars", "fillOpacity": 70, "showPoints": "never"}},
-              overrides=[{"matcher": {"id": "byFrameRefID", "options": "B"},
-                          "properties": [{"id": "custom.drawStyle", "value": "line"},
-                                         {"id": "custom.lineInterpolation", "value": "stepAfter"},
-                                         {"id": "custom.lineWidth", "value": 3}]}]),
+        money_panel(Grid(0, 8, 12, 8), config.currency),
+        forecast_panel(exits, Grid(12, 8, 12, 8)),
+        constraint_hours_lost_panel(Grid(0, 16, 8, 7)),
+        top_cause_panel(Grid(8, 16, 8, 7)),
+        constraint_oee_panel(Grid(16, 16, 8, 7)),
     ]
     if len(panels) > MAX_KPIS:
         raise AssertionError(f"the executive rollup shows at most {MAX_KPIS} KPIs, not {len(panels)}")
     return dashboard(
         UID, "Executive rollup", panels, variables=variables(config), annotations=[],
         time_from=QUARTER, time_to="now", timezone=config.timezone, refresh="5m",
-        description="Month and quarter to date against the goal, forecast, feasibility, the constraints.",
+        description="Month and quarter to date against the goal, throughput vs plan in money, forecast, "
+                    "constraint hours lost, the top loss cause, constraint OEE.",
         tags=["shopfloor", "executive"])

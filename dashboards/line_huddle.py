@@ -2,7 +2,8 @@
 
 Top row: output against target and the current constraint, in large type. Then hour by hour actual
 against the hour's target, the station state timeline (who starved or blocked the constraint), the
-buffer levels, and the leading indicators. Alerts appear as annotations on every time panel.
+buffer levels, the leading indicators, and the shift's loss Pareto at the constraint (issue 14).
+Alerts appear as annotations on every time panel.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def constraint_panels() -> list[Json]:
 
 def flow_panels() -> list[Json]:
     return [
-        panel("state-timeline", "Station states", Grid(0, 15, 24, 7),
+        panel("state-timeline", "Station states", Grid(0, 15, 15, 7),
               [influx_target(q.STATE_TIMELINE, "A", alias="$tag_station")],
               description="Working, setup, down (active) and starved, blocked (waiting) per station.",
               mappings=state_mappings(),
@@ -142,6 +143,24 @@ def starved_blocked_panel() -> Json:
                    for ref, colour in (("A", "yellow"), ("B", "orange"))])
 
 
+def loss_pareto_panel() -> Json:
+    """The range's losses at the constraint, largest first: the same causes, minutes, units and money as
+    the huddle page and `GET /api/lines/{line}/losses` (measurement `losses`, written by the service)."""
+    return panel(
+        "table", "Losses at the constraint (Pareto)", Grid(15, 15, 9, 7),
+        [influx_target(aq.loss_pareto(), "A", table=True)],
+        description="Why the constraint did not produce in the shifts that started in the range: its own "
+                    "stops by reason, starved or blocked by the named station, slow running; lost units at "
+                    "its demonstrated rate, money at the plan's throughput per unit. Largest first.",
+        decimals=1,
+        options={"showHeader": True, "cellHeight": "lg", "footer": {"show": False}},
+        overrides=[*({"matcher": {"id": "byName", "options": name},
+                      "properties": [{"id": "custom.hidden", "value": True}]} for name in ("time", "line")),
+                   {"matcher": {"id": "byName", "options": "minutes"},
+                    "properties": [{"id": "custom.cellOptions", "value": {"type": "gauge", "mode": "basic"}},
+                                   {"id": "color", "value": {"mode": "fixed", "fixedColor": "red"}}]}])
+
+
 def indicator_panel(config: BoardConfig) -> Json:
     """The seven leading indicators of the shift; pace and constraint uptime against the plan's floors."""
     floors = {"pace": 1 - config.pace_tolerance, "constraint_uptime": config.constraint_uptime}
@@ -165,7 +184,7 @@ def indicator_panel(config: BoardConfig) -> Json:
 def board(config: BoardConfig) -> Json:
     exits = q.exit_filter(config.plant.lines)
     panels = [*output_panels(exits, config.bucket_offset), *constraint_panels(), indicator_panel(config),
-              *flow_panels(), starved_blocked_panel()]
+              *flow_panels(), starved_blocked_panel(), loss_pareto_panel()]
     return dashboard(
         UID, "Line huddle", panels, variables=variables(config),
         annotations=[annotation("Alerts", aq.ALERT_ANNOTATIONS, colour="red", tags_columns="kind,severity")],

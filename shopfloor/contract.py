@@ -70,6 +70,16 @@ TARGET_MEASUREMENT = "target"
 # output (int), target, pace, constraint_uptime, constraint_active_share, buffer_health, constraint_oee,
 # line_oee, scrap_rate (floats) and constraint (string, the station id); an hour point output and target.
 INDICATOR_MEASUREMENT = "indicator"
+# The constraint's losses per plan shift (analysis/losses_store.py `losses_lines`, written by the service's
+# live loop every 5 minutes, the shift rewritten until it ends), timestamp = the shift's start, tag
+# grain=shift, every point with field end (int ms, the shift's end):
+#   per cause, tags plant,line,grain,cause (the Pareto label),station (the constraint),kind: fields minutes,
+#     corrected_minutes, units (at the constraint's demonstrated rate), money (with the plan's
+#     throughput_per_unit); a cause gone from a rewritten shift is written as 0;
+#   per shift, tags plant,line,grain: fields lost_minutes, lost_units, output_units, target_units (due so
+#     far), through (int ms: data up to), top_cause (str), and with money lost_money, output_money,
+#     target_money, constraint_hour_value.
+LOSSES_MEASUREMENT = "losses"
 COLLECTOR_MEASUREMENT = "collector"  # tag collector; fields: the collector's counters (collector/)
 # Whether a mapped source (Sparkplug B, issue 15) is alive, one point per birth or death at its time:
 # tags plant,line,station; fields online (bool), source (str, e.g. "sparkplug:group/node/device"),

@@ -217,6 +217,10 @@ class Escalation(BaseModel):
     checkpoints: list[ClockMinutes] = Field(default_factory=lambda: [10 * 60, 14 * 60, 18 * 60])
     constraint_uptime: float = Field(default=0.85, ge=0.0, le=1.0)
     forecast_tolerance: float = Field(default=0.0, ge=0.0, lt=1.0)
+    # Money rules (issue 14): alert once a shift when the constraint has lost more than this much money
+    # (needs the line's [[line]] throughput_per_unit) or this many constraint minutes in the shift so far.
+    shift_loss_money: float | None = Field(default=None, gt=0, le=1e12, allow_inf_nan=False)
+    shift_loss_minutes: float | None = Field(default=None, gt=0, le=24 * 60, allow_inf_nan=False)
 
 
 class LineMoney(BaseModel):
@@ -245,6 +249,18 @@ class Plan(BaseModel):
         twice = sorted({i for i in ids if ids.count(i) > 1})
         if twice:
             raise ValueError(f"line {twice[0]} has two [[line]] tables: keep one")
+        return self
+
+    @model_validator(mode="after")
+    def _money_rule_has_money(self) -> Plan:
+        """A money escalation for a line without a unit value could never fire: refuse it here."""
+        if self.escalation.shift_loss_money is None:
+            return self
+        priced = {entry.id for entry in self.line}
+        missing = sorted({goal.line for goal in self.objective} - priced)
+        if missing:
+            raise ValueError(f"escalation shift_loss_money needs a [[line]] throughput_per_unit for line "
+                             f"{missing[0]}: add it, or set shift_loss_minutes instead")
         return self
 
     def money_for(self, line: str) -> LineMoney | None:

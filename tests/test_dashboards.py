@@ -125,7 +125,11 @@ def test_huddle_is_readable_from_three_metres(config):
 def test_executive_rollup_has_at_most_seven_kpis_with_fixed_periods(config):
     board = executive.board(config)
     assert len(board["panels"]) <= executive.MAX_KPIS
-    assert {panel.get("timeFrom") for panel in board["panels"]} == {"now/M", "now/fQ", "now/y"}
+    assert {panel.get("timeFrom") for panel in board["panels"]} == {"now/M", "now/fQ"}
+    # the profit KPIs of issue 14 beside the to-date panels
+    assert [panel["title"] for panel in board["panels"]][2:] == [
+        "Throughput vs plan, money (month)", "Month forecast vs month target",
+        "Constraint hours lost (month)", "Top loss cause (month)", "Constraint OEE (month)"]
     # per line and for the plant
     to_date = board["panels"][0]
     assert [t["alias"] for t in to_date["targets"]] == ["$tag_line actual", "$tag_line target",

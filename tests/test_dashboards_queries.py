@@ -9,6 +9,7 @@ file one sample at a time (shopfloor.counters.step) and against analysis.indicat
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -25,8 +26,11 @@ from typer.testing import CliRunner
 from analysis.alerts import alert_line, make_alert
 from analysis.indicators import by_station, hour_by_hour
 from analysis.live import LiveConfig, LiveDetector
+from analysis.losses_live import LossesWatch
+from analysis.losses_store import period_losses
 from analysis.targets import decompose, target_lines
 from analysis.telemetry import from_file
+from dashboards import analysis_queries as aq
 from dashboards import executive, line_huddle
 from dashboards.boards import all_boards
 from dashboards.config import load_config
@@ -94,6 +98,8 @@ def filled(board_store, telemetry, config):
     detector = LiveDetector(store, plant, line.id, LiveConfig(lookback_s=3600, rewrite_s=3600))
     for now in range(first + HOUR_MS, last + 1, HOUR_MS):  # the service's live ticks, one an hour
         assert detector.tick(now) is not None
+    # the service's losses round (measurement `losses`) at the end of the data, as its live loop runs it
+    assert LossesWatch(store, plant, plan, line.id).tick(last + 1)
     middle = records[len(records) // 2][1]["ts"]
     store.write([alert_line(plant.plant, line.id, make_alert(middle, "constraint_down", "critical", "s3",
                                                              "Line l1: constraint s3 is down"), 12.5)])
@@ -161,9 +167,10 @@ def test_every_panel_query_runs_and_returns_data_of_the_expected_shape(filled, c
                 where = f"{name} {panel['title']!r} {ref}"
                 assert rows, f"{where} returned nothing"
                 checked += 1
-                values = {key for key in rows[0] if key not in ("time", "line", "station", "since")}
-                assert len(values) == 1, f"{where}: one value column, not {values}"
-                assert rows[0][values.pop()] is not None, where
+                values = {key for key in rows[0] if key not in ("time", "line", "station", "since", "cause")}
+                if panel["type"] != "table":  # a table (the loss Pareto) shows several columns a row
+                    assert len(values) == 1, f"{where}: one value column, not {values}"
+                assert all(rows[0][value] is not None for value in values), where
                 if 'GROUP BY "station"' in str(panel["targets"]) or '"station" fill' in str(panel["targets"]):
                     assert {row["station"] for row in rows} == stations, where
                 elif board["uid"] == executive.UID and "plant" not in ref:
@@ -279,7 +286,7 @@ def test_state_timeline_uses_only_real_states(filled, config):
     assert len(set(per_station.values())) == 1, "every station gets the same buckets"
 
 
-def test_executive_kpis_from_the_file_and_the_plan(filled, config):
+def test_executive_kpis_from_the_file_and_the_plan(filled, config, telemetry):
     store, records = filled
     start, end = _span(records)
     board = executive.board(config)
@@ -291,14 +298,51 @@ def test_executive_kpis_from_the_file_and_the_plan(filled, config):
     forecast = _run_panel(store, config, board, _panel(board, "Month forecast vs month target"), start, end)
     actual, due, whole = month["A"][0]["actual"], month["B"][0]["target"], forecast["C"][0]["units"]
     assert forecast["F"][0]["value"] == pytest.approx(actual / due * whole)
-    load = _run_panel(store, config, board, _panel(board, "Goal load on the constraint (year)"), start, end)
-    assert 0.5 < load["L"][0]["value"] < 5  # the demo goal is close to the line's capacity
-    lost = _panel(board, "Output lost at the constraint (month)")
-    assert _run_panel(store, config, board, lost, start, end)["X"][0]["value"] >= 0
-    places = _run_panel(store, config, board, _panel(board, "Where the constraint sat (quarter)"), start, end)
-    shares = {row["station"]: row["share"] for row in places["A"]}
-    assert set(shares) == set(config.plant.lines[0].station_ids)
-    assert max(shares, key=shares.get) == "s3"  # the demo's slowest station until hour 4
+
+    # the profit KPIs (issue 14) equal Python's figures: analysis.losses_store.period_losses of the shift
+    # the data lies in, and the day's constraint OEE of `targets indicators` (analysis.indicators)
+    plan = load_plan(DOCKER / "plan.toml")
+    line = config.plant.lines[0]
+    losses = period_losses(store, config.plant, plan, line.id, "shift", max(s["ts"] for _, s in records) + 1)
+    figures = losses.to_json()
+    per_unit = plan.money_for(line.id).throughput_per_unit
+    money_panel = _panel(board, "Throughput vs plan, money (month)")
+    assert money_panel["fieldConfig"]["defaults"]["unit"] == "suffix: EUR"  # the plan's currency
+    money = _run_panel(store, config, board, money_panel, start, end)
+    assert money["A"][0]["output_money"] == pytest.approx(figures["output_units"] * per_unit)
+    assert money["B"][0]["target_money"] == pytest.approx(figures["target_units"] * per_unit)
+    assert money["C"][0]["output_money"] == money["A"][0]["output_money"]  # one line: the plant is the line
+    hours = _run_panel(store, config, board, _panel(board, "Constraint hours lost (month)"), start, end)
+    assert hours["A"][0]["hours"] == pytest.approx(figures["lost_minutes"] / 60, abs=1e-6)
+    assert figures["lost_minutes"] > 0
+    top = _run_panel(store, config, board, _panel(board, "Top loss cause (month)"), start, end)["A"]
+    assert [(row["cause"], row["minutes"]) for row in top] == [
+        (figures["causes"][0]["label"], figures["causes"][0]["minutes"])]
+    oee = _run_panel(store, config, board, _panel(board, "Constraint OEE (month)"), start, end)["A"]
+    shown = CliRunner().invoke(app, [
+        "targets", "indicators", "--plant", str(DOCKER / "plant.toml"), "--plan", str(DOCKER / "plan.toml"),
+        "--line", line.id, "--telemetry", str(telemetry), "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert oee[0]["constraint_oee"] == pytest.approx(json.loads(shown.output)["indicators"]["executive"][
+        "constraint_oee"])
+
+
+def test_huddle_loss_pareto_is_the_losses_api(filled, config):
+    """The huddle board's Pareto table: the shift's causes largest first with the minutes, units and money
+    of analysis.losses_store.period_losses (what GET /api/lines/{line}/losses answers)."""
+    store, records = filled
+    start, end = _span(records)
+    plan = load_plan(DOCKER / "plan.toml")
+    figures = period_losses(store, config.plant, plan, config.plant.lines[0].id, "shift", end + 1).to_json()
+    shift_start = figures["start"]
+    board = line_huddle.board(config)
+    rows = _run_panel(store, config, board, _panel(board, "Losses at the constraint (Pareto)"),
+                      shift_start, end)["A"]
+    expected = figures["causes"][:aq.PARETO_CAUSES]
+    assert len(expected) >= 3
+    assert [(r["cause"], r["minutes"], r["units"], r["money"]) for r in rows] == [
+        (c["label"], c["minutes"], c["units"], c["money"]) for c in expected]
+    assert [r["minutes"] for r in rows] == sorted((r["minutes"] for r in rows), reverse=True)
 
 
 def test_huddle_constraint_panels_show_the_live_detector(filled, config):
@@ -316,7 +360,6 @@ def test_board_constraint_shares_are_analysis_shares_split(filled, config):
     """The huddle's share panel and the executive's places panel show analysis.shares' split (sole +
     half the shifting time) of the real timeline, never mean(share), and sum to at most 100 %."""
     from analysis.shares import period_shares, stored_windows
-    from dashboards import analysis_queries as aq
 
     store, records = filled
     start, end = _span(records)

@@ -87,6 +87,26 @@ def test_a_reachable_goal_reports_its_headroom_and_a_what_if_is_only_asked_when_
     assert short.message.endswith("elevate b (the simulator gives +30% line output with it elevated)")
 
 
+def test_elevating_the_constraint_is_worth_its_gain_over_the_months_hours_in_money() -> None:
+    """March 2027 has 23 workdays of one 8-hour shift: 184 h; b delivers 324 x 0.9 = 291.6/h; a +30 %
+    what-if at 42.50 EUR a unit is worth 0.3 x 291.6 x 184 x 42.5 = 684,093.60 EUR a month."""
+    priced = Plan.model_validate({
+        "objective": [{"line": "l1", "year": 2027, "units": 900_000}],
+        "calendar": {"timezone": "UTC", "shifts": [{"name": "A", "start": "06:00", "end": "14:00"}],
+                     "reserve": 0.1},
+        "line": [{"id": "l1", "throughput_per_unit": 42.5, "currency": "EUR"}]})
+    telemetry = by_station(gather(PLANT, "l1", synthetic_samples(), "synthetic"))
+    result = feasibility(priced, LINE, telemetry, START, START + 2 * 3_600_000, whatif=lambda station: 0.3)
+    assert not result.feasible and result.month_hours == 184
+    assert result.elevation_value_per_month == pytest.approx(684_093.6, rel=0.01)
+    assert result.to_json()["elevation_value_per_month"] == pytest.approx(684_093.6, rel=0.01)
+    assert result.to_json()["currency"] == "EUR"
+    assert "with it elevated, worth about 68" in result.message and " EUR a month)" in result.message
+    unpriced = feasibility(plan(900_000), LINE, telemetry, START, START + 2 * 3_600_000,
+                           whatif=lambda station: 0.3)
+    assert unpriced.elevation_value_per_month is None and "worth" not in unpriced.message
+
+
 def test_the_needed_rate_is_what_is_still_due_over_the_hours_left() -> None:
     targets = decompose(plan(522_000), "l1")  # 261 workdays x 8 h = 2088 h: 250/h
     assert targets.production_hours == 2088
