@@ -29,6 +29,7 @@ import numpy as np
 
 from analysis.alerts import AlertRules, AlertSink, constraint_alerts
 from analysis.bottleneck import DEFAULT_METHOD, Timeline, analyze
+from analysis.output_hours import HourRollup
 from analysis.states import StateSpans
 from analysis.states import spans as state_spans
 from analysis.telemetry import LineTelemetry, TelemetryError, from_store
@@ -51,6 +52,7 @@ class LiveConfig:
     confirm_s: float = 300.0  # a new bottleneck must hold this long before it becomes current
     method: str = DEFAULT_METHOD
     rules: AlertRules = field(default_factory=AlertRules)
+    rollup_every_s: float = 60.0  # how often the hourly output rollup is rewritten (analysis/output_hours.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,9 +215,11 @@ class LiveDetector:
         self.line = plant.get_line(line_id)
         self.config = config
         self.sink = sink
+        self.rollup = HourRollup(plant, line_id, config.rollup_every_s)
 
     def tick(self, now_ms: int) -> LiveStatus | None:
         config = self.config
+        self.rollup.maybe_write(self.store, now_ms)  # the executive's hours, whatever the detector says
         begin = now_ms - int(config.lookback_s * 1000)
         try:
             data = from_store(self.store, self.plant, self.line.id, begin, now_ms)

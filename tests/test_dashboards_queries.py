@@ -94,6 +94,7 @@ def filled(board_store, telemetry, config):
     detector = LiveDetector(store, plant, line.id, LiveConfig(lookback_s=3600, rewrite_s=3600))
     for now in range(first + HOUR_MS, last + 1, HOUR_MS):  # the service's live ticks, one an hour
         assert detector.tick(now) is not None
+    detector.rollup.maybe_write(store, last + 1)  # the hourly rollup's round at the data's end
     middle = records[len(records) // 2][1]["ts"]
     store.write([alert_line(plant.plant, line.id, make_alert(middle, "constraint_down", "critical", "s3",
                                                              "Line l1: constraint s3 is down"), 12.5)])
