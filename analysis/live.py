@@ -30,6 +30,7 @@ import numpy as np
 from analysis.alerts import AlertRules, AlertSink, constraint_alerts
 from analysis.bottleneck import DEFAULT_METHOD, Timeline, analyze
 from analysis.output_hours import HourRollup
+from analysis.shares import window_shares
 from analysis.states import StateSpans
 from analysis.states import spans as state_spans
 from analysis.telemetry import LineTelemetry, TelemetryError, from_store
@@ -164,9 +165,14 @@ def timeline_lines(plant: str, timeline: Timeline, window_s: float, from_ms: int
         if w.runner_up:
             fields["runner_up"] = w.runner_up
         lines.append(line_protocol(BOTTLENECK_MEASUREMENT, tags, fields, w.start))
+        # the window's split (analysis.shares): its stations' splits sum to at most 1, so a board's
+        # mean of it over a range never sums above 100 % (a three-way shifting window included)
+        split = window_shares({s: w.shares[s] for s in timeline.stations}, w.sole)
         for station in timeline.stations:
+            alone, shifting = split[station]
             lines.append(line_protocol(BOTTLENECK_MEASUREMENT, {**tags, "station": station}, {
                 "share": float(w.shares[station]), "sole": float(w.sole.get(station, 0.0)),
+                "split": float(alone + shifting),
                 "blocked": float(w.blocked.get(station, 0.0)), "starved": float(w.starved.get(station, 0.0)),
             }, w.start))
     return lines
@@ -234,7 +240,8 @@ class LiveDetector:
         if current is not None:
             tags = {"plant": self.plant.plant, "line": self.line.id}
             lines.append(line_protocol(BOTTLENECK_MEASUREMENT, tags,
-                                       {"current": current[1], "since": int(current[0])}, now_ms))
+                                       {"current": current[1], "since": int(current[0]),
+                                        "settled": now_ms - int(config.rewrite_s * 1000)}, now_ms))
         self.store.write(lines)
         sent = 0
         if self.sink is not None and current is not None:

@@ -54,8 +54,10 @@ REASON_MEASUREMENT = "reason_correction"
 #     margin (float), shifting (str, comma-separated stations), method (str), window_s (int),
 #     final (bool: no active period touching the window was open when it was last rewritten);
 #   per window and station, tags plant,line,station: fields share (sole + shifting, 0-1), sole,
-#     blocked, starved (shares of the window, 0-1);
-#   per tick, tags plant,line: fields current (str: the live answer, with hysteresis), since (int ms).
+#     blocked, starved (shares of the window, 0-1), split (sole + its part of the shifting time by
+#     analysis.shares: the window's splits sum to at most 1);
+#   per tick, tags plant,line: fields current (str: the live answer, with hysteresis), since (int ms),
+#     settled (int ms: windows starting before it are never rewritten again).
 BOTTLENECK_MEASUREMENT = "bottleneck"
 # Every alert sent (analysis/alerts.py), one point per alert at the event's start: tags plant, line,
 # station, kind; fields severity (str), message (str), lost_units (float, when known).
