@@ -302,8 +302,10 @@ class HuddleReader:
         for row in hours:  # the part of the hour's target due by now: the current hour pro rata
             row["due"] = None if row["target"] is None else round(row["target"] * _elapsed(row, now_ms))
         actual = sum(row["actual"] or 0 for row in hours)
-        # an hour without samples (the line not reporting yet) counts on neither side
-        due = sum(row["due"] or 0 for row in hours if row["actual"] is not None)
+        # due since the range's start, the running hour pro rata: the one definition the boards' "Output
+        # vs target" and the indicators' target use (tests/test_numbers_equal.py), so the page's
+        # "made / due" is theirs; an hour the line did not report in is due all the same
+        due = sum(row["due"] or 0 for row in hours)
         return {
             "plant": self.plant.plant, "line": line.id, "name": line.name or line.id,
             "timezone": self.plant.timezone, "now": now_ms,
