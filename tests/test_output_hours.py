@@ -93,3 +93,28 @@ def test_the_live_detector_tick_writes_the_rollup(filled) -> None:
     store, model = filled
     LiveDetector(store, model, "l1", LiveConfig()).tick(H8 + 2 * HOUR_MS)
     assert rollup(store) == {hour: (good, True) for hour, good in HOURS.items()}
+
+
+def test_the_rollup_command_fills_history_and_refuses_a_reversed_range(filled, plant_id, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from shopfloor.cli import _mount_subcommands, app
+    from shopfloor.errors import ConfigError
+
+    store, _ = filled
+    plant_file = tmp_path / "plant.toml"
+    plant_file.write_text(f'plant = "{plant_id}"\ntimezone = "UTC"\n[[line]]\nid = "l1"\n'
+                          '[[line.station]]\nid = "s1"\nbuffer = 4\nideal_cycle_s = 10.0\n')
+    _mount_subcommands()
+    common = ["--plant", str(plant_file), "--influx-url", store.url, "--influx-db", store.database]
+    done = CliRunner().invoke(app, ["analysis", "rollup", *common, "--from", "2027-03-02T08:30:00Z",
+                                    "--to", "2027-03-02T10:00:00Z"])
+    assert done.exit_code == 0, done.output
+    assert done.output.strip() == "l1: 2 station hours written"  # 08:30 moved back to 08:00
+    # 2027 is after the wall clock: the hours are counted, and not final (they have not ended yet)
+    assert rollup(store) == {hour: (good, False) for hour, good in HOURS.items()}
+    wrong = CliRunner().invoke(app, ["analysis", "rollup", *common, "--from", "2027-03-02T10:00:00Z",
+                                     "--to", "2027-03-02T08:00:00Z"])
+    # the entry point prints a ConfigError as its one line (shopfloor/cli.py)
+    assert wrong.exit_code != 0 and isinstance(wrong.exception, ConfigError)
+    assert "must be before" in str(wrong.exception) and "\n" not in str(wrong.exception)
