@@ -12,7 +12,8 @@ Why this shape:
 - The live loop (`HourRollup.maybe_write`, called by analysis.live's tick) rewrites the running hour
   and the `REWRITE_HOURS` before it every `every_s`, so the just-ended hour is complete a round
   after it ends and samples that arrive late (an agent draining its outbox) still land in their
-  hour; its first round backfills up to `BACKFILL_HOURS` from the newest stored hour on.
+  hour; after a start it backfills, a few hours a round, up to `BACKFILL_HOURS` from the newest
+  stored hour on (`shopfloor analysis rollup` writes older history).
 - Hours are the plant's local clock hours (`tz()`), the buckets a month or quarter starts on.
 """
 
@@ -30,7 +31,7 @@ from shopfloor.store import Store, quote_ident, quote_string
 HOUR_MS = 3_600_000
 REWRITE_HOURS = 2  # ended hours rewritten every round besides the running one (late samples)
 BACKFILL_HOURS = 24  # the first round after a start fills this far back at most
-CHUNK_HOURS = 24  # a backfill reads at most this many hours per query
+CHUNK_HOURS = 3  # a query reads at most this many hours (the store's timeout is 10 s)
 
 
 def hour_start(ms: int, timezone: str) -> int:
@@ -76,23 +77,35 @@ def newest_hour(store: Store, plant: str, line: str) -> int | None:
 
 @dataclass(slots=True)
 class HourRollup:
-    """One line's rollup writer for the live loop: at most one round every `every_s`."""
+    """One line's rollup writer for the live loop: at most one round every `every_s`.
+
+    A round rewrites the running hour and the REWRITE_HOURS before it; after a start it also walks
+    back, CHUNK_HOURS a round, to the newest stored hour (at most BACKFILL_HOURS back), so no round
+    reads more than a few hours of samples (a day of a 20-station line at 1 Hz would take longer
+    than the store's timeout and hold up the live detector)."""
 
     plant: Plant
     line_id: str
     every_s: float = 60.0
     last_round_ms: int | None = None
+    backfill_to_ms: int | None = None  # the backfill's goal: the newest stored hour, or 24 h back
+    backfilled_ms: int | None = None  # the backfill has written [backfilled_ms, running - REWRITE)
 
     def maybe_write(self, store: Store, now_ms: int) -> int:
-        """Rewrite the running hour and the ended ones before it when a round is due; the first round
-        backfills from the newest stored hour (at most BACKFILL_HOURS back). Returns points written."""
+        """Rewrite the running hour and the ended ones before it when a round is due, and one chunk
+        of the backfill while it lasts. Returns the points written."""
         if self.last_round_ms is not None and now_ms - self.last_round_ms < self.every_s * 1000:
             return 0
         running = hour_start(now_ms, self.plant.timezone)
         start = running - REWRITE_HOURS * HOUR_MS
-        if self.last_round_ms is None:
+        if self.backfill_to_ms is None:
             newest = newest_hour(store, self.plant.plant, self.line_id)
-            start = max(running - BACKFILL_HOURS * HOUR_MS, min(start, newest if newest is not None else 0))
+            self.backfill_to_ms = max(running - BACKFILL_HOURS * HOUR_MS, newest if newest is not None else 0)
+            self.backfilled_ms = start
         written = write_hours(store, self.plant, self.line_id, start, now_ms + 1, now_ms)
+        if self.backfilled_ms is not None and self.backfilled_ms > self.backfill_to_ms:
+            chunk = max(self.backfill_to_ms, self.backfilled_ms - CHUNK_HOURS * HOUR_MS)
+            written += write_hours(store, self.plant, self.line_id, chunk, self.backfilled_ms, now_ms)
+            self.backfilled_ms = chunk
         self.last_round_ms = now_ms
         return written

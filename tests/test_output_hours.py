@@ -118,3 +118,18 @@ def test_the_rollup_command_fills_history_and_refuses_a_reversed_range(filled, p
     # the entry point prints a ConfigError as its one line (shopfloor/cli.py)
     assert wrong.exit_code != 0 and isinstance(wrong.exception, ConfigError)
     assert "must be before" in str(wrong.exception) and "\n" not in str(wrong.exception)
+
+
+def test_after_a_start_the_backfill_walks_back_a_few_hours_a_round(filled) -> None:
+    """Started at 18:00 with nothing stored: each round writes the running hour and the two before
+    it, plus one 3-hour chunk further back, so hours 08 and 09 arrive in the third round (07-10)."""
+    store, model = filled
+    writer = HourRollup(model, "l1")
+    now = H8 + 10 * HOUR_MS
+    for round_ in range(3):
+        assert rollup(store) == {}, round_
+        writer.maybe_write(store, now + round_ * 60_000)
+    assert rollup(store) == {hour: (good, True) for hour, good in HOURS.items()}
+    for round_ in range(3, 12):  # down to 24 h back, then no more chunks
+        writer.maybe_write(store, now + round_ * 60_000)
+    assert writer.backfilled_ms == writer.backfill_to_ms == hour_start(now, "UTC") - 24 * HOUR_MS
