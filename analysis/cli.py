@@ -99,7 +99,7 @@ def rollup(
     only the last 24 hours). Rewriting an hour replaces its points."""
     import time
 
-    from analysis.output_hours import write_hours
+    from analysis.output_hours import HISTORY_CHUNK_HOURS, write_hours
     from shopfloor.store import Store
 
     plant_model = load_plant(plant)
@@ -109,9 +109,10 @@ def rollup(
     lines = line or [item.id for item in plant_model.lines]
     for line_id in lines:
         plant_model.get_line(line_id)
-    with Store(influx_url, influx_db) as store:
+    with Store(influx_url, influx_db, timeout_s=600) as store:  # a day of a big line per query
         for line_id in lines:
-            written = write_hours(store, plant_model, line_id, start, end, int(time.time() * 1000))
+            written = write_hours(store, plant_model, line_id, start, end, int(time.time() * 1000),
+                                  chunk_hours=HISTORY_CHUNK_HOURS)
             typer.echo(f"{line_id}: {written} station hours written")
 
 
