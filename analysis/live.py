@@ -53,7 +53,7 @@ class LiveConfig:
     confirm_s: float = 300.0  # a new bottleneck must hold this long before it becomes current
     method: str = DEFAULT_METHOD
     rules: AlertRules = field(default_factory=AlertRules)
-    rollup_every_s: float = 60.0  # how often the hourly output rollup is rewritten (analysis/output_hours.py)
+    rollup_every_s: float = 300.0  # how often the hourly output rollup is rewritten (output_hours.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,9 @@ Why this shape:
 - A point per (station, hour start) with the same tags and timestamp: writing an hour again replaces
   it (InfluxDB keeps one point per series and time), so the live loop may rewrite freely.
 - The live loop (`HourRollup.maybe_write`, called by analysis.live's tick) rewrites the running hour
-  and the `REWRITE_HOURS` before it every `every_s`, so the just-ended hour is complete a round
-  after it ends and samples that arrive late (an agent draining its outbox) still land in their
+  and the `REWRITE_HOURS` before it every `every_s` (5 minutes, the executive board's refresh: a
+  round costs about 4 s of InfluxDB per 20 stations at 1 Hz), so the just-ended hour is complete a
+  round after it ends and samples that arrive late (an agent draining its outbox) still land in their
   hour; after a start it backfills, a few hours a round, up to `BACKFILL_HOURS` from the newest
   stored hour on (`shopfloor analysis rollup` writes older history).
 - Hours are the plant's local clock hours (`tz()`), the buckets a month or quarter starts on.
@@ -88,7 +89,7 @@ class HourRollup:
 
     plant: Plant
     line_id: str
-    every_s: float = 60.0
+    every_s: float = 300.0
     last_round_ms: int | None = None
     backfill_to_ms: int | None = None  # the backfill's goal: the newest stored hour, or 24 h back
     backfilled_ms: int | None = None  # the backfill has written [backfilled_ms, running - REWRITE)

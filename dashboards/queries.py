@@ -93,10 +93,10 @@ def period_output(exits: str, *, by_line: bool = True) -> str:
     Why not `range_output`: that reads every raw sample of the period (about 25 s a month, over a
     minute a quarter, bench/README.md); this sums the hourly rollup, one point per station and hour
     (analysis/output_hours.py), whose running hour the live loop rewrites from the raw samples every
-    minute, so the figure is at most a rollup round behind the samples. The running hour is not read
-    from raw samples here: InfluxQL keeps the series of two measurements apart (a sum over subqueries
-    of `output_hour` and `station` returns two numbers), and a Grafana expression joining two queries
-    drops a line that has no current-hour series (no samples at night).
+    rollup round (5 minutes, the board's refresh), so the figure is at most a round behind them.
+    The running hour is not read from raw samples here: InfluxQL keeps the series of two measurements
+    apart (a sum over subqueries of `output_hour` and `station` returns two numbers), and a Grafana
+    expression joining two queries drops a line that has no current-hour series (no samples at night).
     """
     group = ' GROUP BY "line"' if by_line else ""
     return f'SELECT sum("good") AS "actual" FROM {_rollup_hours(exits)}{group}'

@@ -64,7 +64,7 @@ def test_executive_to_date_sums_the_rollup_and_follows_the_running_hour_each_rou
     store, model = filled
     exits = q.exit_filter(model.lines)
     now = H8 + 75 * MIN  # 09:15: hour 08 has ended, hour 09 runs
-    writer = HourRollup(model, "l1")
+    writer = HourRollup(model, "l1", every_s=60)
     assert writer.maybe_write(store, now) == 2  # first round: backfills 08 and writes the running 09
     assert rollup(store) == {H8: (15, True), H8 + HOUR_MS: (6, False)}
     assert panel(store, q.period_output(exits), plant_id, DAY, now)[0]["actual"] == 21
@@ -124,7 +124,7 @@ def test_after_a_start_the_backfill_walks_back_a_few_hours_a_round(filled) -> No
     """Started at 18:00 with nothing stored: each round writes the running hour and the two before
     it, plus one 3-hour chunk further back, so hours 08 and 09 arrive in the third round (07-10)."""
     store, model = filled
-    writer = HourRollup(model, "l1")
+    writer = HourRollup(model, "l1", every_s=60)
     now = H8 + 10 * HOUR_MS
     for round_ in range(3):
         assert rollup(store) == {}, round_
