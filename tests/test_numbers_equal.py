@@ -4,8 +4,9 @@ panel queries (line huddle and executive, expanded as Grafana would), on the rea
 
 Output and due: test_counting's hand-made exit station (starts at 08:20, a 16-bit wrap, a reset,
 late scrap, samples without scrap): 15 good units in hour 08, 6 in hour 09, 21 in all, worked out
-by hand there. Shares: the live detector on a simulated line, then the page, the boards and the
-service's /shares over the same, settled, windows.
+by hand there. Shares: the live detector on a simulated balanced line (shares spread over several
+stations), then the page, both boards' share queries and the service's /shares over the same,
+settled, windows.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from dashboards.huddle_api import HuddleReader
 from dashboards.macros import QueryContext, expand
 from shopfloor.cli import _mount_subcommands, app
 from shopfloor.contract import read_records, sample_line
-from shopfloor.plan import load_plan
 from shopfloor.plant import load_plant
 from shopfloor.store import Store
 
@@ -116,40 +116,53 @@ def test_page_api_command_and_boards_give_the_same_output_and_due(filled, plant_
     assert month["C"][0]["actual"] == 21  # one line: the plant is the line
 
 
+SCENARIO = Path(__file__).parents[1] / "simulators" / "scenarios" / "balanced_line.toml"
+
+
 @pytest.fixture(scope="module")
-def simulated(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("sim") / "line.jsonl"
-    subprocess.run([sys.executable, "-m", "shopfloor", "sim", "run", str(DOCKER / "scenario.toml"),
-                    "--hours", "2", "--seed", "3", "--start", "2026-09-21T06:00:00Z", "--out", str(out)],
-                   check=True, timeout=60, capture_output=True)
-    return out
+def simulated(tmp_path_factory) -> tuple[Path, Path]:
+    """Two hours of the balanced line (its shares spread over several stations) and its plant file."""
+    folder = tmp_path_factory.mktemp("sim")
+    out, plant_file = folder / "line.jsonl", folder / "plant.toml"
+    for command in (["run", str(SCENARIO), "--hours", "2", "--seed", "3", "--start", "2026-09-21T06:00:00Z",
+                     "--out", str(out)], ["plant", str(SCENARIO), "--out", str(plant_file)]):
+        subprocess.run([sys.executable, "-m", "shopfloor", "sim", *command], check=True, timeout=60,
+                       capture_output=True)
+    return out, plant_file
 
 
 def test_page_boards_and_shares_api_give_the_same_shares(store, simulated) -> None:
-    plant_model, plan = load_plant(DOCKER / "plant.toml"), load_plan(DOCKER / "plan.toml")
-    records_ = list(read_records(simulated))
+    path, plant_file = simulated
+    plant_model = load_plant(plant_file)
+    line = plant_model.lines[0]
+    assert plant_model.timezone == "UTC"
+    records_ = list(read_records(path))
     store.write([sample_line(key, sample) for key, sample in records_])
     first = min(sample["ts"] for _, sample in records_)
     last = max(sample["ts"] for _, sample in records_)
-    detector = LiveDetector(store, plant_model, "l1", LiveConfig(method="combined", window_s=300.0))
+    detector = LiveDetector(store, plant_model, line.id, LiveConfig(method="combined", window_s=300.0))
     ticks = [*range(first + 10 * 60_000, last, 10 * 60_000), last + 31 * 60_000]  # the last settles it all
     for now in ticks:
         assert detector.tick(now) is not None
     now = ticks[-1]
-    snapshot = HuddleReader(store, plant_model, plan).snapshot("l1", now_ms=now)
-    page, span_start = snapshot["constraint"], snapshot["range"]["start"]
+    # the service's default calendar (no plan): shifts from 06:00 UTC, 8 hours; the data is 06:00-08:00
+    shift_start, shift_end = first, first + 8 * HOUR_MS
+    snapshot = HuddleReader(store, plant_model).snapshot(line.id, now_ms=now, start_ms=shift_start,
+                                                         end_ms=shift_end)
+    page = snapshot["constraint"]
     assert page["source"] == "live detector" and page["tail"] is None and not page["provisional"]
-    config = BoardConfig(plant=plant_model, shifts=tuple(plan.calendar.shifts))
-    context = QueryContext(span_start, now, {"plant": plant_model.plant, "line": "l1",
-                                             "timezone": plant_model.timezone, "bucket_offset": "0m"})
+    assert sum(1 for share in page["shares"].values() if share > 0.05) >= 2  # not one station's 100 %
+    context = QueryContext(shift_start, now, {"plant": plant_model.plant, "line": line.id,
+                                              "timezone": "UTC", "bucket_offset": "0m"})
     board = {row["station"]: row["share"]
              for row in store.query(expand(aq.CONSTRAINT_SHARES, context)).rows()}
-    places = board_panel(store, executive.board(config), "Where the constraint sat (quarter)", span_start,
-                         now, plant_model.plant)["A"]
-    client = TestClient(create_app(plant_model, lambda: Store(store.url, store.database), plan=plan))
-    shifts = client.get("/api/lines/l1/shares", params={"from": span_start, "to": now}).json()["shifts"]
-    api = next(s for s in shifts if s["start"] == span_start)["shares"]
-    assert sum(page["shares"].values()) <= 1 + 1e-9 and max(page["shares"].values()) > 0
+    places = store.query(expand(aq.CONSTRAINT_PLACES, QueryContext(
+        shift_start, now, {**context.variables, "line": [line.id]}))).rows()
+    client = TestClient(create_app(plant_model, lambda: Store(store.url, store.database)))
+    shifts = client.get(f"/api/lines/{line.id}/shares",
+                        params={"from": shift_start, "to": now}).json()["shifts"]
+    api = next(s for s in shifts if s["start"] == shift_start)["shares"]
+    assert sum(page["shares"].values()) <= 1 + 0.00005 * len(line.station_ids)  # rounded to 4 places
     assert board == pytest.approx(page["shares"], abs=1e-4)
     assert {row["station"]: row["share"] for row in places} == pytest.approx(page["shares"], abs=1e-4)
     assert api == pytest.approx(page["shares"], abs=1e-4)
