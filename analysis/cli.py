@@ -85,6 +85,37 @@ def bottleneck(
         _print_table(timeline)
 
 
+@analysis_app.command("rollup")
+def rollup(
+    plant: Path = PlantFile,
+    line: list[str] = typer.Option([], "--line", help="A line to roll up (repeatable; default: every line)."),
+    time_from: str = typer.Option(..., "--from", help="Start (ISO 8601 or ms); moved back to its hour."),
+    time_to: str = typer.Option(..., "--to", help="End (ISO 8601 or ms), exclusive."),
+    influx_url: str = typer.Option(None, "--influx-url", envvar="SHOPFLOOR_INFLUX_URL"),
+    influx_db: str = typer.Option(None, "--influx-db", envvar="SHOPFLOOR_INFLUX_DB"),
+) -> None:
+    """(Re)write the hourly output rollup (measurement output_hour) over a range: the history the
+    executive panels read, for data stored before the analysis service ran (its live loop backfills
+    only the last 24 hours). Rewriting an hour replaces its points."""
+    import time
+
+    from analysis.output_hours import HISTORY_CHUNK_HOURS, write_hours
+    from shopfloor.store import Store
+
+    plant_model = load_plant(plant)
+    start, end = parse_time(time_from, "--from"), parse_time(time_to, "--to")
+    if start >= end:
+        raise ConfigError(f"--from ({time_from}) must be before --to ({time_to})")
+    lines = line or [item.id for item in plant_model.lines]
+    for line_id in lines:
+        plant_model.get_line(line_id)
+    with Store(influx_url, influx_db, timeout_s=600) as store:  # a day of a big line per query
+        for line_id in lines:
+            written = write_hours(store, plant_model, line_id, start, end, int(time.time() * 1000),
+                                  chunk_hours=HISTORY_CHUNK_HOURS)
+            typer.echo(f"{line_id}: {written} station hours written")
+
+
 @analysis_app.command("serve")
 def serve(
     ctx: typer.Context,

@@ -26,6 +26,7 @@ class LiveSection(BaseModel):
     model_config = ConfigDict(extra="forbid")
     interval_s: float = Field(_DEFAULT_LIVE.interval_s, gt=0)
     lookback_s: float = Field(_DEFAULT_LIVE.lookback_s, gt=0)
+    rollup_every_s: float = Field(_DEFAULT_LIVE.rollup_every_s, gt=0)
     rewrite_s: float = Field(_DEFAULT_LIVE.rewrite_s, ge=0)
     window_s: float = Field(_DEFAULT_LIVE.window_s, gt=0)
     memory_s: float = Field(_DEFAULT_LIVE.memory_s, ge=0)

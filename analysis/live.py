@@ -29,6 +29,8 @@ import numpy as np
 
 from analysis.alerts import AlertRules, AlertSink, constraint_alerts
 from analysis.bottleneck import DEFAULT_METHOD, Timeline, analyze
+from analysis.output_hours import HourRollup
+from analysis.shares import window_shares
 from analysis.states import StateSpans
 from analysis.states import spans as state_spans
 from analysis.telemetry import LineTelemetry, TelemetryError, from_store
@@ -51,6 +53,7 @@ class LiveConfig:
     confirm_s: float = 300.0  # a new bottleneck must hold this long before it becomes current
     method: str = DEFAULT_METHOD
     rules: AlertRules = field(default_factory=AlertRules)
+    rollup_every_s: float = 300.0  # how often the hourly output rollup is rewritten (output_hours.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,9 +165,14 @@ def timeline_lines(plant: str, timeline: Timeline, window_s: float, from_ms: int
         if w.runner_up:
             fields["runner_up"] = w.runner_up
         lines.append(line_protocol(BOTTLENECK_MEASUREMENT, tags, fields, w.start))
+        # the window's split (analysis.shares): its stations' splits sum to at most 1, so a board's
+        # mean of it over a range never sums above 100 % (a three-way shifting window included)
+        split = window_shares({s: w.shares[s] for s in timeline.stations}, w.sole)
         for station in timeline.stations:
+            alone, shifting = split[station]
             lines.append(line_protocol(BOTTLENECK_MEASUREMENT, {**tags, "station": station}, {
                 "share": float(w.shares[station]), "sole": float(w.sole.get(station, 0.0)),
+                "split": float(alone + shifting),
                 "blocked": float(w.blocked.get(station, 0.0)), "starved": float(w.starved.get(station, 0.0)),
             }, w.start))
     return lines
@@ -213,9 +221,11 @@ class LiveDetector:
         self.line = plant.get_line(line_id)
         self.config = config
         self.sink = sink
+        self.rollup = HourRollup(plant, line_id, config.rollup_every_s)
 
     def tick(self, now_ms: int) -> LiveStatus | None:
         config = self.config
+        self.rollup.maybe_write(self.store, now_ms)  # the executive's hours, whatever the detector says
         begin = now_ms - int(config.lookback_s * 1000)
         try:
             data = from_store(self.store, self.plant, self.line.id, begin, now_ms)
@@ -230,7 +240,8 @@ class LiveDetector:
         if current is not None:
             tags = {"plant": self.plant.plant, "line": self.line.id}
             lines.append(line_protocol(BOTTLENECK_MEASUREMENT, tags,
-                                       {"current": current[1], "since": int(current[0])}, now_ms))
+                                       {"current": current[1], "since": int(current[0]),
+                                        "settled": now_ms - int(config.rewrite_s * 1000)}, now_ms))
         self.store.write(lines)
         sent = 0
         if self.sink is not None and current is not None:

@@ -94,21 +94,23 @@ def mean_indicator(name: str) -> str:
 
 CURRENT_CONSTRAINT = (f'SELECT "current" AS "constraint", "since" FROM {BOTTLENECK} WHERE {LINE_FILTER} '
                       f'AND "current" =~ /./ AND $timeFilter ORDER BY time DESC LIMIT 1')
+# The live detector's latest "settled" mark: its windows that start before it are never rewritten.
+SETTLED = (f'SELECT "settled" FROM {BOTTLENECK} WHERE {LINE_FILTER} AND "settled" > 0 AND $timeFilter '
+           f'ORDER BY time DESC LIMIT 1')
 # Per window and station, the timeline's share and sole share: analysis.shares splits the shifting time.
 CONSTRAINT_WINDOWS = (f'SELECT "share", "sole" FROM {BOTTLENECK} WHERE {LINE_FILTER} '
                       f'AND "station" =~ /./ AND $timeFilter GROUP BY "station"')
 
 
 def constraint_split(group: str = '"station"') -> str:
-    """Each station's share of the range as the constraint by analysis.shares' split (its owner): per
-    window its sole time plus half its shifting time (`share` - `sole`), averaged over the windows (one
-    length, weight 1, as `stored_windows`). Why not mean(`share`): shifting time is held by two stations
-    at once and would count twice (300 % in all). The pair rule is exact whenever at most two stations
-    shift at once; the rarer three-way windows, which analysis.shares scales down, need a join across
-    stations that InfluxQL does not have (dashboards/README.md, InfluxQL rules)."""
-    inner = (f'SELECT "sole" + ("share" - "sole") / 2 AS "split" FROM {BOTTLENECK} WHERE {LINE_FILTER} '
-             f'AND "station" =~ /./ AND $timeFilter GROUP BY "line", "station"')
-    return f'SELECT mean("split") AS "share" FROM ({inner}) GROUP BY {group}'
+    """Each station's share of the range as the constraint by analysis.shares' split (its owner): the
+    mean over the windows of the `split` the live detector stores per window and station (sole time
+    plus its part of the shifting time; one window length, weight 1, as `stored_windows`). A window's
+    splits sum to at most 1 (three stations shifting at once included), and every station has a
+    point in every window, so the stations' means sum to at most 100 % by construction. Why not
+    mean(`share`): shifting time is held by two or more stations at once and would count twice."""
+    return (f'SELECT mean("split") AS "share" FROM {BOTTLENECK} WHERE {LINE_FILTER} '
+            f'AND "station" =~ /./ AND $timeFilter GROUP BY {group}')
 
 
 CONSTRAINT_SHARES = constraint_split()

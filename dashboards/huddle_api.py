@@ -194,26 +194,45 @@ class HuddleReader:
     def stored_constraint(self, line: Line, span: HuddleRange, now_ms: int) -> Json | None:
         """The live detector's current answer in the range, each station's share of the range as the
         constraint (analysis.shares: sole + split shifting, at most 100 % in all), and every move of
-        the answer inside the range, so a changed "since" is always shown as a move."""
+        the answer inside the range, so a changed "since" is always shown as a move.
+
+        The shares count only the settled windows, those the detector will not rewrite again (before
+        its latest `settled` mark): the detector rewrites its last `rewrite_s` (30 min) each tick,
+        and counting those windows made the shift's share swing (87 <-> 100 %) from refresh to
+        refresh. The unsettled tail is given apart (`tail`); before the first window settles the
+        shares are the tail's, marked `provisional`."""
         from analysis.live import history
 
         context = self._context(line, span.start_ms, min(span.end_ms, now_ms))
         current = self._rows(aq.CURRENT_CONSTRAINT, context)
         if not current:
             return None
+        marks = self._rows(aq.SETTLED, self._context(line, span.start_ms, now_ms))
+        settled = int(marks[0]["settled"]) if marks else None
         rows = self.store.query(expand(aq.CONSTRAINT_WINDOWS, context))
-        windows = stored_windows([(series.tags["station"], series.rows()) for series in rows.series],
-                                 line.station_ids)
-        shares = period_shares(windows, line.station_ids)
+
+        def windows(keep: Callable[[int], bool]) -> list[tuple[dict, dict, float]]:
+            kept = [(series.tags["station"], [row for row in series.rows() if keep(row["time"])])
+                    for series in rows.series]
+            return stored_windows(kept, line.station_ids)
+
+        done = windows(lambda at: settled is None or at < settled)
+        tail = windows(lambda at: settled is not None and at >= settled)
+        shares = period_shares(done or tail, line.station_ids)
         station = current[0]["constraint"]
         changes = history(self.store, self.plant.plant, line.id, span.start_ms - DAY_MS)
         moves = [{"at": at, "from": before, "to": after}
                  for (_, before), (at, after) in zip(changes, changes[1:], strict=False)
                  if span.start_ms <= at <= now_ms]
+        tail_shares = period_shares(tail, line.station_ids) if tail else None
         return {"station": station, "share": round(shares[station].share, 4) if station in shares else None,
                 "since": current[0]["since"],
                 "shares": {s: round(shares[s].share, 4) for s in line.station_ids},
                 "split": {s: shares[s].to_json() for s in line.station_ids}, "moves": moves,
+                "settled": settled, "provisional": not done and bool(tail),
+                "tail": None if tail_shares is None else {
+                    "from": max(settled or span.start_ms, span.start_ms),
+                    "shares": {s: round(tail_shares[s].share, 4) for s in line.station_ids}},
                 "source": "live detector"}
 
     def detected_constraint(self, line: Line, span: HuddleRange, now_ms: int) -> Json | None:
@@ -283,8 +302,10 @@ class HuddleReader:
         for row in hours:  # the part of the hour's target due by now: the current hour pro rata
             row["due"] = None if row["target"] is None else round(row["target"] * _elapsed(row, now_ms))
         actual = sum(row["actual"] or 0 for row in hours)
-        # an hour without samples (the line not reporting yet) counts on neither side
-        due = sum(row["due"] or 0 for row in hours if row["actual"] is not None)
+        # due since the range's start, the running hour pro rata: the one definition the boards' "Output
+        # vs target" and the indicators' target use (tests/test_numbers_equal.py), so the page's
+        # "made / due" is theirs; an hour the line did not report in is due all the same
+        due = sum(row["due"] or 0 for row in hours)
         return {
             "plant": self.plant.plant, "line": line.id, "name": line.name or line.id,
             "timezone": self.plant.timezone, "now": now_ms,

@@ -21,19 +21,22 @@ InfluxQL rules these queries follow (docs/DESIGN.md §3):
   buckets on the plant's local clock and on shift starts that are not on the hour;
 - one selector per statement (several selectors return time 0).
 Cost: the per-sample subqueries read every sample of the exit station (about 1 s per day of 1 Hz
-samples for a good-units query, bench/README.md); a quarter panel reads the quarter.
+samples for a good-units query, bench/README.md), so the executive's month and quarter panels read
+the hourly rollup `output_hour` instead (analysis/output_hours.py writes it with `station_hours`,
+this module's hourly shape): 2-11 ms instead of 32-252 s (bench/README.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from shopfloor.contract import STATION_MEASUREMENT
+from shopfloor.contract import OUTPUT_HOUR_MEASUREMENT, STATION_MEASUREMENT
 from shopfloor.counters import influxql_good_units, influxql_units
 from shopfloor.plant import Line
 from shopfloor.store import quote_ident, quote_string
 
 STATION = quote_ident(STATION_MEASUREMENT)
+OUTPUT_HOUR = quote_ident(OUTPUT_HOUR_MEASUREMENT)
 LINE_FILTER = '"plant" =~ /^$plant$/ AND "line" =~ /^$line$/'
 HOUR_RANGE = "time >= ${__from}ms - 1h AND time <= ${__to}ms"
 DAY_RANGE = "time >= ${__from}ms - 1d AND time <= ${__to}ms"
@@ -73,27 +76,53 @@ def range_output(exits: str) -> str:
     return f'SELECT sum("n") AS "actual" FROM {_good_units(exits)} WHERE {HOUR_RANGE} GROUP BY "line"'
 
 
+def _rollup_hours(exits: str) -> str:
+    return f"{OUTPUT_HOUR} WHERE {LINE_FILTER} AND {exits} AND $timeFilter"
+
+
 def daily_output(exits: str) -> str:
-    """Good units each line finished per local day (the executive rollup's daily bars), summed from hours."""
-    return (f'SELECT sum("actual") AS "actual" FROM ({_hourly(exits)}) WHERE {HOUR_RANGE} '
+    """Good units each line finished per local day (the executive rollup's daily bars), from the hourly
+    rollup (see `period_output`)."""
+    return (f'SELECT sum("good") AS "actual" FROM {_rollup_hours(exits)} '
             f'GROUP BY time(1d), "line" fill(none) {LOCAL_CLOCK}')
 
 
 def period_output(exits: str, *, by_line: bool = True) -> str:
-    """Good units finished since the panel's range start (month or quarter to date), per line or plant."""
+    """Good units finished since the panel's range start (month or quarter to date), per line or plant.
+
+    Why not `range_output`: that reads every raw sample of the period (about 25 s a month, over a
+    minute a quarter, bench/README.md); this sums the hourly rollup, one point per station and hour
+    (analysis/output_hours.py), whose running hour the live loop rewrites from the raw samples every
+    rollup round (5 minutes, the board's refresh), so the figure is at most a round behind them.
+    The running hour is not read from raw samples here: InfluxQL keeps the series of two measurements
+    apart (a sum over subqueries of `output_hour` and `station` returns two numbers), and a Grafana
+    expression joining two queries drops a line that has no current-hour series (no samples at night).
+    """
     group = ' GROUP BY "line"' if by_line else ""
-    return f'SELECT sum("n") AS "actual" FROM {_good_units(exits)} WHERE {HOUR_RANGE}{group}'
+    return f'SELECT sum("good") AS "actual" FROM {_rollup_hours(exits)}{group}'
 
 
 def demonstrated_rate(exits: str) -> str:
     """The line's demonstrated good units per hour: the 90th percentile of its producing hours.
 
     The line's output is capped by its constraint, so a good hour shows the constraint's capacity;
-    the percentile keeps one freak hour from setting it, and hours without output (nights, the
-    baseline hour before the range) are not hours of demonstrated capacity.
+    the percentile keeps one freak hour from setting it, and hours without output (nights) are not
+    hours of demonstrated capacity. From the hourly rollup's ended hours (a year of raw samples would
+    take minutes to read; a running hour is not a whole hour of capacity).
     """
-    return (f'SELECT percentile("actual", 90) AS "rate" FROM ({_hourly(exits)}) WHERE "actual" > 0 '
-            f'GROUP BY "line"')
+    return (f'SELECT percentile("good", 90) AS "rate" FROM {OUTPUT_HOUR} WHERE {LINE_FILTER} AND {exits} '
+            f'AND "good" > 0 AND "final" = true AND $timeFilter GROUP BY "line"')
+
+
+def station_hours(plant: str, line: str, start_ms: int, end_ms: int, timezone: str) -> str:
+    """Good units of every station of a line per clock hour of the plant in [start, end), by the
+    boards' hourly shape (column "good"): what analysis/output_hours.py writes into the rollup.
+    `start_ms` must be an hour's start; the bucket before it (the baseline hour) comes back as 0."""
+    start, end = f"{int(start_ms)}ms", f"{int(end_ms) - 1}ms"
+    where = f'"plant" = {quote_string(plant)} AND "line" = {quote_string(line)}'
+    units = influxql_good_units(STATION, where, start, end, tags='"station"')
+    return (f'SELECT sum("n") AS "good" FROM {units} WHERE time >= {start} - 60m AND time <= {end} '
+            f'GROUP BY time(1h), "station" fill(none) tz({quote_string(timezone)})')
 
 
 def station_output() -> str:

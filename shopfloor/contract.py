@@ -55,12 +55,19 @@ REASON_MEASUREMENT = "reason_correction"
 #     margin (float), shifting (str, comma-separated stations), method (str), window_s (int),
 #     final (bool: no active period touching the window was open when it was last rewritten);
 #   per window and station, tags plant,line,station: fields share (sole + shifting, 0-1), sole,
-#     blocked, starved (shares of the window, 0-1);
-#   per tick, tags plant,line: fields current (str: the live answer, with hysteresis), since (int ms).
+#     blocked, starved (shares of the window, 0-1), split (sole + its part of the shifting time by
+#     analysis.shares: the window's splits sum to at most 1);
+#   per tick, tags plant,line: fields current (str: the live answer, with hysteresis), since (int ms),
+#     settled (int ms: windows starting before it are never rewritten again).
 BOTTLENECK_MEASUREMENT = "bottleneck"
 # Every alert sent (analysis/alerts.py), one point per alert at the event's start: tags plant, line,
 # station, kind; fields severity (str), message (str), lost_units (float, when known).
 ALERT_MEASUREMENT = "alert"
+# Good units per station and clock hour of the plant (analysis/output_hours.py, the live loop writes it;
+# a rewrite of an hour lands on the same point): tags plant,line,station; timestamp = the hour's local
+# start; fields good (int, shopfloor.counters' rule, the boards' hourly query), final (bool: the hour
+# had ended when it was written). The executive's month and quarter panels sum it instead of raw samples.
+OUTPUT_HOUR_MEASUREMENT = "output_hour"
 # decomposed targets (analysis/targets.py `target_lines`, `shopfloor targets write`): one point per period
 # at its start; tags plant,line,grain (year|quarter|month|week|day|shift|hour); fields units (int),
 # hours (planned production hours, float), end (period end, ms since the epoch, int)

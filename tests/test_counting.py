@@ -19,6 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from analysis.indicators import by_station, hour_by_hour, read_line_output, units_between
+from analysis.output_hours import write_hours
 from analysis.rollup import stored_day_report
 from analysis.targets import decompose
 from analysis.telemetry import from_file
@@ -97,6 +98,8 @@ def test_every_consumer_counts_the_hand_computed_good_units(filled, plant_id, tm
     hourly = board_rows(store, q.hourly_output(exits), plant_id, DAY, end - 1)
     assert {row["time"]: row["actual"] for row in hourly if row["actual"]} == HOURS
     assert board_rows(store, q.range_output(exits), plant_id, DAY, end - 1)[0]["actual"] == 21
+    # the executive's to-date sum reads the hourly rollup the live loop writes (analysis/output_hours.py)
+    write_hours(store, model, "l1", DAY, end, end)
     assert board_rows(store, q.period_output(exits), plant_id, DAY, end - 1)[0]["actual"] == 21
     assert board_rows(store, q.station_output(), plant_id, DAY, end - 1)[0]["units"] == UNITS
     # a range that starts mid-run takes its baseline from the hour before: 08:50 on is 0 + 2 + 3 + 4

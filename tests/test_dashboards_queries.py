@@ -100,6 +100,7 @@ def filled(board_store, telemetry, config):
         assert detector.tick(now) is not None
     # the service's losses round (measurement `losses`) at the end of the data, as its live loop runs it
     assert LossesWatch(store, plant, plan, line.id).tick(last + 1)
+    detector.rollup.maybe_write(store, last + 1)  # the hourly rollup's round at the data's end
     middle = records[len(records) // 2][1]["ts"]
     store.write([alert_line(plant.plant, line.id, make_alert(middle, "constraint_down", "critical", "s3",
                                                              "Line l1: constraint s3 is down"), 12.5)])

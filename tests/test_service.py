@@ -160,7 +160,7 @@ def test_one_lines_bug_neither_kills_the_loop_nor_skips_the_other_line(stack, st
     with TestClient(app) as client:
         # l2 ticks after l1 in each round: wait for both, or a read between them sees l2 one round behind
         health = wait_until(lambda: (h := client.get("/healthz").json())["lines"]["l1"]["errors"] >= 3
-                            and h["lines"]["l2"]["ticks"] >= 3 and h, 30, "three rounds: l1 failed, l2 ticked")
+                            and h["lines"]["l2"]["ticks"] >= 3 and h, 30, "three rounds of l1 and l2")
         assert health["ok"] is True and app.state.live_loop.thread.is_alive()
         assert health["lines"]["l1"]["last_error"] == "line l1: RuntimeError: a bug on l1's data"
         assert health["lines"]["l2"]["last_error"] is None
