@@ -217,3 +217,56 @@ def test_a_plants_bridge_credential_cannot_touch_another_plants_topics(secured_p
     assert [topic for topic, _ in other_bridge.messages] == [receipt_topic(foreign)]
     for client in (monitor, reader, collector, analysis, other_bridge):
         client.close()
+
+
+@pytest.mark.servers
+def test_the_secured_bridge_cut_by_the_central_broker_stopping_loses_nothing(
+        secured_pair, store, plant_id, tmp_path, collector_process):
+    """The bridge logs in again with its secret client id and finds its persistent session (the
+    receipts queued for it) on the central broker: nothing lost, nothing stored twice."""
+    pair, credentials = secured_pair, secured_pair.credentials
+    collector_url = credentials.url("collector", pair.central.url)
+    as_collector = SimpleNamespace(mosquitto=SimpleNamespace(url=collector_url), influxdb=pair.influxdb)
+    collector_process(as_collector, store.database, group=credentials.group,
+                      client_id=credentials.collector_client_id)
+    running = _agent(tmp_path, plant_id, credentials.url(f"{plant_id}.l1.a1", pair.plant.url))
+    agent = running.agent
+    wait_until(lambda: agent.receipted > 50, 30, "receipts over the TLS bridge")
+    pair.central.stop()
+    cut_at, receipted = agent.acked, agent.receipted
+    time.sleep(3.0)
+    assert agent.acked > cut_at + 50  # the plant broker kept acknowledging: it queues for the bridge
+    assert agent.receipted <= receipted + 10  # only what was on its way back when the link went
+    pair.central.start()
+    wait_until(lambda: agent.receipted > receipted + 200, 30, "receipts after the link came back")
+    running.stop()
+    assert _expect_stored_once(store, plant_id, tmp_path / "outbox.sqlite", list(STATIONS)) > 300
+    log = (pair.central.data_dir / "mosquitto.log").read_text(errors="replace")
+    assert log.count(f"u'{security.bridge_username(plant_id)}'") >= 2  # logged in again after the cut
+
+
+@pytest.mark.servers
+def test_a_bridge_that_does_not_trust_the_central_certificate_never_connects(stack, tmp_path, plant_id):
+    """The link is really TLS with verification: a bridge given another CA is refused the handshake
+    and carries nothing, though its credentials are right."""
+    auth = tmp_path / "auth"
+    credentials = _init(auth, [plant_id], tls_port := free_port())
+    stranger = tmp_path / "stranger"
+    security.init([plant_of(plant_id)], stranger, tls=True)  # a CA of its own
+    section = security.plant_bridge_config(credentials, auth, plant_id, "127.0.0.1", tls_port).replace(
+        str((auth / "ca.crt").resolve()), str((stranger / "ca.crt").resolve()))
+    central = Server("mosquitto", tmp_path / "central", free_port(),
+                     broker_auth=security.broker_config(auth, tls_port, anonymous_line=False))
+    central.start()
+    plant = Server("mosquitto", tmp_path / "plant", free_port(),
+                   broker_auth=security.broker_config(auth, anonymous_line=False), bridge=section)
+    plant.start()
+    try:
+        time.sleep(3.0)  # the bridge retries every second
+        central_log = (central.data_dir / "mosquitto.log").read_text(errors="replace")
+        plant_log = (plant.data_dir / "mosquitto.log").read_text(errors="replace")
+        assert "New bridge connected" not in central_log
+        assert "certificate verify failed" in plant_log or "OpenSSL Error" in plant_log, plant_log
+    finally:
+        plant.stop()
+        central.stop()
