@@ -327,26 +327,29 @@ def make_dev_ca(folder: Path, hostnames: Iterable[str] = ("localhost",)) -> None
 
 
 def plant_bridge_config(credentials: Credentials, folder: str | Path, plant: str, remote_host: str,
-                        remote_port: int) -> str:
+                        remote_port: int, cafile: str | Path | None = None) -> str:
     """The bridge section for `plant`'s broker: to the central broker's TLS listener at
-    `remote_host:remote_port`, as `bridge.PLANT`, trusting the CA in `folder` (made by `init`)."""
+    `remote_host:remote_port`, as `bridge.PLANT`, trusting the CA in `folder` (made by `init`);
+    `cafile` is where that ca.crt will be on the plant broker's host, if not at the same path."""
     username = bridge_username(plant)
     if username not in credentials.passwords:
         raise SecurityError(f"no bridge credential for plant {plant!r}: run `shopfloor security init "
                             f"--bridge` with its plant file")
     return bridge_config(remote_port, credentials.bridge_client_id(plant), remote_host, plant=plant,
                          username=username, password=credentials.passwords[username],
-                         cafile=Path(folder) / "ca.crt") + "\n"
+                         cafile=cafile or Path(folder).resolve() / "ca.crt") + "\n"
 
 
 def init(plants: list[Plant], folder: str | Path, broker_url: str = "mqtt://127.0.0.1:1883", *,
          tls: bool = False, hostnames: Iterable[str] = ("localhost",), rotate: bool = False,
-         source: str = "the plant file", bridges: bool = False) -> Credentials:
+         source: str = "the plant file", bridges: bool = False,
+         bridge_cafile: str | Path | None = None) -> Credentials:
     """Write passwd, acl, credentials.toml (0600) and mosquitto-auth.conf into `folder`.
 
     `broker_url` is the central broker. `bridges=True` (implies `tls`) also writes one bridge
     credential per plant and `bridge-PLANT.conf` (0600), the section for that plant's broker: its
-    bridge dials the TLS listener on `broker_url`'s host (port from an mqtts:// URL, else 8883).
+    bridge dials the TLS listener on `broker_url`'s host (port from an mqtts:// URL, else 8883) and
+    trusts the `ca.crt` at `bridge_cafile` (default: its path in `folder`).
     A re-run keeps the passwords, group, client ids and token already in `folder` (adding a station
     must not re-key every line PC); `rotate=True` makes all of them new.
     """
@@ -379,7 +382,7 @@ def init(plants: list[Plant], folder: str | Path, broker_url: str = "mqtt://127.
         for plant in plants:
             write_private(folder / BRIDGE_FILE.format(plant=plant.plant),
                           plant_bridge_config(credentials, folder, plant.plant, parts.hostname or "localhost",
-                                              tls_port))
+                                              tls_port, bridge_cafile))
     return credentials
 
 

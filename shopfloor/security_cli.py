@@ -37,12 +37,15 @@ def init(
     bridge: bool = typer.Option(False, "--bridge", help="Also a bridge credential per plant on the central "
                                 "broker (--broker-url) and bridge-PLANT.conf (0600), the bridge section "
                                 "for that plant's broker, over TLS (implies --tls)."),
+    bridge_cafile: str = typer.Option("", "--bridge-cafile", help="Where ca.crt will be on the plant "
+                                      "brokers' hosts (bridge_cafile); default its path in --out."),
 ) -> None:
     """Credentials: one per agent (its stations' telemetry and status only), collector, analysis, monitor."""
     mqtt_endpoint(broker_url)  # a malformed URL fails before anything is written
     plants = [load_plant(path) for path in plant]
     credentials = security.init(plants, out, broker_url, tls=tls, hostnames=hostname, rotate=rotate,
-                                source=", ".join(str(path) for path in plant), bridges=bridge)
+                                source=", ".join(str(path) for path in plant), bridges=bridge,
+                                bridge_cafile=bridge_cafile or None)
     agents = sum(1 for user in credentials.users if user.role == "agent")
     bridges = [user.plant for user in credentials.users if user.role == "bridge"]
     typer.echo(f"{agents} agent credentials + collector, analysis, monitor"

@@ -221,7 +221,8 @@ def bridge_config(remote_port: int, name: str, remote_host: str = "127.0.0.1",
 
     Secured (`shopfloor security init --bridge`): `plant` narrows the topics to that plant's
     (`bridge_topics`), `username`/`password` log in to the central broker and `cafile` makes the link
-    TLS, trusting that CA; `remote_host` must then be a name or address in the server certificate.
+    TLS, trusting that CA (a path on the plant broker's host); `remote_host` must then be a name or
+    address in the server certificate.
     """
     lines = [f"connection {name}", f"address {remote_host}:{remote_port}", f"remote_clientid {name}",
              f"local_clientid {name}-local", "bridge_protocol_version mqttv311", "cleansession false",
@@ -232,7 +233,7 @@ def bridge_config(remote_port: int, name: str, remote_host: str = "127.0.0.1",
     if password is not None:
         lines.append(f"remote_password {password}")
     if cafile is not None:
-        lines += [f"bridge_cafile {Path(cafile).resolve()}", "bridge_tls_version tlsv1.2"]
+        lines += [f"bridge_cafile {cafile}", "bridge_tls_version tlsv1.2"]
     lines += [f"topic {pattern} {direction} 1" for pattern, direction in bridge_topics(plant)]
     return "\n".join(lines)
 
