@@ -377,6 +377,10 @@ def init(plants: list[Plant], folder: str | Path, broker_url: str = "mqtt://127.
         make_dev_ca(folder, hostnames)
     tls_port = (parts.port if parts.scheme == "mqtts" and parts.port else 8883) if tls else None
     (folder / BROKER_SNIPPET).write_text(broker_config(folder, tls_port, bind="0.0.0.0"))
+    bridged = {BRIDGE_FILE.format(plant=plant.plant) for plant in plants} if bridges else set()
+    for stale in folder.glob(BRIDGE_FILE.format(plant="*")):  # its credential is gone from passwd now
+        if stale.name not in bridged:
+            stale.unlink()
     if bridges:
         assert tls_port is not None
         for plant in plants:

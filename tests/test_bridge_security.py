@@ -99,6 +99,10 @@ def test_init_bridge_writes_one_scoped_credential_and_a_tls_bridge_section_per_p
     rotated = _init(auth, ["pa", "pb"], rotate=True, bridge_cafile="/etc/mosquitto/certs/ca.crt")
     assert rotated.bridge_client_ids["pa"] != credentials.bridge_client_ids["pa"]
     assert _section(auth, "pa")["bridge_cafile"] == ["/etc/mosquitto/certs/ca.crt"]
+    _init(auth, ["pa"])  # plant pb is no longer bridged: its section, with a dead password, goes
+    assert sorted(path.name for path in auth.glob("bridge-*")) == ["bridge-pa.conf"]
+    security.init([plant_of("pa")], auth)
+    assert not list(auth.glob("bridge-*"))
 
 
 def test_without_bridge_no_bridge_credential_and_an_unknown_plant_is_a_clear_error(tmp_path):
