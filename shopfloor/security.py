@@ -14,6 +14,8 @@ and cannot drift. One credential per agent (per line: an agent process serves on
   publish that plant's share of `shopfloor.stack.BRIDGE_TOPICS` going out (telemetry, status), read its
   share coming in (receipts, alerts); no other plant's. `bridge-PLANT.conf` (0600) is the bridge section
   for that plant's broker: these credentials, a secret client id and TLS trusting the generated CA.
+  The bridge needs no credential on the plant broker: Mosquitto 2.0.11 does not apply its acl_file to
+  its own bridge (tests/test_bridge_security.py runs the plant broker with the generated ACL).
 
 Passwords are hashed by Mosquitto's own `mosquitto_passwd` (PBKDF2-SHA512), never here, and the
 plain passwords go only to one file of mode 0600 (`credentials.toml`) for distribution.

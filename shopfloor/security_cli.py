@@ -54,7 +54,7 @@ def init(
                f"{out / security.BROKER_SNIPPET}{' + TLS files' if tls or bridge else ''}")
     for plant_id in bridges:
         typer.echo(f"  plant {plant_id}'s broker: {out / security.BRIDGE_FILE.format(plant=plant_id)} "
-                   f"(mode 0600, add to its mosquitto.conf; copy ca.crt to the same path there)")
+                   f"(mode 0600: add it to that broker's config, with ca.crt where its bridge_cafile says)")
     typer.echo(f"  secrets: {out / security.CREDENTIALS_FILE} (mode 0600): each agent's mqtt_url, the "
                f"collectors' group, the API token")
 
