@@ -41,10 +41,11 @@ STATIONS = ("s0", "s1", "s2")
 
 
 def plant_of(plant_id: str, stations: tuple[str, ...] = STATIONS) -> Plant:
-    """One line l1 whose stations are all served by agent a1 (what tests/test_bridge.py's agent runs)."""
+    """Line l1: `stations` served by agent a1 (what tests/test_bridge.py's agent runs), s9 by agent a2."""
     return Plant.model_validate({"plant": plant_id, "line": [
-        {"id": "l1", "station": [{"id": s, "buffer": 4, "ideal_cycle_s": 1.0, "agent": "a1"}
-                                 for s in stations]}]})
+        {"id": "l1", "station": [*({"id": s, "buffer": 4, "ideal_cycle_s": 1.0, "agent": "a1"}
+                                   for s in stations),
+                                 {"id": "s9", "buffer": 4, "ideal_cycle_s": 1.0, "agent": "a2"}]}]})
 
 
 def _init(folder: Path, plants: list[str], tls_port: int = 8883, **options) -> security.Credentials:
@@ -169,10 +170,18 @@ def test_receipts_come_back_over_the_tls_bridge_with_generated_credentials(
     as_collector = SimpleNamespace(mosquitto=SimpleNamespace(url=collector_url), influxdb=pair.influxdb)
     collector = collector_process(as_collector, store.database, group=credentials.group,
                                   client_id=credentials.collector_client_id)
+    # on the plant broker the ACL still holds for what the bridge brings in: a2 reads none of a1's receipts
+    a2 = Client(pair.plant.port, f"{plant_id}.l1.a2", credentials.passwords[f"{plant_id}.l1.a2"])
+    a2.subscribe("shopfloor/v1/#")
+    monitor = Client(pair.plant.port, "monitor", credentials.passwords["monitor"])
+    monitor.subscribe(f"shopfloor/v1/{plant_id}/l1/+/stored")
     running = _agent(tmp_path, plant_id, credentials.url(f"{plant_id}.l1.a1", pair.plant.url))
     agent = running.agent
     wait_until(lambda: agent.receipted > 150, 30, "receipts over the TLS bridge")
     running.stop()
+    assert monitor.messages and a2.messages == []
+    for client in (a2, monitor):
+        client.close()
     collector.stop()
     assert _expect_stored_once(store, plant_id, tmp_path / "outbox.sqlite", list(STATIONS)) > 150
     logs = "".join([collector.log(), *((server.data_dir / "mosquitto.log").read_text()
