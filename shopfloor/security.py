@@ -10,6 +10,12 @@ and cannot drift. One credential per agent (per line: an agent process serves on
 - `collector`: read all telemetry, publish rejects to `shopfloor/v1/_rejected` and receipts.
 - `analysis`: publish the alerts of the plants' lines.
 - `monitor`: read everything under `shopfloor/v1/` (operators, `mosquitto_sub`, boards that listen).
+- `bridge.PLANT` (with `--bridge`): a plant broker's Mosquitto bridge logging in to the central broker:
+  publish that plant's share of `shopfloor.stack.BRIDGE_TOPICS` going out (telemetry, status), read its
+  share coming in (receipts, alerts); no other plant's. `bridge-PLANT.conf` (0600) is the bridge section
+  for that plant's broker: these credentials, a secret client id and TLS trusting the generated CA.
+  The bridge needs no credential on the plant broker: Mosquitto 2.0.11 does not apply its acl_file to
+  its own bridge (tests/test_bridge_security.py runs the plant broker with the generated ACL).
 
 Passwords are hashed by Mosquitto's own `mosquitto_passwd` (PBKDF2-SHA512), never here, and the
 plain passwords go only to one file of mode 0600 (`credentials.toml`) for distribution.
@@ -59,6 +65,7 @@ from shopfloor.contract import (
 )
 from shopfloor.errors import ConfigError, ShopfloorError
 from shopfloor.plant import Plant
+from shopfloor.stack import bridge_config, bridge_topics
 
 API_TOKEN_ENV = "SHOPFLOOR_API_TOKEN"
 PASSWORD_FILE = "passwd"
@@ -67,6 +74,7 @@ CREDENTIALS_FILE = "credentials.toml"
 BROKER_SNIPPET = "mosquitto-auth.conf"
 TLS_FILES = ("ca.crt", "ca.key", "server.crt", "server.key")
 SERVICE_USERS = ("collector", "analysis", "monitor")
+BRIDGE_FILE = "bridge-{plant}.conf"
 
 
 class SecurityError(ShopfloorError):
@@ -81,7 +89,7 @@ class Principal:
     """One broker credential and the topics it may publish (`write`) and receive (`read`)."""
 
     username: str
-    role: str  # agent | collector | analysis | monitor
+    role: str  # agent | collector | analysis | monitor | bridge
     write: tuple[str, ...] = ()
     read: tuple[str, ...] = ()
     plant: str = ""
@@ -95,8 +103,22 @@ def agent_username(plant: str, line: str, agent: str) -> str:
     return f"{plant}.{line}.{agent}"
 
 
-def principals(plants: Iterable[Plant]) -> list[Principal]:
-    """Every credential the plants need: one per agent of each line, then the three services."""
+def bridge_username(plant: str) -> str:
+    """A plant bridge's user name on the central broker; it cannot clash with `PLANT.LINE.AGENT`."""
+    return f"bridge.{plant}"
+
+
+def bridge_principal(plant: str) -> Principal:
+    """The plant's share of BRIDGE_TOPICS: what goes out it may publish, what comes in it may read."""
+    topics = bridge_topics(plant)
+    return Principal(bridge_username(plant), "bridge", plant=plant,
+                     write=tuple(pattern for pattern, direction in topics if direction == "out"),
+                     read=tuple(pattern for pattern, direction in topics if direction == "in"))
+
+
+def principals(plants: Iterable[Plant], bridges: bool = False) -> list[Principal]:
+    """Every credential the plants need: one per agent of each line, the three services, then (with
+    `bridges`) one per plant for its broker's bridge to the central broker."""
     plants = list(plants)
     found: list[Principal] = []
     alert_topics: list[str] = []
@@ -131,6 +153,8 @@ def principals(plants: Iterable[Plant]) -> list[Principal]:
                            read=(TELEMETRY_FILTER, *sorted(mapped_read))))
     found.append(Principal("analysis", "analysis", write=tuple(alert_topics)))
     found.append(Principal("monitor", "monitor", read=(f"{TOPIC_ROOT}/#",)))
+    if bridges:
+        found += [bridge_principal(plant.plant) for plant in plants]
     return found
 
 
@@ -160,6 +184,12 @@ class Credentials:
     broker_url: str
     users: list[Principal] = field(default_factory=list)
     collector_client_id: str = field(default_factory=lambda: f"collector-{secrets.token_hex(8)}")
+    # plant -> its bridge's client id on the central broker: secret, as the collectors' (module docstring)
+    bridge_client_ids: dict[str, str] = field(default_factory=dict)
+
+    def bridge_client_id(self, plant: str) -> str:
+        """The plant bridge's client id, made once (a re-run keeps it, so the central session stays)."""
+        return self.bridge_client_ids.setdefault(plant, f"bridge-{plant}-{secrets.token_hex(8)}")
 
     def url(self, username: str, broker_url: str | None = None) -> str:
         """`mqtt://user:password@host:port` for one credential (a secret: never log it)."""
@@ -213,6 +243,9 @@ def credentials_text(credentials: Credentials) -> str:
             lines.append(f"line = {_toml_string(user.line)}")
             lines.append(f"agent = {_toml_string(user.agent)}")
             lines.append(f"stations = {orjson.dumps(list(user.stations)).decode()}")
+        if user.role == "bridge":
+            lines.append(f"plant = {_toml_string(user.plant)}")
+            lines.append(f"client_id = {_toml_string(credentials.bridge_client_id(user.plant))}")
         lines.append(f"password = {_toml_string(credentials.passwords[user.username])}")
         lines.append(f"mqtt_url = {_toml_string(credentials.url(user.username))}")
         lines.append("")
@@ -233,6 +266,8 @@ def load_credentials(folder: str | Path) -> Credentials:
                                   document["collector_group"], document["api_token"], document["broker_url"])
         if "collector_client_id" in document:
             credentials.collector_client_id = document["collector_client_id"]
+        credentials.bridge_client_ids = {c["plant"]: c["client_id"] for c in document.get("credential", [])
+                                         if c.get("role") == "bridge"}
         return credentials
     except KeyError as error:
         raise SecurityError(f"{path} lacks {error}: delete it and run init again") from None
@@ -293,18 +328,38 @@ def make_dev_ca(folder: Path, hostnames: Iterable[str] = ("localhost",)) -> None
     os.chmod(folder / "ca.crt", 0o644)
 
 
+def plant_bridge_config(credentials: Credentials, folder: str | Path, plant: str, remote_host: str,
+                        remote_port: int, cafile: str | Path | None = None) -> str:
+    """The bridge section for `plant`'s broker: to the central broker's TLS listener at
+    `remote_host:remote_port`, as `bridge.PLANT`, trusting the CA in `folder` (made by `init`);
+    `cafile` is where that ca.crt will be on the plant broker's host, if not at the same path."""
+    username = bridge_username(plant)
+    if username not in credentials.passwords:
+        raise SecurityError(f"no bridge credential for plant {plant!r}: run `shopfloor security init "
+                            f"--bridge` with its plant file")
+    return bridge_config(remote_port, credentials.bridge_client_id(plant), remote_host, plant=plant,
+                         username=username, password=credentials.passwords[username],
+                         cafile=cafile or Path(folder).resolve() / "ca.crt") + "\n"
+
+
 def init(plants: list[Plant], folder: str | Path, broker_url: str = "mqtt://127.0.0.1:1883", *,
          tls: bool = False, hostnames: Iterable[str] = ("localhost",), rotate: bool = False,
-         source: str = "the plant file") -> Credentials:
+         source: str = "the plant file", bridges: bool = False,
+         bridge_cafile: str | Path | None = None) -> Credentials:
     """Write passwd, acl, credentials.toml (0600) and mosquitto-auth.conf into `folder`.
 
-    A re-run keeps the passwords, group and token already in `folder` (adding a station must not
-    re-key every line PC); `rotate=True` makes all of them new.
+    `broker_url` is the central broker. `bridges=True` (implies `tls`) also writes one bridge
+    credential per plant and `bridge-PLANT.conf` (0600), the section for that plant's broker: its
+    bridge dials the TLS listener on `broker_url`'s host (port from an mqtts:// URL, else 8883) and
+    trusts the `ca.crt` at `bridge_cafile` (default: its path in `folder`).
+    A re-run keeps the passwords, group, client ids and token already in `folder` (adding a station
+    must not re-key every line PC); `rotate=True` makes all of them new.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o700)
-    users = principals(plants)
+    tls = tls or bridges
+    users = principals(plants, bridges=bridges)
     old = load_credentials(folder) if (folder / CREDENTIALS_FILE).exists() and not rotate else None
     passwords = {u.username: (old.passwords.get(u.username) if old else None) or secrets.token_urlsafe(24)
                  for u in users}
@@ -312,15 +367,28 @@ def init(plants: list[Plant], folder: str | Path, broker_url: str = "mqtt://127.
                               old.api_token if old else new_token(), broker_url, users)
     if old:
         credentials.collector_client_id = old.collector_client_id
+        credentials.bridge_client_ids = dict(old.bridge_client_ids)
     hash_password_file(folder / PASSWORD_FILE, passwords)
     (folder / ACL_FILE).write_text(acl_text(users, source))
     os.chmod(folder / ACL_FILE, 0o600)
     write_private(folder / CREDENTIALS_FILE, credentials_text(credentials))
+    parts = urlsplit(broker_url)
+    if bridges and parts.hostname:  # the bridges check the certificate against the address they dial
+        hostnames = list(dict.fromkeys([*hostnames, parts.hostname]))
     if tls and (rotate or not (folder / "server.crt").exists()):
         make_dev_ca(folder, hostnames)
-    parts = urlsplit(broker_url)
     tls_port = (parts.port if parts.scheme == "mqtts" and parts.port else 8883) if tls else None
     (folder / BROKER_SNIPPET).write_text(broker_config(folder, tls_port, bind="0.0.0.0"))
+    bridged = {BRIDGE_FILE.format(plant=plant.plant) for plant in plants} if bridges else set()
+    for stale in folder.glob(BRIDGE_FILE.format(plant="*")):  # its credential is gone from passwd now
+        if stale.name not in bridged:
+            stale.unlink()
+    if bridges:
+        assert tls_port is not None
+        for plant in plants:
+            write_private(folder / BRIDGE_FILE.format(plant=plant.plant),
+                          plant_bridge_config(credentials, folder, plant.plant, parts.hostname or "localhost",
+                                              tls_port, bridge_cafile))
     return credentials
 
 

@@ -34,16 +34,27 @@ def init(
                                        "certificate (repeatable)."),
     rotate: bool = typer.Option(False, "--rotate", help="New passwords, group and token for everyone; "
                                 "default keeps those already in the folder."),
+    bridge: bool = typer.Option(False, "--bridge", help="Also a bridge credential per plant on the central "
+                                "broker (--broker-url) and bridge-PLANT.conf (0600), the bridge section "
+                                "for that plant's broker, over TLS (implies --tls)."),
+    bridge_cafile: str = typer.Option("", "--bridge-cafile", help="Where ca.crt will be on the plant "
+                                      "brokers' hosts (bridge_cafile); default its path in --out."),
 ) -> None:
     """Credentials: one per agent (its stations' telemetry and status only), collector, analysis, monitor."""
     mqtt_endpoint(broker_url)  # a malformed URL fails before anything is written
     plants = [load_plant(path) for path in plant]
     credentials = security.init(plants, out, broker_url, tls=tls, hostnames=hostname, rotate=rotate,
-                                source=", ".join(str(path) for path in plant))
+                                source=", ".join(str(path) for path in plant), bridges=bridge,
+                                bridge_cafile=bridge_cafile or None)
     agents = sum(1 for user in credentials.users if user.role == "agent")
-    typer.echo(f"{agents} agent credentials + collector, analysis, monitor -> {out}/")
+    bridges = [user.plant for user in credentials.users if user.role == "bridge"]
+    typer.echo(f"{agents} agent credentials + collector, analysis, monitor"
+               f"{f' + {len(bridges)} plant bridges' if bridges else ''} -> {out}/")
     typer.echo(f"  broker:  {out / security.PASSWORD_FILE} (mosquitto_passwd), {out / security.ACL_FILE}, "
-               f"{out / security.BROKER_SNIPPET}{' + TLS files' if tls else ''}")
+               f"{out / security.BROKER_SNIPPET}{' + TLS files' if tls or bridge else ''}")
+    for plant_id in bridges:
+        typer.echo(f"  plant {plant_id}'s broker: {out / security.BRIDGE_FILE.format(plant=plant_id)} "
+                   f"(mode 0600: add it to that broker's config, with ca.crt where its bridge_cafile says)")
     typer.echo(f"  secrets: {out / security.CREDENTIALS_FILE} (mode 0600): each agent's mqtt_url, the "
                f"collectors' group, the API token")
 

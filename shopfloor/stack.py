@@ -22,7 +22,14 @@ from string import Template
 import httpx
 import orjson
 
-from shopfloor.contract import ALERTS_FILTER, RECEIPT_FILTER, REJECTED_TOPIC, STATUS_FILTER, TELEMETRY_FILTER
+from shopfloor.contract import (
+    ALERTS_FILTER,
+    RECEIPT_FILTER,
+    REJECTED_TOPIC,
+    STATUS_FILTER,
+    TELEMETRY_FILTER,
+    TOPIC_ROOT,
+)
 from shopfloor.errors import ShopfloorError
 
 CONFIG_DIR = Path(__file__).parent / "servers"
@@ -92,6 +99,7 @@ class Server:
                                               data_dir=self.data_dir, user=getpass.getuser(),
                                               allow_anonymous="false" if self.broker_auth else "true",
                                               broker_auth=self.broker_auth, bridge=self.bridge))
+        os.chmod(config, 0o600)  # a bridge's remote_password is in it
         return config
 
     def start(self, timeout_s: float = 30.0) -> None:
@@ -181,8 +189,27 @@ BRIDGE_TOPICS = ((TELEMETRY_FILTER, "out"), (STATUS_FILTER, "out"), (RECEIPT_FIL
                  (REJECTED_TOPIC, "in"), (ALERTS_FILTER, "in"))
 
 
+def bridge_topics(plant: str | None = None) -> list[tuple[str, str]]:
+    """BRIDGE_TOPICS, or only one plant's share of them: the plant level of each pattern set to `plant`.
+
+    A plant's bridge carries its own plant's topics and nothing else (what `shopfloor security init`
+    allows its bridge credential on the central broker). A topic with no plant level (the collectors'
+    `_rejected`, which holds every plant's rejections) is left out of a plant's share.
+    """
+    if plant is None:
+        return list(BRIDGE_TOPICS)
+    root = TOPIC_ROOT.split("/")
+    scoped = []
+    for pattern, direction in BRIDGE_TOPICS:
+        levels = pattern.split("/")
+        if levels[:len(root)] == root and len(levels) > len(root) + 1 and levels[len(root)] == "+":
+            scoped.append(("/".join([*root, plant, *levels[len(root) + 1:]]), direction))
+    return scoped
+
+
 def bridge_config(remote_port: int, name: str, remote_host: str = "127.0.0.1",
-                  restart_s: int = 1) -> str:
+                  restart_s: int = 1, *, plant: str | None = None, username: str | None = None,
+                  password: str | None = None, cafile: str | Path | None = None) -> str:
     """The Mosquitto lines that bridge a plant broker to the central broker at `remote_host:remote_port`.
 
     Mosquitto's own bridge, QoS 1 both ways, with persistent sessions on both ends (`cleansession
@@ -191,12 +218,23 @@ def bridge_config(remote_port: int, name: str, remote_host: str = "127.0.0.1",
     crash can still lose what it held in memory: the agent's receipts, not the bridge, make that whole
     (it resends what no collector receipted). `restart_s` is the first retry of a cut link (it backs off
     from there); `try_private` stops a message from coming back the way it went.
+
+    Secured (`shopfloor security init --bridge`): `plant` narrows the topics to that plant's
+    (`bridge_topics`), `username`/`password` log in to the central broker and `cafile` makes the link
+    TLS, trusting that CA (a path on the plant broker's host); `remote_host` must then be a name or
+    address in the server certificate.
     """
     lines = [f"connection {name}", f"address {remote_host}:{remote_port}", f"remote_clientid {name}",
              f"local_clientid {name}-local", "bridge_protocol_version mqttv311", "cleansession false",
              "local_cleansession false", "try_private true", "notifications false",
              f"restart_timeout {restart_s} 30", "keepalive_interval 10"]
-    lines += [f"topic {pattern} {direction} 1" for pattern, direction in BRIDGE_TOPICS]
+    if username is not None:
+        lines.append(f"remote_username {username}")
+    if password is not None:
+        lines.append(f"remote_password {password}")
+    if cafile is not None:
+        lines += [f"bridge_cafile {cafile}", "bridge_tls_version tlsv1.2"]
+    lines += [f"topic {pattern} {direction} 1" for pattern, direction in bridge_topics(plant)]
     return "\n".join(lines)
 
 
