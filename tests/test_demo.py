@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -10,6 +11,7 @@ import httpx
 import pytest
 from conftest import wait_until
 
+from shopfloor.demo import Demo, DemoError
 from shopfloor.stack import Stack, free_port
 from shopfloor.store import Store, StoreError
 
@@ -67,3 +69,19 @@ def _stations_with_samples(store: Store) -> set[str]:
         return set()
     stations = {series.tags["station"] for series in result.series}
     return stations if len(stations) == 5 else set()
+
+
+def test_a_demo_run_starts_from_an_empty_stack_and_never_wipes_a_running_one(tmp_path):
+    """A kept database made the second run count its counters' restart as output (134 units for 86)."""
+    demo = Demo(tmp_path, free_port())
+    stale = demo.stack.state_dir / "influxdb" / "data" / "shopfloor"
+    stale.mkdir(parents=True)
+    demo.stack._save()  # a stopped run's stack.json: no live PID
+    demo.fresh_stack()
+    assert not stale.exists() and not demo.stack.state_file.exists()
+
+    demo.stack.influxdb.pid = os.getpid()  # a live process holds the folder: another demo still runs
+    demo.stack._save()
+    with pytest.raises(DemoError, match=r"a demo already runs from .* \(PID \d+\): stop it with Ctrl-C"):
+        Demo(tmp_path, free_port()).fresh_stack()
+    assert demo.stack.state_file.exists()  # nothing of the running one removed
