@@ -115,7 +115,8 @@ def window_losses(store: Store, plant: Plant, plan: Plan | None, line_id: str, s
     telemetry = from_store(store, plant, line_id, start, end)
     spans = state_spans(telemetry)
     config = LiveConfig()
-    timeline = analyze(spans, telemetry.stations, line_id, config.window_s, config.method, config.memory_s)
+    timeline = analyze(spans, telemetry.stations, line_id, config.window_s, config.method, config.memory_s,
+                       telemetry=telemetry)
     windows = [ConstraintWindow(w.start, w.end, w.bottleneck) for w in timeline.windows]
     windows += stored_windows(store, plant.plant, line_id, start, end)  # later windows win: stored ones
     money = plan.money_for(line_id) if plan is not None else None

@@ -540,16 +540,22 @@ def _bulk_columns(data: bytes) -> RecordColumns | None:
         return None
     (plants, plant), (line_ids, line), (stations, station) = (codes[n] for n in ("plant", "line", "station"))
     triple = (plant.astype(np.int64) * len(line_ids) + line) * len(stations) + station
-    distinct, first, key = np.unique(triple, return_index=True, return_inverse=True)
-    order = np.argsort(first)  # keys in order of first appearance, as read_records meets them
-    rank = np.empty(len(order), dtype=np.int32)
-    rank[order] = np.arange(len(order), dtype=np.int32)
+    if len(plants) * len(line_ids) * len(stations) > len(triple) + 4096:  # many names: compact (a sort)
+        codes_of, triple = np.unique(triple, return_inverse=True)
+    else:
+        codes_of = np.arange(len(plants) * len(line_ids) * len(stations))
+    first = np.full(len(codes_of), len(triple), dtype=np.int64)
+    np.minimum.at(first, triple, np.arange(len(triple)))  # each key's first row (no sort of the rows)
+    seen = np.flatnonzero(first < len(triple))
+    seen = seen[np.argsort(first[seen])]  # keys in order of first appearance, as read_records meets them
+    rank = np.zeros(len(first), dtype=np.int32)
+    rank[seen] = np.arange(len(seen), dtype=np.int32)
     keys = []
-    for code in distinct[order].tolist():
+    for code in codes_of[seen].tolist():
         rest, s = divmod(code, len(stations))
         p, li = divmod(rest, len(line_ids))
         keys.append(StationKey(plants[p], line_ids[li], stations[s]))
-    return RecordColumns(keys, rank[key.ravel()], ints["ts"], ints["seq"], ints["count"], ints["queue"],
+    return RecordColumns(keys, rank[triple], ints["ts"], ints["seq"], ints["count"], ints["queue"],
                          scrap, has_scrap, state, reasons, reason.astype(np.int32))
 
 

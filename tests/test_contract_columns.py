@@ -165,3 +165,13 @@ def test_from_file_names_an_unknown_station_and_a_foreign_plant(tmp_path):
     write_records(path, [(StationKey("p7", "l1", "s1"), {"ts": 1, "seq": 1, "count": 1, "queue": 0})])
     with pytest.raises(TelemetryError, match=r"holds plant\(s\) \['p7'\], not p1"):
         from_file(PLANT, "l1", path)
+
+
+def test_many_distinct_names_keep_their_order_of_appearance(tmp_path):
+    """100 plants x 100 lines x 100 stations could be 10^6 keys: the codes are compacted first."""
+    path = tmp_path / "t.jsonl"
+    sample = {"ts": 1, "seq": 1, "count": 1, "queue": 0}
+    write_records(path, [(StationKey(f"p{i}", f"l{i}", f"s{99 - i}"), sample) for i in range(100)] * 2)
+    bulk = _bulk_columns(path.read_bytes())
+    assert bulk is not None and same_columns(bulk, _columns_of(read_records(path)))
+    assert bulk.keys[:2] == [StationKey("p0", "l0", "s99"), StationKey("p1", "l1", "s98")]
