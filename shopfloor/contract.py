@@ -490,7 +490,7 @@ def _bulk_columns(data: bytes) -> RecordColumns | None:
 
     Each rule here is one of `parse_record`'s, applied to whole columns; where pyarrow's JSON reader
     is looser than orjson + pydantic strict, a guard sends the file to the per-line path: two objects
-    on one line (one object per line, checked by the row count and `}\n{` joints), an explicit null
+    on one line (one object a line, checked by the row count and the `}\n{` joints), an explicit null
     (pyarrow reads it as missing; the contract refuses it), non-ASCII bytes (never valid in a record:
     keys, identifiers and states are ASCII). Strict types come from pyarrow's explicit schema: a float,
     bool, string or out-of-range number in an integer column, an unknown key or a duplicate key fails
@@ -500,11 +500,8 @@ def _bulk_columns(data: bytes) -> RecordColumns | None:
     import pyarrow as pa
     import pyarrow.json as pa_json
 
-    body = data[:-1] if data.endswith(b"\n") else data
-    if not body.startswith(b"{") or not body.endswith(b"}") or not data.isascii() or b"null" in data:
-        return None
-    lines = body.count(b"\n") + 1
-    if body.count(b"}\n{") != lines - 1:
+    if (not data.startswith(b"{") or not (data.endswith(b"}") or data.endswith(b"}\n"))
+            or not data.isascii() or b"null" in data):
         return None
     schema = pa.schema([(name, pa.int64()) for name in _BULK_INTS]
                        + [(name, pa.string()) for name in _BULK_STRINGS])
@@ -514,7 +511,11 @@ def _bulk_columns(data: bytes) -> RecordColumns | None:
             parse_options=pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error"))
     except pa.ArrowException:
         return None
-    if table.num_rows != lines or any(table.column(name).null_count for name in _BULK_REQUIRED):
+    # One object a line: as many rows as lines, and every line break a `}\n{` joint (a blank, indented
+    # or CRLF line, two objects on a line or one object over two lines break one of the equalities).
+    breaks = data.count(b"\n") - data.endswith(b"\n")
+    if (breaks != table.num_rows - 1 or data.count(b"}\n{") != breaks
+            or any(table.column(name).null_count for name in _BULK_REQUIRED)):
         return None
     def numbers(name: str, missing: int) -> np.ndarray:
         return _numpy([chunk.fill_null(missing) for chunk in table.column(name).chunks], np.int64)

@@ -53,7 +53,8 @@ def lines(draw) -> bytes:
     key, sample = draw(keys), dict(draw(samples))
     if "reason" in sample and draw(st.booleans()):
         sample["state"] = draw(st.sampled_from(sorted(STOP_STATES)))
-    kind = draw(st.sampled_from(["record"] * 6 + ["odd", "spaced", "v", "blank", "two", "crlf", "cut"]))
+    kind = draw(st.sampled_from(["record"] * 6 + ["odd", "spaced", "v", "blank", "two", "crlf", "cut",
+                                                  "split"]))
     if kind == "record":
         return record(key, sample)
     document = {"plant": key.plant, "line": key.line, "station": key.station, **sample}
@@ -64,7 +65,8 @@ def lines(draw) -> bytes:
     text = json.dumps(document).encode()  # spaces after separators, integers of any size
     return {"odd": text, "spaced": text, "v": text, "blank": draw(st.sampled_from([b"", b"  "])),
             "two": text + record(key, sample), "crlf": text + b"\r",
-            "cut": text[:draw(st.integers(0, len(text)))]}[kind]
+            "cut": text[:draw(st.integers(0, len(text)))],
+            "split": (lambda at: text[:at] + b"\n" + text[at:])(draw(st.integers(1, len(text) - 1)))}[kind]
 
 
 def same_columns(a: contract.RecordColumns, b: contract.RecordColumns) -> bool:
@@ -116,6 +118,8 @@ def test_a_written_file_takes_the_bulk_path(tmp_path):
     (b'{"plant":"p1","line":"l1","station":"s1","ts":1,"seq":1,"count":1,"queue":0,"x":1}', "x"),
     (b'{"plant":"p1","line":"l1","station":"s1","ts":1,"seq":1,"count":1,"queue":0}{"plant":"p1"}', "JSON"),
     (b'{"plant":"p1","line":"l1","station":"s1","ts":9000000000001,"seq":1,"count":1,"queue":0}', "ts"),
+    # pyarrow reads an object over two lines as one row; the contract reads lines
+    (b'{"plant":"p1","line":"l1","station":"s1",\n"ts":1,"seq":1,"count":1,"queue":0}', "JSON"),
 ])
 def test_a_bad_line_gets_the_per_record_error_with_its_number(tmp_path, bad, reason):
     path = tmp_path / "t.jsonl"
