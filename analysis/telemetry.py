@@ -123,6 +123,11 @@ def _row(sample: Sample | dict[str, Any]) -> tuple[int, int, int, int, int, int]
             STATE_CODE.get(state, UNKNOWN) if state is not None else UNKNOWN, scrap is not None)
 
 
+def _unknown_station(source: str, station: str, line: Line) -> TelemetryError:
+    return TelemetryError(f"{source} has station {station!r} on line {line.id}, which the plant "
+                          f"file does not list ({line.station_ids}); add it or fix the station id")
+
+
 def gather(plant: Plant, line_id: str, samples: Iterable[tuple[str, Sample | dict[str, Any]]],
            source: str) -> LineTelemetry:
     """Group (station, sample) pairs of one line into arrays; unknown stations are an error."""
@@ -131,8 +136,7 @@ def gather(plant: Plant, line_id: str, samples: Iterable[tuple[str, Sample | dic
     for station, sample in samples:
         bucket = rows.get(station)
         if bucket is None:
-            raise TelemetryError(f"{source} has station {station!r} on line {line_id}, which the plant "
-                                 f"file does not list ({line.station_ids}); add it or fix the station id")
+            raise _unknown_station(source, station, line)
         bucket.append(_row(sample))
     if not any(rows.values()):
         raise TelemetryError(f"{source} has no samples of line {line_id} of plant {plant.plant}")
@@ -142,8 +146,8 @@ def gather(plant: Plant, line_id: str, samples: Iterable[tuple[str, Sample | dic
 def from_file(plant: Plant, line_id: str, path: str | Path) -> LineTelemetry:
     """Read one line's samples from a telemetry file (the offline file form, docs/DESIGN.md §4).
 
-    The file is read as columns by the contract's bulk reader (`read_columns`: about 10x the per-record
-    path), and split per station with numpy.
+    The file is read as columns by the contract's bulk reader (`read_columns`: 4x the per-record path
+    under load, bench/README.md), and split per station with numpy.
     """
     if not Path(path).is_file():
         raise TelemetryError(f"telemetry file {path} does not exist")
@@ -155,12 +159,9 @@ def from_file(plant: Plant, line_id: str, path: str | Path) -> LineTelemetry:
     line = plant.get_line(line_id)
     mine = {key.station: code for code, key in enumerate(columns.keys)
             if key.plant == plant.plant and key.line == line_id}
-    unknown = [code for station, code in mine.items() if station not in line.station_ids]
-    if unknown:
-        first = int(np.flatnonzero(np.isin(columns.key, unknown))[0])  # as the file meets them
-        station = columns.keys[int(columns.key[first])].station
-        raise TelemetryError(f"{source} has station {station!r} on line {line_id}, which the plant "
-                             f"file does not list ({line.station_ids}); add it or fix the station id")
+    unknown = [station for station in mine if station not in line.station_ids]
+    if unknown:  # keys come in the order the file meets them: the first one, as gather names it
+        raise _unknown_station(source, unknown[0], line)
     if not mine:
         seen_plants = {key.plant for key in columns.keys}
         if seen_plants and plant.plant not in seen_plants:
