@@ -21,11 +21,12 @@ from analysis.telemetry import BLOCKED, STARVED, LineTelemetry
 
 METHODS = ("apm", "turning-point", "combined", "crn")
 SPAN_METHODS = ("apm", "turning-point", "combined")  # those that need only state spans (the live loop's)
-# The default of callers that have only state spans (the live loop, the huddle page: issue 11 item 3
-# moves them to `crn` once they pass the telemetry too).
+# The default of callers that have only state spans (the huddle page's fallback when no live answer is
+# stored; the span part of a live `crn` tick, analysis/live.py SPAN_FOR_CRN).
 DEFAULT_METHOD = "combined"
-# The default of `shopfloor analyze bottleneck`: `crn` (analysis/constraint.py) won on the random
-# family's `tune` lines in every cell (bench/README.md); scored on `test` only afterwards.
+# The default of `shopfloor analyze bottleneck`, of the live loop (analysis/live.py LiveConfig) and of
+# the losses' constraint timeline: `crn` (analysis/constraint.py) won on the random family's `tune`
+# lines in every cell (bench/README.md); scored on `test` only afterwards.
 ANALYZE_DEFAULT_METHOD = "crn"
 # `combined` takes the APM answer when it is decisive (its station leads the runner-up by at least this
 # share of the window), else the turning-point rule's. Chosen over 0.1-1.0 on the scenario library

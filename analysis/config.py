@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from analysis.alerts import AlertRules
-from analysis.bottleneck import DEFAULT_METHOD, METHODS
+from analysis.bottleneck import METHODS
 from analysis.live import LiveConfig
 from shopfloor.errors import ConfigError
 from shopfloor.plant import read_toml, validation_message
@@ -31,7 +31,7 @@ class LiveSection(BaseModel):
     window_s: float = Field(_DEFAULT_LIVE.window_s, gt=0)
     memory_s: float = Field(_DEFAULT_LIVE.memory_s, ge=0)
     confirm_s: float = Field(_DEFAULT_LIVE.confirm_s, ge=0)
-    method: str = DEFAULT_METHOD
+    method: str = _DEFAULT_LIVE.method
 
     @field_validator("method")
     @classmethod

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from analysis.alerts import AlertRules, AlertSink, constraint_alerts
-from analysis.bottleneck import DEFAULT_METHOD, Timeline, analyze
+from analysis.bottleneck import ANALYZE_DEFAULT_METHOD, Timeline, analyze
 from analysis.output_hours import HourRollup
 from analysis.shares import window_shares
 from analysis.states import StateSpans
@@ -51,7 +51,7 @@ class LiveConfig:
     window_s: float = 60.0  # timeline resolution
     memory_s: float = 1800.0  # each window's answer is judged on this much trailing time
     confirm_s: float = 300.0  # a new bottleneck must hold this long before it becomes current
-    method: str = DEFAULT_METHOD
+    method: str = ANALYZE_DEFAULT_METHOD  # the offline command's method: one constraint everywhere
     rules: AlertRules = field(default_factory=AlertRules)
     rollup_every_s: float = 300.0  # how often the hourly output rollup is rewritten (output_hours.py)
 
@@ -179,18 +179,24 @@ def timeline_lines(plant: str, timeline: Timeline, window_s: float, from_ms: int
 
 
 def judge_newest(timeline: Timeline, spans: StateSpans, data: LineTelemetry,
-                 stored: Answers) -> None:
+                 stored: Answers, backfill_from_ms: int | None = None) -> None:
     """Method `crn` live: the newest window by simulation of its regime so far, the older ones from
-    their stored answers (none: no answer, so neither hysteresis nor the store sees a span method's)."""
+    their stored answers. When none is stored (the first tick, a restart after a gap longer than the
+    lookback), the windows from `backfill_from_ms` on (the range a tick rewrites) are simulated too, each
+    on its regime up to its own end as the offline command judges it. Otherwise a window without a stored
+    answer (one between two ticks) has none, so neither hysteresis nor the store sees a span method's."""
     from analysis.constraint import by_simulation
 
     timeline.method = "crn"
+    simulate = timeline.windows[-1:]
     for window in timeline.windows[:-1]:
         window.method = "crn"
         window.bottleneck, window.runner_up, window.margin = stored.get(window.start, (None, None, 0.0))
+        if not stored and backfill_from_ms is not None and window.start >= backfill_from_ms:
+            simulate.insert(-1, window)
     if timeline.windows:
         timeline.windows[-1].method = "crn"
-        by_simulation(timeline.windows[-1:], spans, data)
+        by_simulation(simulate, spans, data)
 
 
 def conclude(data: LineTelemetry, config: LiveConfig, previous: tuple[int, str] | None,
@@ -203,8 +209,8 @@ def conclude(data: LineTelemetry, config: LiveConfig, previous: tuple[int, str] 
     crn = config.method == "crn"
     timeline = analyze(spans, data.stations, data.line.id, config.window_s,
                        SPAN_FOR_CRN if crn else config.method, config.memory_s)
-    if crn:
-        judge_newest(timeline, spans, data, stored or {})
+    if crn:  # the windows a tick rewrites (LiveDetector.tick: from now - rewrite_s) get an answer
+        judge_newest(timeline, spans, data, stored or {}, spans.end_ms - int(config.rewrite_s * 1000))
     active = spans.active()
     still_open = active.stop >= spans.end_ms
     open_since = int(active.start[still_open].min()) if still_open.any() else spans.end_ms

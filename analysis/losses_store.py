@@ -93,6 +93,16 @@ def stored_windows(store: Store, plant: str, line: str, start: int, end: int) ->
             int(r["time"]) + int(r["window_s"]) * 1000 > start]
 
 
+def _covers(windows: list[ConstraintWindow], start: int, end: int) -> bool:
+    """Whether the windows leave no gap in [start, end) (then the detector need not run here)."""
+    reach = start
+    for window in sorted(windows, key=lambda w: w.start):
+        if window.start > reach:
+            break
+        reach = max(reach, window.end)
+    return reach >= end
+
+
 def reported_reasons(store: Store, plant: str, line: str, start: int, end: int) -> list[ReasonMark]:
     rows = store.query(
         f'SELECT "reason", "station" FROM {quote_ident(STATION_MEASUREMENT)} WHERE plant = '
@@ -115,10 +125,14 @@ def window_losses(store: Store, plant: Plant, plan: Plan | None, line_id: str, s
     """The constraint's losses in [start, end) from the store."""
     telemetry = from_store(store, plant, line_id, start, end)
     spans = state_spans(telemetry)
-    config = LiveConfig()
-    timeline = analyze(spans, telemetry.stations, line_id, config.window_s, config.method, config.memory_s)
-    windows = [ConstraintWindow(w.start, w.end, w.bottleneck) for w in timeline.windows]
-    windows += stored_windows(store, plant.plant, line_id, start, end)  # later windows win: stored ones
+    stored = stored_windows(store, plant.plant, line_id, start, end)
+    windows = []
+    if not _covers(stored, start, end):
+        config = LiveConfig()  # the live detector's method (crn: it needs the telemetry) and windows
+        timeline = analyze(spans, telemetry.stations, line_id, config.window_s, config.method,
+                           config.memory_s, telemetry=telemetry)
+        windows = [ConstraintWindow(w.start, w.end, w.bottleneck) for w in timeline.windows]
+    windows += stored  # later windows win: stored ones
     money = plan.money_for(line_id) if plan is not None else None
     return losses(telemetry, spans, windows, start, end,
                   reported=reported_reasons(store, plant.plant, line_id, start, end),

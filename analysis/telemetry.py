@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from shopfloor.contract import STATES, ContractError, Sample, StationKey, read_records
+from shopfloor.contract import STATES, ContractError, Sample, read_columns
 from shopfloor.errors import ConfigError, ShopfloorError
 from shopfloor.plant import Line, Plant
 
@@ -89,16 +89,21 @@ class LineTelemetry:
 
 
 def _series(rows: list[tuple[int, int, int, int, int, int]]) -> StationSeries:
-    if not rows:
-        empty = np.zeros(0, dtype=np.int64)
-        return StationSeries(empty, empty, empty, empty, np.zeros(0, dtype=np.int8))
-    table = np.asarray(rows, dtype=np.int64)
-    table = table[np.argsort(table[:, 0], kind="stable")]
-    last_of_each_ts = np.append(table[1:, 0] != table[:-1, 0], True)
-    table = table[last_of_each_ts]
-    _hold_scrap(table[:, 3], table[:, 5].astype(bool))
-    return StationSeries(table[:, 0].copy(), table[:, 1].copy(), table[:, 2].copy(), table[:, 3].copy(),
-                         table[:, 4].astype(np.int8))
+    table = np.asarray(rows, dtype=np.int64).reshape(-1, 6)
+    return _columns_series(table[:, 0], table[:, 1], table[:, 2], table[:, 3], table[:, 4],
+                           table[:, 5].astype(bool))
+
+
+def _columns_series(ts: np.ndarray, count: np.ndarray, queue: np.ndarray, scrap: np.ndarray,
+                    state: np.ndarray, has_scrap: np.ndarray) -> StationSeries:
+    """One station's columns in file or store order: sorted by time, the last of each timestamp kept."""
+    order = np.argsort(ts, kind="stable")
+    if len(order):
+        later = ts[order]
+        order = order[np.append(later[1:] != later[:-1], True)]
+    scrap = scrap[order]  # a copy: the hold writes into it
+    _hold_scrap(scrap, has_scrap[order])
+    return StationSeries(ts[order], count[order], queue[order], scrap, state[order].astype(np.int8))
 
 
 def _hold_scrap(scrap: np.ndarray, reported: np.ndarray) -> None:
@@ -118,6 +123,11 @@ def _row(sample: Sample | dict[str, Any]) -> tuple[int, int, int, int, int, int]
             STATE_CODE.get(state, UNKNOWN) if state is not None else UNKNOWN, scrap is not None)
 
 
+def _unknown_station(source: str, station: str, line: Line) -> TelemetryError:
+    return TelemetryError(f"{source} has station {station!r} on line {line.id}, which the plant "
+                          f"file does not list ({line.station_ids}); add it or fix the station id")
+
+
 def gather(plant: Plant, line_id: str, samples: Iterable[tuple[str, Sample | dict[str, Any]]],
            source: str) -> LineTelemetry:
     """Group (station, sample) pairs of one line into arrays; unknown stations are an error."""
@@ -126,8 +136,7 @@ def gather(plant: Plant, line_id: str, samples: Iterable[tuple[str, Sample | dic
     for station, sample in samples:
         bucket = rows.get(station)
         if bucket is None:
-            raise TelemetryError(f"{source} has station {station!r} on line {line_id}, which the plant "
-                                 f"file does not list ({line.station_ids}); add it or fix the station id")
+            raise _unknown_station(source, station, line)
         bucket.append(_row(sample))
     if not any(rows.values()):
         raise TelemetryError(f"{source} has no samples of line {line_id} of plant {plant.plant}")
@@ -135,26 +144,40 @@ def gather(plant: Plant, line_id: str, samples: Iterable[tuple[str, Sample | dic
 
 
 def from_file(plant: Plant, line_id: str, path: str | Path) -> LineTelemetry:
-    """Read one line's samples from a telemetry file (the offline file form, docs/DESIGN.md §4)."""
+    """Read one line's samples from a telemetry file (the offline file form, docs/DESIGN.md §4).
+
+    The file is read as columns by the contract's bulk reader (`read_columns`: 4x the per-record path
+    under load, bench/README.md), and split per station with numpy.
+    """
     if not Path(path).is_file():
         raise TelemetryError(f"telemetry file {path} does not exist")
-    seen_plants: set[str] = set()
-
-    def of_line(records: Iterable[tuple[StationKey, Sample]]):
-        for key, sample in records:
-            seen_plants.add(key.plant)
-            if key.line == line_id and key.plant == plant.plant:
-                yield key.station, sample
-
+    source = f"telemetry file {path}"
     try:
-        return gather(plant, line_id, of_line(read_records(path)), f"telemetry file {path}")
-    except TelemetryError:
-        if seen_plants and plant.plant not in seen_plants:
-            raise TelemetryError(f"telemetry file {path} holds plant(s) {sorted(seen_plants)}, not "
-                                 f"{plant.plant} of the plant file") from None
-        raise
+        columns = read_columns(path)
     except ContractError as error:
         raise TelemetryError(str(error)) from None
+    line = plant.get_line(line_id)
+    mine = {key.station: code for code, key in enumerate(columns.keys)
+            if key.plant == plant.plant and key.line == line_id}
+    unknown = [station for station in mine if station not in line.station_ids]
+    if unknown:  # keys come in the order the file meets them: the first one, as gather names it
+        raise _unknown_station(source, unknown[0], line)
+    if not mine:
+        seen_plants = {key.plant for key in columns.keys}
+        if seen_plants and plant.plant not in seen_plants:
+            raise TelemetryError(f"{source} holds plant(s) {sorted(seen_plants)}, not "
+                                 f"{plant.plant} of the plant file")
+        raise TelemetryError(f"{source} has no samples of line {line_id} of plant {plant.plant}")
+    order = np.argsort(columns.key, kind="stable")
+    bounds = np.searchsorted(columns.key[order], np.arange(len(columns.keys) + 1))
+
+    def station_series(station: str) -> StationSeries:
+        code = mine.get(station)
+        rows = order[bounds[code]:bounds[code + 1]] if code is not None else order[:0]
+        return _columns_series(columns.ts[rows], columns.count[rows], columns.queue[rows],
+                               columns.scrap[rows], columns.state[rows], columns.has_scrap[rows])
+
+    return LineTelemetry(plant.plant, line, [station_series(s) for s in line.station_ids])
 
 
 def from_store(store, plant: Plant, line_id: str, from_ms: int, to_ms: int,

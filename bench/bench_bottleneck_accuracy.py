@@ -76,7 +76,8 @@ def main() -> None:
     print(f"\n`{args.set}` set, {args.lines} lines, {regimes['scored']} regimes scored "
           f"({regimes['clear']} clear, {regimes['balanced']} hard), {left_out} left out; windows of "
           f"{args.window:g} s; {time.perf_counter() - began:.0f} s in all; defaults: "
-          f"{ANALYZE_DEFAULT_METHOD} (analyze bottleneck), {DEFAULT_METHOD} (live loop, huddle page)\n")
+          f"{ANALYZE_DEFAULT_METHOD} (analyze bottleneck, live loop, losses), {DEFAULT_METHOD} (span-only "
+          "callers: the huddle page's fallback)\n")
     print("| method | input | clear strict | hard strict | clear top-2 | hard top-2 | windows clear / hard |")
     print("|---|---|---|---|---|---|---|")
     for method in (*methods, *extra):

@@ -28,6 +28,7 @@ from simulators.telemetry import simulate_telemetry  # noqa: E402
 from simulators.truth import ground_truth  # noqa: E402
 
 SETTLE_MS = 3_600_000
+TICKS: list[float] = []  # seconds of each replayed tick (conclude only, no store)
 SCENARIOS = Path(__file__).resolve().parents[1] / "simulators" / "scenarios"
 
 
@@ -35,9 +36,14 @@ def replay(data, truth: dict, config: LiveConfig, tick_s: float, begin_ms: int, 
     """(agreeing ticks, scored ticks, answer changes, delays after truth changes in s)."""
     previous = None
     answers: list[tuple[int, str | None]] = []
+    stored: dict = {}  # crn: the window answers the live loop would have written (stored_answers)
     for now in range(begin_ms + 600_000, end_ms + 1, int(tick_s * 1000)):
         window = data.between(now - int(config.lookback_s * 1000), now)
-        _, _, _, previous = conclude(window, config, previous)
+        began = time.perf_counter()
+        _, timeline, _, previous = conclude(window, config, previous, stored)
+        TICKS.append(time.perf_counter() - began)
+        stored.update({w.start: (w.bottleneck, w.runner_up, float(w.margin)) for w in timeline.windows
+                       if w.bottleneck and w.start >= now - config.rewrite_s * 1000})
         answers.append((now, previous[1] if previous else None))
     agree = scored = 0
     for now, station in answers:
@@ -63,9 +69,10 @@ def main() -> None:
     parser.add_argument("--tick", type=float, default=60.0, help="seconds between replayed ticks")
     parser.add_argument("--memory", type=float, default=LiveConfig().memory_s)
     parser.add_argument("--confirm", type=float, default=LiveConfig().confirm_s)
+    parser.add_argument("--method", default=LiveConfig().method, help="the live loop's default unless given")
     args = parser.parse_args()
-    live = LiveConfig(memory_s=args.memory, confirm_s=args.confirm)
-    bare = LiveConfig(memory_s=0.0, confirm_s=0.0)
+    live = LiveConfig(memory_s=args.memory, confirm_s=args.confirm, method=args.method)
+    bare = LiveConfig(memory_s=0.0, confirm_s=0.0, method=args.method)
     began = time.perf_counter()
     print("| scenario | truth changes | live: agreement (clear, settled) | live: answer changes | "
           "live: delay after a change | without hysteresis: agreement | without: answer changes |")
@@ -92,9 +99,10 @@ def main() -> None:
         delay = f"{min(delays) / 60:.0f}-{max(delays) / 60:.0f} min" if delays else "-"
         print(f"| {path.stem} | {(len(truth['periods']) - 1) * args.seeds} | {share(totals['live'])} | "
               f"{totals['live'][2]} | {delay} | {share(totals['bare'])} | {totals['bare'][2]} |", flush=True)
-    print(f"\n{args.seeds} seeds x {args.hours:g} h per scenario, a tick every {args.tick:g} s, memory "
-          f"{args.memory:g} s, confirm {args.confirm:g} s, "
-          f"{time.perf_counter() - began:.0f} s in all")
+    print(f"\n{args.seeds} seeds x {args.hours:g} h per scenario, method {args.method}, a tick every "
+          f"{args.tick:g} s, memory {args.memory:g} s, confirm {args.confirm:g} s, "
+          f"{time.perf_counter() - began:.0f} s in all; one tick (conclude): median "
+          f"{sorted(TICKS)[len(TICKS) // 2]:.3f} s, max {max(TICKS):.2f} s over {len(TICKS)} ticks")
 
 
 if __name__ == "__main__":

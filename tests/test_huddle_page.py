@@ -64,10 +64,12 @@ def chromium() -> str:
 
 
 def unassign_jams(path: Path) -> None:
-    """Drop the reason of every jam (a PLC whose jam bit is not wired): those stops are unassigned."""
+    """Drop the reason of every jam and changeover (a PLC whose jam and changeover bits are not wired):
+    those stops are unassigned. The changeovers are the constraint's (s3, every hour: inside any shown
+    shift); the jams are s2's and s5's, which the span methods named the constraint while jammed."""
     records = list(read_records(path))
     for _, sample in records:
-        if sample.get("reason") == "jam":
+        if sample.get("reason") in ("jam", "changeover"):
             del sample["reason"]
     write_records(path, records)
 
@@ -371,14 +373,14 @@ def _losses(url: str, back: int, plant, plan) -> dict:
 
 def test_page_shows_the_shifts_loss_pareto_and_unassigned_stops_on_both_screens(served, tmp_path):
     """The losses tile: the shift's Pareto at the constraint largest first with minutes, units and money as
-    the losses API computes them, and one touch button per unassigned constraint stop (the jams, whose
-    reason the fixture removed), newest first; at 1920x1080 and 1366x768 nothing is clipped (rows that do
-    not fit are counted as '+ N'). A correction through the API (token required) leaves the list."""
+    the losses API computes them, and one touch button per unassigned constraint stop (s3's changeovers,
+    whose reason the fixture removed), newest first; at 1920x1080 and 1366x768 nothing is clipped (rows
+    that do not fit are counted as '+ N'). A correction through the API (token required) leaves the list."""
     url, store, plant, plan, _ = served
     back = _back(plant, plan)
     expected = _losses(url, back, plant, plan)
     assert expected["causes"] and expected["currency"] == "EUR"
-    assert expected["unassigned_stops"], "the fixture's jams should leave unassigned constraint stops"
+    assert expected["unassigned_stops"], "the fixture's changeovers should leave unassigned constraint stops"
     browser = chromium()
     flags = [flag for flag in CHROMIUM_FLAGS if not flag.startswith("--window-size")]
     for size in ("1920,1080", "1366,768"):

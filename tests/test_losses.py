@@ -151,11 +151,13 @@ def test_on_the_simulator_every_non_working_constraint_minute_has_one_cause():
     scenario = load_scenario(Path(__file__).parent.parent / "simulators" / "scenarios"
                              / "moving_constraint.toml")
     line_id = scenario.line_id
-    records = list(simulate_telemetry(scenario, hours=2, seed=5).records("p1", line_id))
+    # 4 h: the constraint moves from s3 to s7 at hour 3 (with 2 h the truth is s3 throughout)
+    records = list(simulate_telemetry(scenario, hours=4, seed=5).records("p1", line_id))
     telemetry = gather(scenario.plant, line_id, [(key.station, s) for key, s in records], "sim")
     spans = state_spans(telemetry)
     config = LiveConfig()
-    timeline = analyze(spans, telemetry.stations, line_id, config.window_s, config.method, config.memory_s)
+    timeline = analyze(spans, telemetry.stations, line_id, config.window_s, config.method, config.memory_s,
+                       telemetry=telemetry)
     windows = [ConstraintWindow(w.start, w.end, w.bottleneck) for w in timeline.windows]
     marks = [ReasonMark(key.station, s["ts"], s["reason"]) for key, s in records if "reason" in s]
     start, end = telemetry.begin_ms, telemetry.end_ms + 1000

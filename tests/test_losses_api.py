@@ -110,7 +110,8 @@ def test_losses_over_http_and_corrections_beside_the_telemetry(stack, store, pla
     telemetry = gather(plant, "l1", line.samples, "memory")
     spans = state_spans(telemetry)
     config = LiveConfig()
-    timeline = analyze(spans, telemetry.stations, "l1", config.window_s, config.method, config.memory_s)
+    timeline = analyze(spans, telemetry.stations, "l1", config.window_s, config.method, config.memory_s,
+                       telemetry=telemetry)
     windows = [ConstraintWindow(w.start, w.end, w.bottleneck) for w in timeline.windows]
     marks = [ReasonMark(s, x["ts"], x["reason"]) for s, x in line.samples if "reason" in x]
     expected = losses(telemetry, spans, windows, shift_start, NOW_MS, reported=marks,
