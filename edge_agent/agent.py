@@ -56,7 +56,7 @@ class Agent:
                                                    count_width=count_width, scrap_width=scrap_width,
                                                    max_step=config.max_step)
         self.events: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self.link = Link(config, self.events.put)
+        self.link = Link(config, self.events.put, also_receipted=self._removed_stations_waiting())
         self._stop = threading.Event()
         self.pollers = [StationPoller(station, config.interval_s, config.source_retry_max_s, self.events.put,
                                       self._stop) for station in config.stations]
@@ -315,6 +315,19 @@ class Agent:
         stale = time.monotonic() - self._status_at > STATUS_EVERY_S
         if stale or self.problem_list() != self._status_problems:
             self._send_status()
+
+    def _removed_stations_waiting(self) -> list[str]:
+        """Stations taken out of the config with samples still in the outbox: sent and receipted as
+        ever (the collector stores them if the plant file still has the station, else receipts them as
+        rejected), so the outbox drains instead of resending them forever."""
+        removed = {station: rows for station, rows in self.outbox.stations_waiting().items()
+                   if station not in self.config.station_ids}
+        if removed:
+            log.warning("the outbox holds samples of stations no longer in this agent's config (%s): they "
+                        "are sent and leave on their receipt; with `security init` ACLs the agent's login "
+                        "must still be allowed their receipts",
+                        ", ".join(f"{station}: {rows}" for station, rows in removed.items()))
+        return list(removed)
 
     # --- publishing from the outbox ---------------------------------------------------------------
 

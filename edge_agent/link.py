@@ -9,7 +9,7 @@ limit of 65,535 pending messages.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import orjson
@@ -62,7 +62,10 @@ def _path(value: object) -> str | None:
 
 
 class Link:
-    def __init__(self, config: AgentConfig, emit: Callable[[object], None]):
+    def __init__(self, config: AgentConfig, emit: Callable[[object], None],
+                 also_receipted: Iterable[str] = ()):
+        """`also_receipted`: stations no longer in the config whose rows still wait in the outbox; their
+        receipts are read too, or those rows would be resent forever."""
         self.config = config
         self.endpoint = mqtt_endpoint(config.mqtt_url)
         self.topic = status_topic(config.plant, config.line, config.agent)
@@ -79,8 +82,9 @@ class Link:
         self.client.on_publish = self._on_publish
         self.client.on_connect_fail = self._on_connect_fail
         self.client.on_message = self._on_message
+        stations = [*config.station_ids, *(s for s in also_receipted if s not in config.station_ids)]
         self.receipt_topics = [receipt_topic(StationKey(config.plant, config.line, station))
-                               for station in config.station_ids] if config.delete_on == "receipt" else []
+                               for station in stations] if config.delete_on == "receipt" else []
 
     def status(self, online: bool, backlog: int | None = None, problems: list[str] | None = None,
                figures: dict[str, object] | None = None) -> bytes:

@@ -240,6 +240,10 @@ class Outbox:
                 self._give_back_space()
         return deleted
 
+    def stations_waiting(self) -> dict[str, int]:
+        """Rows on disk per station: a station taken out of the config may still have some."""
+        return dict(self._db.execute("SELECT station, count(*) FROM outbox GROUP BY station"))
+
     def unreceipted(self, now_ms: int) -> tuple[int, float]:
         """(samples the broker acknowledged that no receipt confirmed yet, age in s of the oldest)."""
         count, oldest = self._db.execute(

@@ -190,3 +190,23 @@ def test_broker_sigkilled_twice_while_the_collector_is_away_loses_nothing(own_st
     running.stop()
     collector.stop()
     assert _expect_stored_once(own_store, plant_id, tmp_path / "outbox.sqlite", ["s0", "s1", "s2"]) > 300
+
+
+@pytest.mark.servers
+def test_samples_of_a_station_taken_out_of_the_config_drain_on_their_receipts(
+        stack, store, plant_id, tmp_path, collector_process):
+    """They were resent forever: the agent read receipts only for the stations its config names."""
+    taker = Subscriber(stack.mosquitto.url, plant_id, client_id=f"t{plant_id}")  # PUBACKs, no receipts
+    running = RunningAgent(_config(tmp_path, plant_id, stack.mosquitto.url, stations=2))
+    wait_for(lambda: running.agent.unreceipted()[0] > 40, 10, "samples acknowledged, not receipted")
+    running.stop()
+    taker.close()
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    waiting = outbox.stations_waiting()
+    outbox.close()
+    assert waiting.get("s1", 0) > 0, waiting
+    collector_process(stack, store.database, group=f"g{plant_id}", session_expiry=0)
+    running = RunningAgent(_config(tmp_path, plant_id, stack.mosquitto.url, stations=1))  # s1 taken out
+    wait_for(lambda: "s1" not in running.agent.outbox.stations_waiting(), 20, "s1's samples receipted")
+    running.stop()
+    _expect_stored_once(store, plant_id, tmp_path / "outbox.sqlite", ["s0", "s1"])
