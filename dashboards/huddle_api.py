@@ -236,17 +236,19 @@ class HuddleReader:
                 "source": "live detector"}
 
     def detected_constraint(self, line: Line, span: HuddleRange, now_ms: int) -> Json | None:
-        """The detector (analysis.bottleneck) on the shift's samples in windows of CONSTRAINT_WINDOW_S,
-        when no live detector writes for the line: the last window's constraint, shares as the live
-        path computes them, and no "since" (recomputed on every read, it would move silently)."""
-        from analysis.bottleneck import analyze
+        """The detector (analysis.bottleneck, the live loop's method) on the shift's samples in windows
+        of CONSTRAINT_WINDOW_S, when no live detector writes for the line: the last window's constraint,
+        shares as the live path computes them, and no "since" (recomputed on every read, it would move
+        silently)."""
+        from analysis.bottleneck import ANALYZE_DEFAULT_METHOD, analyze
         from analysis.states import spans
         from analysis.telemetry import TelemetryError, from_store
 
         end = min(span.end_ms, now_ms)
         try:
             data = from_store(self.store, self.plant, line.id, span.start_ms, end)
-            timeline = analyze(spans(data), data.stations, line.id, CONSTRAINT_WINDOW_S)
+            timeline = analyze(spans(data), data.stations, line.id, CONSTRAINT_WINDOW_S,
+                               ANALYZE_DEFAULT_METHOD, telemetry=data)
         except (TelemetryError, ValueError):
             return None
         windows = [window for window in timeline.windows if window.bottleneck]
