@@ -193,8 +193,10 @@ class FitTable:
                 add(SAT, s_where[:-1], np.diff(s_ts) / 1000 * saturated)
                 add(SAT_UNITS, s_where[:-1], np.clip(np.diff(count), 0, None) * saturated)
             stats[j, 1:] = np.cumsum(table, axis=0)
-        return FitTable([s.id for s in stations], [s.buffer for s in stations],
-                        [s.machines for s in stations], edges, stats)
+        # Inferred states cannot tell one machine's work from its pair's (the inference sees one unit
+        # held per station): there, each station is fitted and simulated as one server.
+        machines = [1 if spans.inferred else s.machines for s in stations]
+        return FitTable([s.id for s in stations], [s.buffer for s in stations], machines, edges, stats)
 
     def fit(self, from_ms: int, to_ms: int) -> list[StationFit]:
         """Every station's fit over the chunks in [from_ms, to_ms), in flow order."""
