@@ -11,13 +11,12 @@ the confidence, and whether the lead is within noise ("no clear constraint" in t
 from __future__ import annotations
 
 import bisect
-from dataclasses import replace
 
 import numpy as np
 
 from analysis.changepoints import change_points
 from analysis.crn_gain import Effort, station_gains
-from analysis.fit import FitTable, StationFit
+from analysis.fit import FitTable
 from analysis.states import StateSpans
 from analysis.telemetry import LineTelemetry
 
@@ -28,23 +27,6 @@ EFFORT = Effort()
 # simulated a few times, not once per window (the offline speed budget of 5 s for 20 stations x 24 h).
 REUSE = 0.02
 CHUNK_S = 300  # the fit's statistics are kept per 5 minutes (epoch-aligned, like the windows)
-
-
-# A station's failures are rare (MTBF up to 8 h of work): one regime of 1-4 h holds none or one, and
-# a single long repair then makes it look like the constraint. So failures and repairs are taken at
-# the rates of all the data so far (live: the lookback), scaled to the regime's working time; pace and
-# setups stay the regime's own. On 72 `tune` lines (0-71, with states) this lifted hard windows from
-# 40.2 % to 43.7 % at the same clear figure (78.1 %); bench/README.md.
-POOL_FAILURES = True
-
-
-def _failures_pooled(fits: list[StationFit], long: list[StationFit]) -> list[StationFit]:
-    """The regime's fits with each station's failures and repairs at the rates of all the data so far."""
-    out = []
-    for f, g in zip(fits, long, strict=True):
-        share = f.working_s / max(g.working_s, 1.0)
-        out.append(replace(f, failures=g.failures * share, down_s=g.down_s * share, mttr_cv=g.mttr_cv))
-    return out
 
 
 def _pace(fits: list) -> np.ndarray:
@@ -66,8 +48,6 @@ def by_simulation(windows: list, spans: StateSpans, telemetry: LineTelemetry, ef
         k = bisect.bisect_right(cuts, end - MIN_REGIME_S * 1000)
         begin = max(cuts[k - 1] if k else spans.begin_ms, spans.begin_ms)
         fits = table.fit(begin, end)
-        if POOL_FAILURES and begin > spans.begin_ms:
-            fits = _failures_pooled(fits, table.fit(spans.begin_ms, end))
         pace = _pace(fits)
         if last is not None and last[0] == begin and np.all(np.abs(pace / last[1] - 1) < REUSE):
             gains = last[2]

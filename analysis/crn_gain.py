@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis.fit import MIN_SATURATED_UNITS, StationFit
+from analysis.fit import StationFit
 from simulators.engine import LineModel, Variant, simulate
 from simulators.scenario import Period, Scenario, StationSpec
 
@@ -26,7 +26,6 @@ NOISE_SE = 2.0  # a lead under this many standard errors is "no clear constraint
 # up; the others, starved or blocked most of the time, gain next to nothing, and leaving them out
 # keeps a 20-station line's simulation at 7 versions instead of 21 (the speed budget of the benchmark).
 CANDIDATES = 6
-CONTENDERS = 3  # the leading stations simulated again while the lead is within noise
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +36,6 @@ class Effort:
     hours: float = 8.0  # 8 replications of 8 h: best of (8, 4 h), (16, 4 h), (16, 8 h) on 20 `tune` lines
     warmup_h: float = 0.5
     seed: int = 0
-    max_reps: int = 32  # while the lead is within noise, batches of `reps` more, up to this many
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +54,7 @@ class Gains:
 
 
 def scenario_of(fits: list[StationFit]) -> Scenario:
-    """The fitted line as a simulator scenario (the plant file's machines, gamma or deterministic times)."""
+    """The fitted line as a simulator scenario (one machine per station, gamma or deterministic times)."""
     specs = []
     for f in fits:
         cv = round(f.cv, 3)
@@ -64,17 +62,11 @@ def scenario_of(fits: list[StationFit]) -> Scenario:
         mttr = f.mttr_min
         if mtbf is not None and mttr <= 0:
             mtbf = None
-        setup_every, setup_min = (f.setup_every, f.setup_min) if f.setup_every and f.setup_min > 0 \
-            else (0, 0.0)
-        if f.machines > 1 and f.saturated_units >= MIN_SATURATED_UNITS:
-            # A saturated machine's time already holds its repairs and setups (the station shows
-            # `working` while one machine is down or in setup): adding them again counts them twice.
-            mtbf, setup_every, setup_min = None, 0, 0.0
         specs.append(StationSpec(
-            id=f.id, cycle_s=max(f.machine_cycle_s, 1e-3), machines=f.machines,
-            distribution="gamma" if cv >= 0.02 else "deterministic",
+            id=f.id, cycle_s=max(f.cycle_s, 1e-3), distribution="gamma" if cv >= 0.02 else "deterministic",
             cv=cv if cv >= 0.02 else 0.0, buffer=f.buffer, mtbf_min=mtbf, mttr_min=mttr if mtbf else 0.0,
-            mttr_cv=round(f.mttr_cv, 3), setup_every=setup_every, setup_min=setup_min))
+            mttr_cv=round(f.mttr_cv, 3), setup_every=f.setup_every if f.setup_min > 0 else 0,
+            setup_min=f.setup_min if f.setup_every else 0.0))
     return Scenario(station=specs, warmup_min=0.0)
 
 
@@ -87,44 +79,22 @@ def station_gains(fits: list[StationFit], effort: Effort = Effort()) -> Gains:  
     faster = 1.0 / (1.0 + SPEEDUP)
     busy = np.array([(f.working_s + f.down_s + f.setup_s) / max(f.observed_s, 1.0) for f in fits])
     chosen = np.sort(np.argsort(-busy, kind="stable")[:CANDIDATES])
+    variants = [Variant()] + [Variant(scale=tuple(faster if k == j else 1.0 for k in range(m)))
+                              for j in chosen.tolist()]
     end = model.warmup_us + int(effort.hours * 3600 * 1_000_000)
-
-    def gains_of(stations: np.ndarray, batch: int) -> np.ndarray:
-        variants = [Variant()] + [Variant(scale=tuple(faster if k == j else 1.0 for k in range(m)))
-                                  for j in stations.tolist()]
-        run = simulate(model, end, reps=effort.reps, seed=effort.seed, stream=batch * effort.reps,
-                       variants=variants)
-        output = run.output(model.warmup_us, end).astype(float)
-        return (output[1:] - output[0]) / np.maximum(output[0], 1.0)
-
+    run = simulate(model, end, reps=effort.reps, seed=effort.seed, variants=variants)
+    output = run.output(model.warmup_us, end).astype(float)
     per_rep = np.zeros((m, effort.reps))
-    per_rep[chosen] = gains_of(chosen, 0)
-    # Near-balanced lines: while the lead is within noise, more batches of the CONTENDERS leading
-    # stations only (a station left out keeps its mean so far), up to effort.max_reps.
-    while per_rep.shape[1] < effort.max_reps:
-        mean = per_rep.mean(axis=1)
-        order = np.argsort(-mean, kind="stable")
-        if m < 2 or not _within_noise(per_rep[order[0]] - per_rep[order[1]]):
-            break
-        contenders = np.sort(order[:CONTENDERS])
-        more = np.repeat(mean[:, None], effort.reps, axis=1)
-        more[contenders] = gains_of(contenders, per_rep.shape[1] // effort.reps)
-        per_rep = np.concatenate([per_rep, more], axis=1)
+    per_rep[chosen] = (output[1:] - output[0]) / np.maximum(output[0], 1.0)
     mean = per_rep.mean(axis=1)
     order = np.argsort(-mean, kind="stable")
     best = int(order[0])
     runner = int(order[1]) if m > 1 else None
     lead = per_rep[best] - (per_rep[runner] if runner is not None else 0.0)
+    stderr = float(np.std(lead, ddof=1) / math.sqrt(len(lead))) if len(lead) > 1 else math.inf
     top = mean[best]
     lead_share = float((top - mean[runner]) / top) if runner is not None and top > 0 else 1.0
     margin = lead_share if top > 0 else 0.0
     confidence = float((per_rep[chosen].argmax(axis=0) == np.searchsorted(chosen, best)).mean())
     return Gains([f.id for f in fits], per_rep, best, runner, max(margin, 0.0), confidence,
-                 _within_noise(lead))
-
-
-def _within_noise(lead: np.ndarray) -> bool:
-    """Whether a lead (per replication) is under NOISE_SE standard errors of its mean."""
-    if len(lead) < 2:
-        return True
-    return bool(lead.mean() < NOISE_SE * np.std(lead, ddof=1) / math.sqrt(len(lead)))
+                 bool(lead.mean() < NOISE_SE * stderr))

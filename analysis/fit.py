@@ -11,12 +11,7 @@ station's states (reported, or inferred from queues by analysis/states.py) and i
 - setups: units per setup and minutes per setup from the setup episodes;
 - the process time's CV from the gaps between departures while the station kept working (the only
   gaps that are pure process time), less the 1 Hz rounding;
-- buffers and parallel machines from the plant file. A station of several machines shows the state
-  of its best one, so its working time holds stretches where only one machine works (the others
-  starved, or down unseen): working time / units is then far above a machine's time / machines. Its
-  machine time is read where every machine had a unit (working with a queue waiting: a unit waits
-  only while no machine is free) and none blocked (room in the next buffer): machines x that time /
-  the units that left in it.
+- buffers from the plant file; one machine per station (the plant file does not say more).
 """
 
 from __future__ import annotations
@@ -31,9 +26,6 @@ from analysis.telemetry import DOWN, SETUP, WORKING, LineTelemetry
 ROUNDING_VAR_S2 = 1 / 6  # variance of a gap read off two 1 Hz samples (two roundings of 1 s)
 MIN_GAPS = 10  # fewer clean gaps than this: the CV is not estimated (DEFAULT_CV)
 DEFAULT_CV = 0.5
-# Fewer units than this left a multi-machine station while it was saturated: its machine time is read
-# from all its working time instead (a station seldom saturated is seldom the constraint).
-MIN_SATURATED_UNITS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,20 +39,10 @@ class StationFit:
     working_s: float
     down_s: float
     setup_s: float
-    failures: float  # a count; fractional when pooled at another stretch's rate (analysis/constraint.py)
+    failures: int
     setups: int
     cv: float
     mttr_cv: float
-    machines: int = 1
-    saturated_s: float = 0.0  # working time with a queue waiting (every machine had a unit)
-    saturated_units: int = 0  # units that left in it
-
-    @property
-    def machine_cycle_s(self) -> float:
-        """Mean work seconds per unit of one machine (cycle_s for a single machine)."""
-        if self.machines > 1 and self.saturated_units >= MIN_SATURATED_UNITS:
-            return self.machines * self.saturated_s / self.saturated_units
-        return self.cycle_s
 
     @property
     def cycle_s(self) -> float:
@@ -124,11 +106,8 @@ def _cv(n: float, total: float, squares: float, noise_var: float = 0.0) -> float
 
 
 # Per station and chunk, in this order: observed, working, down, setup seconds; units; failures, repair
-# seconds and their squares; setups; clean gaps, their seconds and squares; saturated working seconds
-# and the units that left in them.
-COLUMNS = 14
-(OBSERVED, WORK, DOWN_S, SETUP_S, UNITS, FAILS, REPAIR, REPAIR2, SETUPS, GAPS, GAP, GAP2, SAT,
- SAT_UNITS) = range(COLUMNS)
+# seconds and their squares; setups; clean gaps, their seconds and squares.
+OBSERVED, WORK, DOWN_S, SETUP_S, UNITS, FAILS, REPAIR, REPAIR2, SETUPS, GAPS, GAP, GAP2 = range(12)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,9 +117,8 @@ class FitTable:
 
     ids: list[str]
     buffers: list[int]
-    machines: list[int]
     edges: np.ndarray  # chunk edges, ms
-    stats: np.ndarray  # (station, chunk, COLUMNS) cumulated over chunks (a leading zero chunk)
+    stats: np.ndarray  # (station, chunk, 12) cumulated over chunks (a leading zero chunk)
 
     @staticmethod
     def of(spans: StateSpans, telemetry: LineTelemetry, begin_ms: int, end_ms: int,
@@ -149,13 +127,13 @@ class FitTable:
         edges[-1] = min(edges[-1], max(end_ms, edges[-2] + 1)) if len(edges) > 1 else edges[-1]
         chunks = len(edges) - 1
         stations = telemetry.line.stations
-        stats = np.zeros((len(stations), chunks + 1, COLUMNS))
+        stats = np.zeros((len(stations), chunks + 1, 12))
         for j in range(len(stations)):
             ts, code, hold = spans.ts[j], spans.code[j], spans.hold[j]
             first, last = np.searchsorted(ts, [begin_ms, end_ms])
             ts, code, hold = ts[first:last], code[first:last], hold[first:last]
             where = np.searchsorted(edges, ts, side="right") - 1
-            table = np.zeros((chunks, COLUMNS))
+            table = np.zeros((chunks, 12))
 
             def add(column: int, index: np.ndarray, weights: np.ndarray | None = None,
                     into: np.ndarray = table) -> None:
@@ -183,20 +161,8 @@ class FitTable:
                 add(GAPS, s_where[gap_at])
                 add(GAP, s_where[gap_at], gaps)
                 add(GAP2, s_where[gap_at], gaps * gaps)
-                saturated = working & (series.queue[s_first:s_last] > 0)
-                if j + 1 < len(stations):  # and none of them blocked: room in the next buffer
-                    after = telemetry.series[j + 1]
-                    if len(after):
-                        k = np.clip(np.searchsorted(after.ts, s_ts, side="right") - 1, 0, len(after) - 1)
-                        saturated &= after.queue[k] < stations[j + 1].buffer
-                saturated = saturated[:-1]
-                add(SAT, s_where[:-1], np.diff(s_ts) / 1000 * saturated)
-                add(SAT_UNITS, s_where[:-1], np.clip(np.diff(count), 0, None) * saturated)
             stats[j, 1:] = np.cumsum(table, axis=0)
-        # Inferred states cannot tell one machine's work from its pair's (the inference sees one unit
-        # held per station): there, each station is fitted and simulated as one server.
-        machines = [1 if spans.inferred else s.machines for s in stations]
-        return FitTable([s.id for s in stations], [s.buffer for s in stations], machines, edges, stats)
+        return FitTable([s.id for s in stations], [s.buffer for s in stations], edges, stats)
 
     def fit(self, from_ms: int, to_ms: int) -> list[StationFit]:
         """Every station's fit over the chunks in [from_ms, to_ms), in flow order."""
@@ -204,16 +170,14 @@ class FitTable:
         total = self.stats[:, b] - self.stats[:, a]
         fits = []
         for j, row in enumerate(total):
-            # Several machines: departures interleave, so a gap is no machine's process time.
-            cv = _cv(row[GAPS], row[GAP], row[GAP2], ROUNDING_VAR_S2) if self.machines[j] == 1 else None
+            cv = _cv(row[GAPS], row[GAP], row[GAP2], ROUNDING_VAR_S2)
             mttr_cv = _cv(row[FAILS] if row[FAILS] >= MIN_GAPS else 0, row[REPAIR], row[REPAIR2])
             fits.append(StationFit(
                 id=self.ids[j], buffer=self.buffers[j], observed_s=float(row[OBSERVED]),
                 units=int(row[UNITS]),
                 working_s=float(row[WORK]), down_s=float(row[DOWN_S]), setup_s=float(row[SETUP_S]),
                 failures=int(row[FAILS]), setups=int(row[SETUPS]),
-                cv=DEFAULT_CV if cv is None else min(cv, 2.0), mttr_cv=min(mttr_cv or 1.0, 3.0),
-                machines=self.machines[j], saturated_s=float(row[SAT]), saturated_units=int(row[SAT_UNITS])))
+                cv=DEFAULT_CV if cv is None else min(cv, 2.0), mttr_cv=min(mttr_cv or 1.0, 3.0)))
         return fits
 
 

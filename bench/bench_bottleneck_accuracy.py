@@ -14,10 +14,8 @@ bottleneck time per window), and the chance level (1 / stations).
 
 What was tuned where: the family's own design constant (CLEAR_SHARE) on `tune` lines 0-29; the `crn`
 method's constants (change-point THRESHOLD, the simulation's replications and hours) and the choice
-of `crn` as the default of `analyze bottleneck` on `tune` lines 0-19, its second round (machines,
-pace change points, pooled failures, replications while within noise) on `tune` lines 0-79; the APM
-methods' constants (BALANCED_MARGIN, memory) predate the family and were chosen on the scenario
-library; nothing on `test`.
+of `crn` as the default of `analyze bottleneck` on `tune` lines 0-19; the APM methods' constants
+(BALANCED_MARGIN, memory) predate the family and were chosen on the scenario library; nothing on `test`.
 """
 
 from __future__ import annotations
@@ -91,8 +89,7 @@ def main() -> None:
                   + f" | {counts[0]} / {counts[1]} |")
     print(f"| chance level (1 / stations, per regime) | | {chance[0] / max(chance[1], 1):.1%} | | | | |")
     print("\nTuned: the family's CLEAR_SHARE on `tune` lines 0-29; crn's constants and the default on `tune` "
-          "lines 0-19 (second round: 0-79); APM constants on the scenario library (before the family); "
-          "nothing on `test`.")
+          "lines 0-19; APM constants on the scenario library (before the family); nothing on `test`.")
 
 
 if __name__ == "__main__":

@@ -173,10 +173,6 @@ class Station(BaseModel):
     id: str = Identifier
     buffer: int = Field(ge=0, description="capacity of the input buffer in front of this station")
     ideal_cycle_s: float = Field(gt=0)
-    # Identical parallel machines sharing the input buffer (default 1). The crn detector simulates the
-    # station with this many machines (analysis/fit.py): one server fitted to two machines' output looks
-    # far slower than they are whenever only one of them works.
-    machines: int = Field(1, ge=1, le=64)
     # Optional: the edge agent (line PC) that publishes this station, as its agent.toml names it. Stations
     # of one line with the same agent share one broker credential (`shopfloor security init`). Default: an
     # agent per station, named after the station.

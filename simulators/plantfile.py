@@ -18,6 +18,4 @@ def plant_toml(plant: Plant) -> str:
         for station in line.stations:
             lines += ["", "[[line.station]]", f"id = {_string(station.id)}", f"buffer = {station.buffer}",
                       f"ideal_cycle_s = {station.ideal_cycle_s!r}"]
-            if station.machines != 1:
-                lines.append(f"machines = {station.machines}")
     return "\n".join(lines) + "\n"

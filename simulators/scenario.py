@@ -129,9 +129,8 @@ class Scenario(BaseModel):
 
     @property
     def plant(self) -> Plant:
-        """The plant model of this line (docs/DESIGN.md §6): ids, buffers, ideal cycles, machines."""
-        stations = [Station(id=s.id, buffer=s.buffer, ideal_cycle_s=s.ideal_cycle_s, machines=s.machines)
-                    for s in self.station]
+        """The plant model of this line (docs/DESIGN.md §6): ids, buffers and ideal cycles."""
+        stations = [Station(id=s.id, buffer=s.buffer, ideal_cycle_s=s.ideal_cycle_s) for s in self.station]
         line = Line(id=self.line_id, name=self.line_name or self.name, station=stations)
         return Plant(plant=self.plant_id, timezone=self.timezone, line=[line])
 

@@ -97,23 +97,3 @@ def test_the_live_loop_runs_crn_and_refuses_an_unknown_method():
     assert LiveSection(method="crn").method == "crn"
     with pytest.raises(ValidationError, match="not one the live loop runs"):
         LiveSection(method="cnr")
-
-
-def test_parallel_machines_come_from_the_plant_file_and_their_machine_time_is_recovered(tmp_path):
-    from shopfloor.plant import load_plant
-    from simulators.plantfile import plant_toml
-
-    # s2: two machines of 50 s each (25 s per unit together), the line's constraint; s1 feeds faster.
-    stations = [StationSpec(id="s1", cycle_s=20.0, distribution="gamma", cv=0.3, buffer=5),
-                StationSpec(id="s2", cycle_s=50.0, distribution="gamma", cv=0.3, buffer=5, machines=2),
-                StationSpec(id="s3", cycle_s=15.0, distribution="gamma", cv=0.3, buffer=5)]
-    scenario = Scenario(station=stations, hours=8.0)
-    path = tmp_path / "plant.toml"
-    path.write_text(plant_toml(scenario.plant))
-    assert [s.machines for s in load_plant(path).get_line(scenario.line_id).stations] == [1, 2, 1]
-    data = _data(scenario)
-    fit = fit_line(spans(data, use_states=True), data, data.begin_ms, data.end_ms + 1000)[1]
-    assert fit.machines == 2
-    # One server fitted to the pair looks slower than the pair is (only one of them works at times).
-    assert fit.machine_cycle_s == pytest.approx(50.0, rel=0.10)
-    assert fit.cycle_s > 25.0 * 1.05
