@@ -47,9 +47,15 @@ def time_range(start: str | int | None, end: str | int | None, *, default_ms: in
     reversed, empty or longer than `max_days`."""
     to_ms = now_ms if end is None else moment_ms(end, "to")
     from_ms = max(INFLUX_MIN_MS, to_ms - default_ms) if start is None else moment_ms(start, "from")
+    return checked_range(from_ms, to_ms, max_days)
+
+
+def checked_range(from_ms: int, to_ms: int, max_days: float, names: tuple[str, str] = ("from", "to")
+                  ) -> tuple[int, int]:
+    """(from_ms, to_ms) as given; 422 naming the query parameters when reversed, empty or over `max_days`."""
     if from_ms >= to_ms:
-        raise HTTPException(422, f"the range is empty or reversed: from ({from_ms} ms) must be before "
-                                 f"to ({to_ms} ms)")
+        raise HTTPException(422, f"the range is empty or reversed: {names[0]} ({from_ms} ms) must be before "
+                                 f"{names[1]} ({to_ms} ms)")
     if to_ms - from_ms > max_days * DAY_MS:
         raise HTTPException(422, f"the range is {(to_ms - from_ms) / DAY_MS:.1f} days: at most "
                                  f"{max_days:g} days per request")

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import HTMLResponse
 
-from analysis.http_range import HUDDLE_MAX_RANGE_DAYS, moment_ms
+from analysis.http_range import HUDDLE_MAX_RANGE_DAYS, checked_range, moment_ms
 from analysis.shares import period_shares, stored_windows
 from analysis.targets import check_zones, local_ms, shift_label, shifts_between, to_local
 from dashboards import analysis_queries as aq
@@ -372,13 +372,8 @@ def huddle_router(plant: Plant, store_factory: Callable[[], Store], plan: Plan |
         if (start is None) != (end is None):
             raise HTTPException(422, "give both start and end, or neither (the current shift)")
         if start is not None and end is not None:
-            start, end = moment_ms(start, "start"), moment_ms(end, "end")
-            if start >= end:
-                raise HTTPException(422, f"the range is empty or reversed: start ({start}) must be before "
-                                         f"end ({end})")
-            if end - start > HUDDLE_MAX_RANGE_DAYS * DAY_MS:
-                raise HTTPException(422, f"the range is {(end - start) / DAY_MS:.1f} days: the huddle shows "
-                                         f"at most {HUDDLE_MAX_RANGE_DAYS} days")
+            start, end = checked_range(moment_ms(start, "start"), moment_ms(end, "end"),
+                                       HUDDLE_MAX_RANGE_DAYS, names=("start", "end"))
         with store_factory() as store:
             try:
                 return HuddleReader(store, plant, plan, cache).snapshot(line, start_ms=start, end_ms=end,

@@ -189,21 +189,7 @@ class Outbox:
 
     def delete(self, ids: Iterable[int]) -> None:
         """Forget acknowledged samples (one transaction, one statement per run of consecutive ids)."""
-        ranges = id_ranges(ids)
-        if not ranges:
-            return
-        try:
-            # a delete lost to a power cut only means a duplicate send, which lands on the same point
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            with self._transaction():
-                deleted = self._db.executemany("DELETE FROM outbox WHERE id BETWEEN ? AND ?", ranges).rowcount
-        except sqlite3.Error as error:
-            raise _fix(self.path, error) from None
-        self._backlog -= deleted
-        if self._backlog == 0:
-            # a failure here (full disk) only postpones it to the next drain; the delete itself is done
-            with contextlib.suppress(sqlite3.Error):
-                self._give_back_space()
+        self._delete("DELETE FROM outbox WHERE id BETWEEN ? AND ?", id_ranges(ids))
 
     def mark_sent(self, ids: Iterable[int], now_ms: int, timeout_ms: int, max_ms: int) -> None:
         """The broker acknowledged these rows: keep them as sent, due again after the timeout, doubling
@@ -225,17 +211,22 @@ class Outbox:
     def receipt(self, receipts: Iterable[tuple[str, Iterable[tuple[int, int]]]]) -> int:
         """Delete what the collectors stored: (station, seq ranges) each; returns the rows deleted."""
         pairs = [(station, first, last) for station, ranges in receipts for first, last in ranges]
-        if not pairs:
+        return self._delete("DELETE FROM outbox WHERE station = ? AND seq BETWEEN ? AND ?", pairs)
+
+    def _delete(self, statement: str, parameters: list[tuple]) -> int:
+        """Rows deleted in one transaction; once the outbox is empty its free pages go back to the disk."""
+        if not parameters:
             return 0
         try:
-            self._db.execute("PRAGMA synchronous=NORMAL")  # as in `delete`: a lost delete is a resend
+            # a delete lost to a power cut only means a duplicate send, which lands on the same point
+            self._db.execute("PRAGMA synchronous=NORMAL")
             with self._transaction():
-                deleted = self._db.executemany(
-                    "DELETE FROM outbox WHERE station = ? AND seq BETWEEN ? AND ?", pairs).rowcount
+                deleted = self._db.executemany(statement, parameters).rowcount
         except sqlite3.Error as error:
             raise _fix(self.path, error) from None
         self._backlog -= deleted
         if self._backlog == 0:
+            # a failure here (full disk) only postpones it to the next drain; the delete itself is done
             with contextlib.suppress(sqlite3.Error):
                 self._give_back_space()
         return deleted
