@@ -111,18 +111,7 @@ def test_every_consumer_counts_the_hand_computed_good_units(filled, plant_id, tm
     assert report.indicators.output == 21 and report.month.actual == 21 == report.quarter.actual
     assert read_line_output(store, plant_id, line, H8 + 50 * MIN, end) == 7
     assert report.indicators.data_from_ms == H8 + 20 * MIN
-    plant_file, plan_file = tmp_path / "plant.toml", tmp_path / "plan.toml"
-    plant_file.write_text(f'plant = "{plant_id}"\ntimezone = "UTC"\n[[line]]\nid = "l1"\n'
-                          '[[line.station]]\nid = "s1"\nbuffer = 4\nideal_cycle_s = 10.0\n')
-    plan_file.write_text('[[objective]]\nline = "l1"\nyear = 2027\nunits = 40000\n'
-                         '[calendar]\ntimezone = "UTC"\n'
-                         'shifts = [{ name = "A", start = "06:00", end = "14:00" }]\n')
-    _mount_subcommands()
-    result = CliRunner().invoke(app, ["targets", "indicators", "--plant", str(plant_file), "--plan",
-                                      str(plan_file), "--line", "l1", "--now", "2027-03-02T10:00:00+00:00",
-                                      "--json", "--influx-url", store.url, "--influx-db", store.database])
-    assert result.exit_code == 0, result.output
-    answer = orjson.loads(result.output)
+    answer = indicators_command(store, plant_id, tmp_path)
     assert {hour["start"]: hour["output"] for hour in answer["hours"] if hour["output"]} == HOURS
     assert answer["indicators"]["output"] == 21 and answer["month_to_date"]["actual"] == 21
     # the same samples from a telemetry file
@@ -202,3 +191,19 @@ def test_the_state_inference_counts_units_by_the_same_rule(seed) -> None:
                                                                         65_541, 65_544]
     values = np.array(random_counter(random.Random(seed), 200))
     assert np.diff(_unwrapped(values)).tolist() == increments(values).tolist()
+
+
+def indicators_command(store, plant_id: str, folder) -> dict:
+    """`shopfloor targets indicators --json` at 10:00 on the counting station's plant and plan files."""
+    plant_file, plan_file = folder / "plant.toml", folder / "plan.toml"
+    plant_file.write_text(f'plant = "{plant_id}"\ntimezone = "UTC"\n[[line]]\nid = "l1"\n'
+                          '[[line.station]]\nid = "s1"\nbuffer = 4\nideal_cycle_s = 10.0\n')
+    plan_file.write_text('[[objective]]\nline = "l1"\nyear = 2027\nunits = 40000\n'
+                         '[calendar]\ntimezone = "UTC"\n'
+                         'shifts = [{ name = "A", start = "06:00", end = "14:00" }]\n')
+    _mount_subcommands()
+    result = CliRunner().invoke(app, ["targets", "indicators", "--plant", str(plant_file), "--plan",
+                                      str(plan_file), "--line", "l1", "--now", "2027-03-02T10:00:00+00:00",
+                                      "--json", "--influx-url", store.url, "--influx-db", store.database])
+    assert result.exit_code == 0, result.output
+    return orjson.loads(result.output)

@@ -11,16 +11,13 @@ settled, windows.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
 import pytest
 from fastapi.testclient import TestClient
-from test_counting import H8, HOUR_MS, HOURS, PLAN, plant, records
-from typer.testing import CliRunner
+from test_counting import H8, HOUR_MS, HOURS, PLAN, indicators_command, plant, records
+from test_shares_stored import balanced_line
 
 from analysis.live import LiveConfig, LiveDetector
 from analysis.output_hours import HourRollup
@@ -31,7 +28,6 @@ from dashboards import executive, line_huddle
 from dashboards.config import BoardConfig
 from dashboards.huddle_api import HuddleReader
 from dashboards.macros import QueryContext, expand
-from shopfloor.cli import _mount_subcommands, app
 from shopfloor.contract import read_records, sample_line
 from shopfloor.plant import load_plant
 from shopfloor.store import Store
@@ -73,18 +69,7 @@ def test_page_api_command_and_boards_give_the_same_output_and_due(filled, plant_
     # the indicators API, and the command, for the day up to 10:00
     client = TestClient(create_app(model, lambda: Store(store.url, store.database), plan=PLAN))
     api = client.get("/api/lines/l1/indicators", params={"now": "2027-03-02T10:00:00+00:00"}).json()
-    plant_file, plan_file = tmp_path / "plant.toml", tmp_path / "plan.toml"
-    plant_file.write_text(f'plant = "{plant_id}"\ntimezone = "UTC"\n[[line]]\nid = "l1"\n'
-                          '[[line.station]]\nid = "s1"\nbuffer = 4\nideal_cycle_s = 10.0\n')
-    plan_file.write_text('[[objective]]\nline = "l1"\nyear = 2027\nunits = 40000\n'
-                         '[calendar]\ntimezone = "UTC"\n'
-                         'shifts = [{ name = "A", start = "06:00", end = "14:00" }]\n')
-    _mount_subcommands()
-    result = CliRunner().invoke(app, ["targets", "indicators", "--plant", str(plant_file), "--plan",
-                                      str(plan_file), "--line", "l1", "--now", "2027-03-02T10:00:00+00:00",
-                                      "--json", "--influx-url", store.url, "--influx-db", store.database])
-    assert result.exit_code == 0, result.output
-    cli = orjson.loads(result.output)
+    cli = indicators_command(store, plant_id, tmp_path)
     # the boards, over the shift so far (Grafana's range ends at now, inclusive: the last ms before 10:00)
     huddle = line_huddle.board(config)
     bars = board_panel(store, huddle, "Hour by hour: actual vs target", SHIFT, NOW - 1, plant_id)
@@ -116,19 +101,10 @@ def test_page_api_command_and_boards_give_the_same_output_and_due(filled, plant_
     assert month["C"][0]["actual"] == 21  # one line: the plant is the line
 
 
-SCENARIO = Path(__file__).parents[1] / "simulators" / "scenarios" / "balanced_line.toml"
-
-
 @pytest.fixture(scope="module")
 def simulated(tmp_path_factory) -> tuple[Path, Path]:
     """Two hours of the balanced line (its shares spread over several stations) and its plant file."""
-    folder = tmp_path_factory.mktemp("sim")
-    out, plant_file = folder / "line.jsonl", folder / "plant.toml"
-    for command in (["run", str(SCENARIO), "--hours", "2", "--seed", "3", "--start", "2026-09-21T06:00:00Z",
-                     "--out", str(out)], ["plant", str(SCENARIO), "--out", str(plant_file)]):
-        subprocess.run([sys.executable, "-m", "shopfloor", "sim", *command], check=True, timeout=60,
-                       capture_output=True)
-    return out, plant_file
+    return balanced_line(tmp_path_factory.mktemp("sim"), seed=3)
 
 
 def test_page_boards_and_shares_api_give_the_same_shares(store, simulated) -> None:

@@ -77,16 +77,21 @@ def test_board_shares_never_sum_above_100_percent(store, plant_id, drawn) -> Non
 SCENARIO = Path(__file__).parents[1] / "simulators" / "scenarios" / "balanced_line.toml"
 
 
-@pytest.fixture(scope="module")
-def simulated(tmp_path_factory) -> tuple[Path, Path]:
-    """Two hours of the balanced line, whose constraint shares move all the time, and its plant file."""
-    folder = tmp_path_factory.mktemp("sim")
+def balanced_line(folder: Path, seed: int) -> tuple[Path, Path]:
+    """Two hours of the balanced line from 2026-09-21 06:00 (`shopfloor sim run`) and its plant file."""
     out, plant_file = folder / "line.jsonl", folder / "plant.toml"
-    for command in (["run", str(SCENARIO), "--hours", "2", "--seed", "5", "--start", "2026-09-21T06:00:00Z",
-                     "--out", str(out)], ["plant", str(SCENARIO), "--out", str(plant_file)]):
+    run = ["run", str(SCENARIO), "--hours", "2", "--seed", str(seed), "--start", "2026-09-21T06:00:00Z",
+           "--out", str(out)]
+    for command in (run, ["plant", str(SCENARIO), "--out", str(plant_file)]):
         subprocess.run([sys.executable, "-m", "shopfloor", "sim", *command], check=True, timeout=60,
                        capture_output=True)
     return out, plant_file
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory) -> tuple[Path, Path]:
+    """Two hours of the balanced line, whose constraint shares move all the time, and its plant file."""
+    return balanced_line(tmp_path_factory.mktemp("sim"), seed=5)
 
 
 def test_page_share_moves_only_by_the_windows_that_settle(store, simulated) -> None:
