@@ -21,6 +21,7 @@ of `crn` as the default of `analyze bottleneck` on `tune` lines 0-19; the APM me
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 import time
 from pathlib import Path
@@ -31,7 +32,33 @@ import orjson  # noqa: E402
 
 from analysis.bottleneck import ANALYZE_DEFAULT_METHOD, DEFAULT_METHOD, METHODS  # noqa: E402
 from analysis.yardstick import REFERENCE, START_MS, Tally, reference_answers, score_line  # noqa: E402
-from simulators.family import family_truth, random_line, seeds  # noqa: E402
+from simulators.family import family_truth, fingerprint, random_line, seeds  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+# A stored truth holds only while the line and the code that computes its truth are unchanged.
+TRUTH_SOURCES = ("simulators/engine.py", "simulators/draws.py", "simulators/truth.py", "simulators/family.py",
+                 "simulators/scenario.py")
+DEFAULT_CACHE = Path.home() / ".cache" / "shopfloor" / "family-truth"
+
+
+def cached_truth(seed: int, cache: Path | None) -> dict:
+    """The truth of line `seed`, kept in `cache` under the line's fingerprint and the truth code's digest.
+
+    Why: two truth replications of a line cost several seconds; every benchmark run on the same seeds
+    would compute them again. A change of the family or of the truth's code makes a new key.
+    """
+    if cache is None:
+        return family_truth(seed, start_ms=START_MS)
+    code = hashlib.sha256(b"".join((ROOT / name).read_bytes() for name in TRUTH_SOURCES)).hexdigest()[:12]
+    path = cache / f"{seed}-{fingerprint(random_line(seed))}-{code}-{START_MS}.json"
+    if path.exists():
+        return orjson.loads(path.read_bytes())
+    truth = family_truth(seed, start_ms=START_MS)
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".part")
+    partial.write_bytes(orjson.dumps(truth))
+    partial.replace(path)
+    return truth
 
 
 def main() -> None:
@@ -43,9 +70,15 @@ def main() -> None:
     parser.add_argument("--no-reference", action="store_true", help="leave out the PyPI package")
     parser.add_argument("--write-sample", type=Path, default=None, help="write the truths of the first "
                         "--lines lines of the set to this file (the suite's stored sample) and stop")
+    parser.add_argument("--truth-cache", type=Path, default=DEFAULT_CACHE,
+                        help=f"folder of computed truths, reused while line and truth code are unchanged "
+                        f"(default {DEFAULT_CACHE})")
+    parser.add_argument("--no-truth-cache", action="store_true", help="compute every truth afresh")
+    parser.add_argument("--first", type=int, default=0, help="skip this many lines of the set")
     args = parser.parse_args()
+    cache = None if args.no_truth_cache else args.truth_cache
     if args.write_sample is not None:
-        truths = [family_truth(seed, start_ms=START_MS) for seed in seeds(args.set, args.lines)]
+        truths = [cached_truth(seed, cache) for seed in seeds(args.set, args.lines)]
         args.write_sample.write_bytes(orjson.dumps(truths) + b"\n")
         print(f"{args.write_sample}: truths of {len(truths)} `{args.set}` lines")
         return
@@ -61,8 +94,9 @@ def main() -> None:
     tally = Tally()
     chance = [0.0, 0]
     began = time.perf_counter()
-    for seed in seeds(args.set, args.lines):
-        truth = score_line(seed, tally, methods=methods, window_s=args.window, extra=extra)
+    for seed in seeds(args.set, args.first + args.lines)[args.first:]:
+        truth = score_line(seed, tally, methods=methods, window_s=args.window, extra=extra,
+                           truth=cached_truth(seed, cache))
         stations = len(random_line(seed).stations)
         for period in truth["periods"]:
             if period["agree"]:
