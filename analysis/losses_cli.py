@@ -13,8 +13,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from analysis.losses_store import period_losses
+from analysis.losses_store import backfill_losses, period_losses, shifts_between
 from analysis.targets_cli import parse_now
+from analysis.telemetry import parse_time
 from shopfloor.errors import ConfigError
 from shopfloor.plan import load_plan
 from shopfloor.plant import load_plant
@@ -68,3 +69,42 @@ def show(plant: Path = typer.Option(..., "--plant", help="The plant file (plant.
     console.print(table)
     console.print(f"output {document['output_units']:,} units, target {document['target_units'] or 0:,}, "
                   f"{len(document['unassigned_stops'])} unassigned constraint stops")
+
+
+@app.command("backfill")
+def backfill(plant: Path = typer.Option(..., "--plant", help="The plant file (plant.toml)."),
+             plan: Path = typer.Option(..., "--plan", help="The plan file (plan.toml): shifts, money."),
+             line: list[str] = typer.Option([], "--line", help="A line (repeatable; default: every line "
+                                            "the plan has an objective for)."),
+             time_from: str = typer.Option(..., "--from", help="Start (ISO 8601 or ms): every shift that "
+                                           "overlaps [--from, --to) is written whole."),
+             time_to: str = typer.Option(..., "--to", help="End (ISO 8601 or ms), exclusive."),
+             influx_url: str | None = typer.Option(None, "--influx-url",
+                                                   help="Default SHOPFLOOR_INFLUX_URL."),
+             influx_db: str | None = typer.Option(None, "--influx-db", help="Default SHOPFLOOR_INFLUX_DB."),
+             ) -> None:
+    """(Re)write the measurement `losses` for past shifts: the Pareto and profit panels of the boards read
+    it, and only the analysis service with --plan writes it as shifts go by. Rewriting replaces."""
+    import time
+
+    from rich.progress import Progress
+
+    plant_model, plan_model = load_plant(plant), load_plan(plan)
+    start, end = parse_time(time_from, "--from"), parse_time(time_to, "--to")
+    if start >= end:
+        raise ConfigError(f"--from ({time_from}) must be before --to ({time_to})")
+    lines = line or sorted({goal.line for goal in plan_model.objective})
+    for line_id in lines:
+        plant_model.get_line(line_id)
+    shifts = {line_id: shifts_between(plan_model, line_id, start, end) for line_id in lines}
+    now_ms = int(time.time() * 1000)
+    written: dict[str, int] = {}
+    with Store(influx_url, influx_db, timeout_s=600) as store, Progress(transient=True) as progress:
+        for line_id in lines:
+            task = progress.add_task(f"line {line_id}", total=len(shifts[line_id]))
+            done = backfill_losses(store, plant_model, plan_model, line_id, shifts[line_id], now_ms,
+                                   lambda task=task: progress.advance(task))
+            written[line_id] = len(done)
+    for line_id in lines:
+        typer.echo(f"{line_id}: {written[line_id]} of {len(shifts[line_id])} shifts written "
+                   "(the others had not begun or had no telemetry)")

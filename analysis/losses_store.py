@@ -10,6 +10,7 @@ here with the live detector's settings (analysis.live.LiveConfig) where it does 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,6 +81,15 @@ def plan_period(plan: Plan, line: str, grain: str, now_ms: int) -> Period:
 
 def _ms(moment: dt.datetime) -> int:
     return int(moment.timestamp() * 1000)
+
+
+def shifts_between(plan: Plan, line: str, start_ms: int, end_ms: int) -> list[Period]:
+    """The plan's shifts of `line` that overlap [start_ms, end_ms), in time order (every plan year the
+    range touches; a year the plan has no objective for is refused by the plan, in one line)."""
+    zone = plan.calendar.zone
+    years = range(to_local(start_ms, zone).year, to_local(end_ms - 1, zone).year + 1)
+    return [shift for year in years for shift in decompose(plan, line, year).periods("shift")
+            if _ms(shift.start) < end_ms and _ms(shift.end) > start_ms]
 
 
 def stored_windows(store: Store, plant: str, line: str, start: int, end: int) -> list[ConstraintWindow]:
@@ -226,6 +236,27 @@ def losses_lines(plant: str, result: PeriodLosses) -> list[str]:
             total["constraint_hour_value"] = float(figures["constraint_hour_value"])
     points.append(line_protocol(LOSSES_MEASUREMENT, tags, total, ts))
     return points
+
+
+def backfill_losses(store: Store, plant: Plant, plan: Plan, line_id: str, shifts: list[Period], now_ms: int,
+                    advance: Callable[[], None] | None = None) -> list[PeriodLosses]:
+    """Write the `losses` points of each shift that has begun by `now_ms` (a running one up to then), as
+    the live loop would have: the shifts stored before the analysis service ran with --plan have none.
+    A shift without telemetry is passed over (nothing was seen to be lost). `advance` is called per
+    shift (a progress bar). Returns the shifts written."""
+    written = []
+    for shift in shifts:
+        if _ms(shift.start) <= now_ms:
+            try:
+                result = losses_of(store, plant, plan, line_id, "shift", shift, now_ms)
+            except TelemetryError:
+                result = None
+            if result is not None:
+                write_losses(store, plant.plant, result)
+                written.append(result)
+        if advance is not None:
+            advance()
+    return written
 
 
 def write_losses(store: Store, plant: str, result: PeriodLosses) -> int:

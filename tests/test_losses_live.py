@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from pathlib import Path
 
 import pytest
 from stopped_line import START_MS
@@ -181,3 +182,54 @@ def test_the_service_with_a_plan_writes_losses_and_the_money_alert(stack, store,
     assert [row["time"] for row in rows] == [shift_start] and rows[0]["lost_minutes"] > 0
     assert len(alerts) == 1 and alerts[0]["ts"] == shift_start
     assert f"top cause {rows[0]['top_cause']}" in alerts[0]["message"]
+
+
+@pytest.mark.servers
+def test_backfill_writes_past_shifts_as_the_live_round_would(stack, store, plant_id, tmp_path):
+    """`shopfloor losses backfill`: telemetry stored while no service ran with --plan (the injected-stop
+    line, 4 h from 14:13, split by a shift change at 16:00) gets its `losses` points per shift, equal to
+    `losses_of` of each shift; a reversed range and a line the plan does not know are one-line errors."""
+    from test_losses_api import _files, run_cli
+
+    from analysis.losses_store import losses_of, shifts_between
+
+    line = _telemetry_in(store, plant_id)
+    plant_file, plan_file = _files(tmp_path, plant_id)
+    two_shifts = Path(plan_file).read_text().replace(
+        'shifts = [{ name = "A", start = "06:00", end = "22:00" }]',
+        'shifts = [{ name = "A", start = "06:00", end = "16:00" },\n'
+        '          { name = "B", start = "16:00", end = "22:00" }]')
+    Path(plan_file).write_text(two_shifts)
+    plan = load_plan(plan_file)
+    begin, end = SHIFT_START - 3_600_000, SHIFT_START + 12 * 3_600_000
+    shifts = shifts_between(plan, "l1", begin, end)
+    assert [(s.label[-1], s.start.hour, s.end.hour) for s in shifts] == [("A", 6, 16), ("B", 16, 22)]
+
+    done = run_cli(stack, store, "losses", "backfill", "--plant", plant_file, "--plan", plan_file,
+                   "--from", str(begin), "--to", str(end))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "l1: 2 of 2 shifts written (the others had not begun or had no telemetry)"
+    plant = line.plant(plant_id)
+    lost = []
+    for shift in shifts:
+        start = int(shift.start.timestamp() * 1000)
+        expected = losses_of(store, plant, plan, "l1", "shift", shift, int(time.time() * 1000)).to_json()
+        rows = store.query(f'SELECT "minutes", "money" FROM "losses" WHERE plant = {quote_string(plant_id)} '
+                           f'AND time = {start}ms AND "cause" != \'\' GROUP BY "cause"').rows()
+        assert {r["cause"]: r["minutes"] for r in rows if r["minutes"]} == {
+            c["label"]: c["minutes"] for c in expected["causes"]}
+        total = store.query(f'SELECT "lost_money", "through" FROM "losses" WHERE plant = '
+                            f"{quote_string(plant_id)} AND time = {start}ms AND \"cause\" = ''").rows()
+        assert [(t["lost_money"], t["through"]) for t in total] == [
+            (expected["lost_money"], int(shift.end.timestamp() * 1000))]
+        lost.append(expected["lost_minutes"])
+    assert min(lost) > 0  # both shifts hold some of the line's stops
+
+    reversed_range = run_cli(stack, store, "losses", "backfill", "--plant", plant_file, "--plan", plan_file,
+                             "--from", str(end), "--to", str(begin))
+    assert reversed_range.returncode != 0 and "must be before --to" in reversed_range.stderr
+    assert len(reversed_range.stderr.strip().splitlines()) == 1
+    unknown = run_cli(stack, store, "losses", "backfill", "--plant", plant_file, "--plan", plan_file,
+                      "--line", "l9", "--from", str(begin), "--to", str(end))
+    assert unknown.returncode != 0 and "l9" in unknown.stderr
+    assert len(unknown.stderr.strip().splitlines()) == 1
