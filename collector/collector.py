@@ -311,6 +311,11 @@ class Collector:
                   exc_info=self.stats.write_errors == 1)
 
     @property
+    def mapping_warnings(self) -> int:
+        """Distinct warnings of the mapped sources (Sparkplug, JSON) about samples stored anyway."""
+        return self._ingest.warnings if self._ingest else 0
+
+    @property
     def unacked(self) -> int:
         """Messages received and not yet acknowledged (in the inbox, a batch, or a write)."""
         return self.stats.received - self.stats.acked

@@ -43,6 +43,11 @@ def metrics_text(collector: Collector) -> str:
     for name, kind, text in _METRICS:
         full = f"shopfloor_collector_{name}{'_total' if kind == 'counter' else ''}"
         lines += [f"# HELP {full} {text}", f"# TYPE {full} {kind}", f"{full} {getattr(stats, name)}"]
+    lines += ["# HELP shopfloor_collector_mapping_warnings_total distinct warnings about samples stored "
+              "anyway (a reason code the plant's table lacks, stored as unknown-CODE; a reason that is no "
+              "identifier)",
+              "# TYPE shopfloor_collector_mapping_warnings_total counter",
+              f"shopfloor_collector_mapping_warnings_total {collector.mapping_warnings}"]
     lines += ["# HELP shopfloor_collector_unacked messages received and not yet acknowledged",
               "# TYPE shopfloor_collector_unacked gauge", f"shopfloor_collector_unacked {collector.unacked}",
               "# HELP shopfloor_collector_healthy 1 when storing and acking, else 0",

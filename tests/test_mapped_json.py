@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import orjson
 import pytest
 from conftest import wait_until
 from support import BASE_TS, Publisher, RejectWatcher
 
 from collector.mapped import Decoded
+from shopfloor.stack import free_port
 from shopfloor.store import quote_string
 
 pytestmark = pytest.mark.servers
@@ -183,8 +185,9 @@ reason = "stop.code"
 states = {{ RUN = "working", STOP = "down", SETUP = "setup" }}
 reasons = {{ 3 = "jam", 7 = "changeover" }}
 ''')
+    http_port = free_port()
     collector = collector_process(stack, store.database, group=f"g{plant_id}", session_expiry=0,
-                                  plant=str(path))
+                                  plant=str(path), http_port=http_port)
     watcher = RejectWatcher(stack.mosquitto.url, f"w{plant_id}")
     publisher = Publisher(stack.mosquitto.url, f"p{plant_id}")
     sent = [  # (mode, stop.code, stored reason; "reject" for a refused message)
@@ -208,6 +211,8 @@ reasons = {{ 3 = "jam", 7 = "changeover" }}
     assert ("l1/s1 'stop.code': reason code '42' is not in the reason table (known: 3, 7); "
             "sent as unknown-42") in log
     assert "reason code 'no good' is no identifier; sent without reason" in log
+    metrics = httpx.get(f"http://127.0.0.1:{http_port}/metrics", timeout=5).text.splitlines()
+    assert "shopfloor_collector_mapping_warnings_total 2" in metrics  # unknown-42 and 'no good'
     watcher.close()
 
 
