@@ -398,6 +398,15 @@ def test_page_shows_the_shifts_loss_pareto_and_unassigned_stops_on_both_screens(
                 values = [c[key] for body in (expected, later) for c in body["causes"] if c["label"] == label]
                 assert values, (size, label)
                 assert min(values) - 1 <= int(text.replace(",", "")) <= max(values) + 1, (size, label, key)
+        # the rows shown and the "+ N smaller causes" row add up to the headline, figure by figure
+        headline = re.search(r'id="losses-total">(\d+) min · (\d+) units · ([\d,]+) EUR<', dom)
+        smaller = re.search(r'<tr class="more"><td>\+ \d+ smaller causes?</td><td>(\d+)</td><td>(\d+)</td>'
+                            r"<td>([\d,]+)</td></tr>", dom)
+        assert headline, (size, re.search(r'id="losses-total">[^<]*<', dom))
+        for k in range(3):
+            number = lambda text: int(text.replace(",", ""))  # noqa: E731
+            parts = sum(number(row[k + 1]) for row in rows) + (number(smaller.group(k + 1)) if smaller else 0)
+            assert parts == number(headline.group(k + 1)), (size, k, rows, smaller and smaller.groups())
         buttons = re.findall(r'<button type="button"><span>(\d\d:\d\d)–(\d\d:\d\d)</span><b>(\w+)</b>', dom)
         more = re.search(r'<div class="more">\+ (\d+) older</div>', dom)
         assert len(buttons) + (int(more.group(1)) if more else 0) == len(expected["unassigned_stops"]), size
