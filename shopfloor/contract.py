@@ -305,8 +305,11 @@ SeqRange = tuple[int, int]
 
 def seq_ranges(seqs: Iterable[int]) -> list[SeqRange]:
     """Sorted, de-duplicated seqs as inclusive (first, last) runs: a receipt's compact form."""
+    ordered = sorted(set(seqs))
+    if ordered and ordered[-1] - ordered[0] == len(ordered) - 1:
+        return [(ordered[0], ordered[-1])]  # one run, the usual receipt: no loop over every seq
     ranges: list[SeqRange] = []
-    for seq in sorted(set(seqs)):
+    for seq in ordered:
         if ranges and seq == ranges[-1][1] + 1:
             ranges[-1] = (ranges[-1][0], seq)
         else:

@@ -156,3 +156,10 @@ def test_one_pass_lines_refuse_what_the_batch_model_refuses(document):
     with pytest.raises(ContractError) as again:
         contract.telemetry_lines(KEY, payload)
     assert str(again.value) == str(refused.value)
+
+
+def test_seq_ranges_one_run_and_gaps():
+    assert contract.seq_ranges([]) == []
+    assert contract.seq_ranges([4, 2, 3, 3, 5]) == [(2, 5)]  # one run, given out of order and doubled
+    assert contract.seq_ranges([1, 3]) == [(1, 1), (3, 3)]
+    assert contract.seq_ranges([0, 1, 1, 3, 4]) == [(0, 1), (3, 4)]  # as many seqs as one run would hold
