@@ -45,14 +45,13 @@ from shopfloor.contract import (
     REJECTED_TOPIC,
     ContractError,
     StationKey,
-    decode_telemetry,
     encode_receipt,
     line_protocol,
     parse_telemetry_topic,
     receipt_topic,
     rejection,
-    sample_line,
     seq_ranges,
+    telemetry_lines,
 )
 from shopfloor.mqtt import connect_properties, make_client
 from shopfloor.settings import mqtt_endpoint
@@ -361,10 +360,9 @@ class Collector:
             return len(mapped.lines)
         try:
             key = parse_telemetry_topic(delivery.topic)
-            samples = decode_telemetry(delivery.payload)
-            delivery.key, delivery.seqs = key, [sample["seq"] for sample in samples]
-            delivery.lines = [sample_line(key, sample) for sample in samples]
-            return len(delivery.lines)
+            lines, seqs = telemetry_lines(key, delivery.payload)
+            delivery.key, delivery.seqs, delivery.lines = key, seqs, lines
+            return len(lines)
         except ContractError as error:
             delivery.reject_reason = str(error)
             return 0

@@ -26,7 +26,7 @@ class CollectorConfig(BaseModel):
     influx_db: str | None = None
     client_id: str = Field("collector-1", pattern=IDENTIFIER_PATTERN)
     group: str = Field("collectors", pattern=IDENTIFIER_PATTERN)
-    batch_samples: int = Field(5000, ge=1, le=100_000)
+    batch_samples: int = Field(10_000, ge=1, le=100_000)
     batch_wait_s: float = Field(0.2, gt=0, le=60)
     writers: int = Field(2, ge=1, le=8)
     retry_first_s: float = Field(0.5, gt=0)

@@ -261,6 +261,11 @@ def decode_telemetry(payload: bytes) -> list[Sample]:
         document = orjson.loads(payload)
     except orjson.JSONDecodeError as error:
         raise ContractError(f"payload is not UTF-8 JSON: {error}") from None
+    return _validated_batch(document)
+
+
+def _validated_batch(document: object) -> list[Sample]:
+    """The samples of a parsed batch document by the contract's pydantic model, or ContractError."""
     if not isinstance(document, dict):
         raise ContractError("payload must be a JSON object (a sample or a batch)")
     try:
@@ -300,8 +305,11 @@ SeqRange = tuple[int, int]
 
 def seq_ranges(seqs: Iterable[int]) -> list[SeqRange]:
     """Sorted, de-duplicated seqs as inclusive (first, last) runs: a receipt's compact form."""
+    ordered = sorted(set(seqs))
+    if ordered and ordered[-1] - ordered[0] == len(ordered) - 1:
+        return [(ordered[0], ordered[-1])]  # one run, the usual receipt: no loop over every seq
     ranges: list[SeqRange] = []
-    for seq in sorted(set(seqs)):
+    for seq in ordered:
         if ranges and seq == ranges[-1][1] + 1:
             ranges[-1] = (ranges[-1][0], seq)
         else:
@@ -409,6 +417,98 @@ def sample_line(key: StationKey, sample: Sample) -> str:
         fields += f',reason="{sample["reason"]}"'
     return (f"{STATION_MEASUREMENT},line={key.line},plant={key.plant},station={key.station} "
             f"{fields} {sample['ts']}")
+
+
+_MAX_COUNTER = 2**63 - 1
+_STATE_NAMES = frozenset(STATES)
+_STATE_FIELDS = {state: f',state="{state}"' for state in STATES}
+
+
+def _batch_fast_lines(key: StationKey, document: object) -> tuple[list[str], list[int]] | None:
+    """A batch's lines and seqs by plain checks, or None to let pydantic decide (and word the error).
+
+    Accepts only what `_batch` accepts (strict ints in range, known keys, a known state, a reason only
+    with a stop state): anything else, even what pydantic would take, returns None, so the caller falls
+    back to pydantic and this path can never let through what the contract refuses. Why it exists: a
+    batch of 1,000 samples spent about 1 us a sample in pydantic and 0.9 us in `sample_line`, CPU that
+    InfluxDB on the same cores needs during a drain. Column by column (one comprehension a field, the
+    type and range checks on whole columns) it costs about half.
+    """
+    if type(document) is not dict or len(document) != 2 or type(document.get("v")) is not int \
+            or document["v"] != VERSION:
+        return None
+    samples = document.get("samples")
+    if type(samples) is not list or not 1 <= len(samples) <= MAX_BATCH or set(map(type, samples)) != {dict}:
+        return None
+    try:
+        ts = [sample["ts"] for sample in samples]
+        seq = [sample["seq"] for sample in samples]
+        count = [sample["count"] for sample in samples]
+        queue = [sample["queue"] for sample in samples]
+        # Four keys: no optional field; five: the state alone, if it is one (else None: checked below).
+        tails = ["" if size == 4 else _STATE_FIELDS.get(sample.get("state")) if size == 5 else None
+                 for sample, size in zip(samples, map(len, samples), strict=True)]
+    except (KeyError, TypeError):  # a required key missing, or an unhashable state
+        return None
+    for column, highest in ((ts, MAX_TS_MS), (seq, _MAX_COUNTER), (count, _MAX_COUNTER),
+                            (queue, _MAX_COUNTER)):
+        if set(map(type, column)) != {int} or min(column) < 0 or max(column) > highest:
+            return None
+    for index, tail in enumerate(tails):
+        if tail is None and (tail := _optional_fields(samples[index])) is None:
+            return None
+        tails[index] = tail
+    head = f"{STATION_MEASUREMENT},line={key.line},plant={key.plant},station={key.station} count="
+    return [f"{head}{c}i,queue={q}i,seq={s}i{tail} {t}"
+            for c, q, s, tail, t in zip(count, queue, seq, tails, ts, strict=True)], seq
+
+
+def _optional_fields(sample: dict) -> str | None:
+    """The scrap, state and reason fields of a sample's line, or None if one breaks the contract or an
+    unknown key is there (`_batch_fast_lines` then leaves the batch to pydantic)."""
+    tail = ""
+    found = 0
+    if "scrap" in sample:
+        scrap = sample["scrap"]
+        if type(scrap) is not int or not 0 <= scrap <= _MAX_COUNTER:
+            return None
+        tail += f",scrap={scrap}i"
+        found += 1
+    state = sample.get("state")
+    if state is not None:
+        if type(state) is not str or state not in _STATE_NAMES:
+            return None
+        tail += _STATE_FIELDS[state]
+        found += 1
+    if "reason" in sample:
+        reason = sample["reason"]
+        if type(reason) is not str or state not in STOP_STATES or IDENTIFIER.fullmatch(reason) is None:
+            return None
+        tail += f',reason="{reason}"'
+        found += 1
+    return tail if found == len(sample) - 4 else None  # else an unknown key, or `"state": null`
+
+
+def telemetry_lines(key: StationKey, payload: bytes) -> tuple[list[str], list[int]]:
+    """One telemetry payload of station `key` as its points' lines and its samples' seqs, or ContractError.
+
+    The collector's path: the very points of `sample_line` over `decode_telemetry`, and the same
+    refusals with the same reasons (tests/test_contract.py and tests/test_fuzz.py compare them), in
+    about half the CPU for a batch (`_batch_fast_lines`); a batch that path does not pass whole goes
+    through pydantic, which words the reason or, where the quick checks were only stricter, accepts it.
+    """
+    if b'"samples"' in payload:
+        try:
+            document = orjson.loads(payload)
+        except orjson.JSONDecodeError as error:
+            raise ContractError(f"payload is not UTF-8 JSON: {error}") from None
+        fast = _batch_fast_lines(key, document)
+        if fast is not None:
+            return fast
+        samples = _validated_batch(document)
+    else:
+        samples = decode_telemetry(payload)
+    return [sample_line(key, sample) for sample in samples], [sample["seq"] for sample in samples]
 
 
 # --- offline file form: JSON Lines, one sample a line with plant, line and station ----------------

@@ -102,3 +102,64 @@ def test_a_reason_holds_only_while_the_station_stops():
             contract.decode_telemetry(contract.encode_batch([bad]))
     with pytest.raises(ContractError, match="reason: String should match pattern"):
         contract.decode_telemetry(contract.encode_sample({**down, "reason": "no good"}))
+
+
+GOOD = {"ts": 1790000000000, "seq": 7, "count": 12, "queue": 3}
+
+
+@pytest.mark.parametrize("samples", [
+    [GOOD],
+    [{**GOOD, "scrap": 1, "state": "down", "reason": "jam"}, {**GOOD, "seq": 8, "state": "working"}],
+    [{**GOOD, "ts": contract.MAX_TS_MS, "count": 2**63 - 1, "queue": 0, "seq": 0, "scrap": 2**63 - 1}],
+    [{**GOOD, "ts": contract.MAX_TS_MS + 1}],
+    [{**GOOD, "count": 2**63}],
+    [{**GOOD, "queue": -1}],
+    [{**GOOD, "seq": True}],
+    [{**GOOD, "scrap": 1.0}],
+    [{**GOOD, "scrap": 2**63}],
+    [{**GOOD, "scrap": -1, "state": "down"}],
+    [{**GOOD, "state": None}],
+    [{**GOOD, "state": "Working"}],
+    [{**GOOD, "state": "working", "reason": "jam"}],
+    [{**GOOD, "reason": "jam"}],
+    [{**GOOD, "state": "idle", "reason": "no operator"}],
+    [{**GOOD, "state": "idle", "reason": "x" * 65}],
+    [{**GOOD, "extra": 1}],
+    [{**GOOD, "v": 1}],
+    [{k: v for k, v in GOOD.items() if k != "queue"}],
+    [GOOD, "not a sample"],
+    [],
+    [{**GOOD, "seq": n} for n in range(contract.MAX_BATCH + 1)],
+])
+def test_one_pass_lines_equal_decode_then_sample_line(samples):
+    """The collector's `telemetry_lines` stores the very points of `decode_telemetry` + `sample_line`, or
+    refuses with the same reason, at each edge of the contract (tests/test_fuzz.py does random ones)."""
+    payload = orjson.dumps({"v": 1, "samples": samples})
+    try:
+        decoded = contract.decode_telemetry(payload)
+    except ContractError as error:
+        with pytest.raises(ContractError) as refused:
+            contract.telemetry_lines(KEY, payload)
+        assert str(refused.value) == str(error)
+        return
+    expected = [contract.sample_line(KEY, sample) for sample in decoded], [s["seq"] for s in decoded]
+    assert contract.telemetry_lines(KEY, payload) == expected
+
+
+@pytest.mark.parametrize("document", [{"v": True, "samples": [GOOD]}, {"v": 2, "samples": [GOOD]},
+                                      {"v": 1, "samples": [GOOD], "x": 1}, {"v": 1, "samples": GOOD},
+                                      [GOOD]])
+def test_one_pass_lines_refuse_what_the_batch_model_refuses(document):
+    payload = orjson.dumps(document) + (b' "samples"' if isinstance(document, list) else b"")
+    with pytest.raises(ContractError) as refused:
+        contract.decode_telemetry(payload)
+    with pytest.raises(ContractError) as again:
+        contract.telemetry_lines(KEY, payload)
+    assert str(again.value) == str(refused.value)
+
+
+def test_seq_ranges_one_run_and_gaps():
+    assert contract.seq_ranges([]) == []
+    assert contract.seq_ranges([4, 2, 3, 3, 5]) == [(2, 5)]  # one run, given out of order and doubled
+    assert contract.seq_ranges([1, 3]) == [(1, 1), (3, 3)]
+    assert contract.seq_ranges([0, 1, 1, 3, 4]) == [(0, 1), (3, 4)]  # as many seqs as one run would hold

@@ -33,6 +33,7 @@ from shopfloor.contract import (
     line_protocol,
     parse_record,
     sample_line,
+    telemetry_lines,
 )
 from shopfloor.store import Store, quote_string
 
@@ -246,3 +247,46 @@ def test_the_encoder_refuses_what_line_protocol_cannot_carry():
                                       ("\x00m", {}, {"f": 1})):
         with pytest.raises(ContractError):
             line_protocol(measurement, tags, fields, 1_790_000_000_000)
+
+
+# --- the collector's one-pass path against the reference path ---------------------------------------
+
+reasons = st.one_of(st.sampled_from(["jam", "no-operator", "a_B9"]), st.text(max_size=8), json_scalars)
+
+
+@st.composite
+def reason_samples(draw) -> dict:
+    """A sample with a reason, under any state or none: valid only with down, setup or idle."""
+    sample = dict(draw(valid_samples))
+    sample["reason"] = draw(reasons)
+    if draw(st.booleans()):
+        sample.pop("state", None)
+    return sample
+
+
+def line_documents() -> st.SearchStrategy[bytes]:
+    batches = st.builds(lambda samples, v: dump({"v": v, "samples": samples}),
+                        st.lists(st.one_of(valid_samples, near_samples(), reason_samples()), min_size=0,
+                                 max_size=6),
+                        st.sampled_from([1, 1, 1, 2, True, 1.0]))
+    return st.one_of(batches, documents())
+
+
+def reference_lines(key: StationKey, payload: bytes) -> tuple[list[str], list[int]]:
+    """The points and seqs the collector stored before `telemetry_lines`: decode, then one line a sample."""
+    samples = decode_telemetry(payload)
+    return [sample_line(key, sample) for sample in samples], [sample["seq"] for sample in samples]
+
+
+@FUZZ
+@given(line_documents())
+def test_one_pass_lines_equal_the_reference_path_or_the_same_refusal(payload: bytes):
+    key = StationKey("p1", "l1", "s1")
+    try:
+        expected = reference_lines(key, payload)
+    except ContractError as error:
+        with pytest.raises(ContractError) as refused:
+            telemetry_lines(key, payload)
+        assert str(refused.value) == str(error)
+        return
+    assert telemetry_lines(key, payload) == expected
