@@ -97,19 +97,17 @@ def station_bins(spans: StateSpans, telemetry: LineTelemetry, j: int, edges: np.
     return seconds, units, events
 
 
-def _split_stats(seconds: np.ndarray, units: np.ndarray, events: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(split points k, t statistic per (k, feature)): each feature's rates of bins [0, k) and [k, n)."""
-    n = len(seconds)
-    k = np.arange(MIN_BINS, n - MIN_BINS + 1)
-    if len(k) == 0:
-        return k, np.zeros((0, FEATURES))
+def prefix_sums(seconds: np.ndarray, units: np.ndarray, events: np.ndarray) -> np.ndarray:
+    """Running sums (bins + 1, 6, features) of seconds, units, episodes, seconds^2, seconds x units and
+    units^2: every interval's statistics are then differences, not sums again (the speed budget)."""
+    stack = np.stack([seconds, units, events, seconds**2, seconds * units, units**2], axis=1)
+    return np.concatenate([np.zeros((1, *stack.shape[1:])), np.cumsum(stack, axis=0)])
 
-    def sides(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        c = np.cumsum(x, axis=0)
-        return c[k - 1], c[-1] - c[k - 1]
 
-    (a_l, a_r), (u_l, u_r), (e_l, e_r) = sides(seconds), sides(units), sides(events)
-    (aa_l, aa_r), (au_l, au_r), (uu_l, uu_r) = sides(seconds**2), sides(seconds * units), sides(units**2)
+def _t(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """t statistic per (..., feature) of the two sides' rates, from their sums (..., 6, feature)."""
+    a_l, u_l, e_l, aa_l, au_l, uu_l = np.moveaxis(left, -2, 0)
+    a_r, u_r, e_r, aa_r, au_r, uu_r = np.moveaxis(right, -2, 0)
     r_l = a_l / np.maximum(u_l, 1e-9)
     r_r = a_r / np.maximum(u_r, 1e-9)
     # Residual squares of the bins around their side's rate: sum (a - r u)^2 = aa - 2 r au + r^2 uu.
@@ -121,21 +119,44 @@ def _split_stats(seconds: np.ndarray, units: np.ndarray, events: np.ndarray) -> 
     stat = np.abs(r_l - r_r) / se
     stat[(u_l < MIN_UNITS) | (u_r < MIN_UNITS)] = 0.0
     stat[np.where(r_l > r_r, e_l, e_r) < MIN_EVENTS] = 0.0
-    return k, stat
+    return stat
 
 
-def _best_split(seconds: np.ndarray, units: np.ndarray, events: np.ndarray) -> tuple[int, float]:
-    """The split of the bins that best separates some feature's two rates, and its t statistic."""
-    k, stat = _split_stats(seconds, units, events)
+def _split_stats(prefix: np.ndarray, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """(split points k, t statistic per (k, feature)) of the bins [a, b): each feature's rates of the
+    bins [a, k) and [k, b)."""
+    k = np.arange(a + MIN_BINS, b - MIN_BINS + 1)
     if len(k) == 0:
-        return 0, -np.inf
+        return k, np.zeros((0, prefix.shape[2]))
+    at = prefix[k]
+    return k, _t(at - prefix[a], prefix[b] - at)
+
+
+def _best_splits(prefix: np.ndarray, starts: np.ndarray, length: int) -> list[tuple[int, float]]:
+    """_best_split of every interval [start, start + length) at once (one scale of the seeded ones)."""
+    offsets = np.arange(MIN_BINS, length - MIN_BINS + 1)
+    if len(offsets) == 0:
+        return [(int(a), -np.inf) for a in starts]
+    at = prefix[starts[:, None] + offsets[None, :]]
+    stat = _t(at - prefix[starts][:, None], prefix[starts + length][:, None] - at).max(axis=2)
+    best = np.argmax(stat, axis=1)
+    rows = np.arange(len(starts))
+    return [(int(a + offsets[i]), float(v)) for a, i, v in zip(starts, best, stat[rows, best], strict=True)]
+
+
+def _best_split(prefix: np.ndarray, a: int, b: int) -> tuple[int, float]:
+    """The split of the bins [a, b) that best separates some feature's two rates, and its t statistic."""
+    k, stat = _split_stats(prefix, a, b)
+    if len(k) == 0:
+        return a, -np.inf
     best = np.unravel_index(int(np.argmax(stat)), stat.shape)
     return int(k[best[0]]), float(stat[best])
 
 
-def _stat_at(seconds: np.ndarray, units: np.ndarray, events: np.ndarray, at: int) -> float:
-    """The largest feature's t statistic of the split of the bins at `at` (0 where a side is too short)."""
-    k, stat = _split_stats(seconds, units, events)
+def _stat_at(prefix: np.ndarray, a: int, b: int, at: int) -> float:
+    """The largest feature's t statistic of the split of the bins [a, b) at `at` (0 where a side is
+    too short)."""
+    k, stat = _split_stats(prefix, a, b)
     where = np.flatnonzero(k == at)
     return float(stat[where[0]].max()) if len(where) else 0.0
 
@@ -160,12 +181,16 @@ def segment(seconds: np.ndarray, units: np.ndarray, events: np.ndarray,
     starts. Each segment is cut at the strongest split of any seeded interval inside it."""
     n = len(seconds)
     intervals = seeded_intervals(n, shortest)
+    prefix = prefix_sums(seconds, units, events)
     best: dict[tuple[int, int], tuple[int, float]] = {}
+    for length in sorted({e - a for a, e in intervals}):
+        starts = np.array([a for a, e in intervals if e - a == length], dtype=np.int64)
+        best.update({(int(a), int(a) + length): found
+                     for a, found in zip(starts, _best_splits(prefix, starts, length), strict=True)})
 
     def split_of(a: int, b: int) -> tuple[int, float]:
         if (a, b) not in best:
-            k, stat = _best_split(seconds[a:b], units[a:b], events[a:b])
-            best[(a, b)] = (a + k, stat)
+            best[(a, b)] = _best_split(prefix, a, b)
         return best[(a, b)]
 
     cuts: list[int] = []
@@ -270,12 +295,12 @@ def station_change_points(spans: StateSpans, telemetry: LineTelemetry, begin_ms:
         pace = set(segment(seconds[:, pace_cols], units[:, pace_cols], events[:, pace_cols], threshold))
         s, u, e = seconds[:, fail_cols], units[:, fail_cols], events[:, fail_cols]
         failures = set(segment(s, u, e, threshold, FAILURE_MIN_INTERVAL))
+        prefix = prefix_sums(s, u, e)
         for c in line_cuts:
             # The station's failure features before and after the line's change, over LOCAL_SPANS
             # bins either side (a repair law that changes back later is a step within some span).
-            if c not in failures and max(
-                    _stat_at(s[max(c - w, 0):c + w], u[max(c - w, 0):c + w], e[max(c - w, 0):c + w],
-                             c - max(c - w, 0)) for w in LOCAL_SPANS) > LOCAL_THRESHOLD:
+            if c not in failures and max(_stat_at(prefix, max(c - w, 0), min(c + w, len(s)), c)
+                                         for w in LOCAL_SPANS) > LOCAL_THRESHOLD:
                 failures.add(c)
         out.append(StationCuts([int(edges[i]) for i in sorted(pace | set(line_cuts))],
                                [int(edges[i]) for i in sorted(failures)]))
