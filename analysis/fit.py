@@ -16,6 +16,7 @@ station's states (reported, or inferred from queues by analysis/states.py) and i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +40,7 @@ class StationFit:
     working_s: float
     down_s: float
     setup_s: float
-    failures: int
+    failures: float  # a count; fractional when pooled at another stretch's rate (analysis/constraint.py)
     setups: int
     cv: float
     mttr_cv: float
@@ -164,10 +165,13 @@ class FitTable:
             stats[j, 1:] = np.cumsum(table, axis=0)
         return FitTable([s.id for s in stations], [s.buffer for s in stations], edges, stats)
 
-    def fit(self, from_ms: int, to_ms: int) -> list[StationFit]:
-        """Every station's fit over the chunks in [from_ms, to_ms), in flow order."""
-        a, b = np.searchsorted(self.edges[:-1], [from_ms, to_ms])
-        total = self.stats[:, b] - self.stats[:, a]
+    def fit(self, from_ms: int | Sequence[int], to_ms: int) -> list[StationFit]:
+        """Every station's fit over the chunks in [from_ms, to_ms), in flow order; `from_ms` may be one
+        moment per station (each station's own regime, analysis/constraint.py)."""
+        starts = np.broadcast_to(np.asarray(from_ms, dtype=np.int64), (len(self.ids),))
+        a = np.searchsorted(self.edges[:-1], starts)
+        b = int(np.searchsorted(self.edges[:-1], to_ms))
+        total = self.stats[:, b] - self.stats[np.arange(len(self.ids)), a]
         fits = []
         for j, row in enumerate(total):
             cv = _cv(row[GAPS], row[GAP], row[GAP2], ROUNDING_VAR_S2)

@@ -13,8 +13,9 @@ whose two truths disagree are left out. The reference in the same run is the PyP
 bottleneck time per window), and the chance level (1 / stations).
 
 What was tuned where: the family's own design constant (CLEAR_SHARE) on `tune` lines 0-29; the `crn`
-method's constants (change-point THRESHOLD, the simulation's replications and hours) and the choice
-of `crn` as the default of `analyze bottleneck` on `tune` lines 0-19; the APM methods' constants
+method's simulation (replications and hours) and the choice of `crn` as the default of `analyze
+bottleneck` on `tune` lines 0-19, its per-station regimes (change-point thresholds and intervals,
+failures pooled in their own regime) on `tune` lines 0-79; the APM methods' constants
 (BALANCED_MARGIN, memory) predate the family and were chosen on the scenario library; nothing on `test`.
 """
 
@@ -122,8 +123,9 @@ def main() -> None:
             print(f"| {method} | {source} | " + " | ".join(f"{r:.1%}" for r in rates)
                   + f" | {counts[0]} / {counts[1]} |")
     print(f"| chance level (1 / stations, per regime) | | {chance[0] / max(chance[1], 1):.1%} | | | | |")
-    print("\nTuned: the family's CLEAR_SHARE on `tune` lines 0-29; crn's constants and the default on `tune` "
-          "lines 0-19; APM constants on the scenario library (before the family); nothing on `test`.")
+    print("\nTuned: the family's CLEAR_SHARE on `tune` lines 0-29; crn's simulation and the default on "
+          "`tune` lines 0-19, its per-station regimes on `tune` lines 0-79; APM constants on the scenario "
+          "library (before the family); nothing on `test`.")
 
 
 if __name__ == "__main__":

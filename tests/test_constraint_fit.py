@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from analysis.bottleneck import analyze
-from analysis.changepoints import change_points
+from analysis.changepoints import change_points, station_change_points
 from analysis.crn_gain import station_gains
 from analysis.fit import fit_line
 from analysis.states import spans
 from analysis.yardstick import START_MS, line_telemetry
-from simulators.scenario import Change, Scenario, StationSpec
+from simulators.scenario import Change, Scenario, StationSpec, load_scenario
 from simulators.telemetry import simulate_telemetry
 
 
@@ -41,6 +43,10 @@ def test_fit_recovers_rate_failures_repairs_and_setups_on_a_long_run():
     assert never_fails.failures == 0 and never_fails.mtbf_min is None and never_fails.setup_every == 0
 
 
+def _near(cuts: list[int], hour: float, within_min: float = 10.0) -> bool:
+    return any(abs(c - (START_MS + hour * 3_600_000)) <= within_min * 60_000 for c in cuts)
+
+
 def test_a_planted_change_is_found_within_ten_minutes_and_a_steady_line_has_none():
     at = 3.0
     changed = _line(6.0, [Change(at_hour=at, station="s2", slow_by_pct=40)])
@@ -48,10 +54,41 @@ def test_a_planted_change_is_found_within_ten_minutes_and_a_steady_line_has_none
         data = _data(changed)
         cuts = change_points(spans(data, use_states=use_states), data)
         assert cuts, "the change is found"
-        nearest = min(cuts, key=lambda c: abs(c - (START_MS + at * 3_600_000)))
-        assert abs(nearest - (START_MS + at * 3_600_000)) <= 600_000
+        assert _near(cuts, at)
+        assert _near(station_change_points(spans(data, use_states=use_states), data)[1].pace, at)
     steady = _data(_line(6.0))
     assert change_points(spans(steady, use_states=True), steady) == []
+
+
+def test_a_planted_change_of_repair_times_cuts_that_station_s_failures_within_ten_minutes():
+    # s2 fails every 3 minutes of work for 12 s; at hour 3 its repairs take 8 times as long.
+    at = 3.0
+    scenario = _line(6.0, [Change(at_hour=at, station="s2", mttr_factor=8)], mtbf_min=3.0, mttr_min=0.2)
+    data = _data(scenario)
+    for use_states in (True, False):
+        cuts = station_change_points(spans(data, use_states=use_states), data)
+        assert _near(cuts[1].failures, at), (use_states, cuts[1])
+    # With states, the stations that never fail have no failure regime to cut, whatever the line does.
+    cuts = station_change_points(spans(data, use_states=True), data)
+    assert cuts[0].failures == [] and cuts[2].failures == []
+    steady = _data(_line(6.0, mtbf_min=3.0, mttr_min=0.2))
+    assert [c.failures for c in station_change_points(spans(steady, use_states=True), steady)] == [[]] * 3
+
+
+def test_moving_constraint_is_followed_within_an_hour_of_each_move():
+    # simulators/scenarios/moving_constraint.toml: s3 slow until hour 3; s7's repairs 12x longer from
+    # hour 3 to hour 6; s5 25 % slower from hour 6. 30-minute windows, as `analyze bottleneck` runs.
+    scenario = load_scenario(Path(__file__).parents[1] / "simulators/scenarios/moving_constraint.toml")
+    data = _data(scenario, seed=1)
+    for use_states in (True, False):
+        state_spans = spans(data, use_states=use_states)
+        picks = [w.bottleneck for w in analyze(state_spans, data.stations, data.line.id, 1800, "crn",
+                                               telemetry=data).windows]
+        assert picks[:6] == ["s3"] * 6, picks
+        assert "s7" in picks[6:8] and "s5" in picks[12:14], picks
+    # s7's failures get their own regime: a cut at each change of its repairs (with states).
+    s7 = station_change_points(spans(data, use_states=True), data)[data.stations.index("s7")]
+    assert _near(s7.failures, 3.0, 15) and _near(s7.failures, 6.0, 15), s7
 
 
 def test_the_slow_station_gains_most_with_confidence():
