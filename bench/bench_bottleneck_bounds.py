@@ -1,0 +1,216 @@
+"""Where the crn detector's accuracy is lost: a ladder of detectors, each given more than the real one.
+
+Run: `python bench/bench_bottleneck_bounds.py [--set tune] [--lines 10] [--first 0] [--window 1800]
+      [--rungs detector,true-effort,...] [--no-truth-cache]`
+
+Every rung answers the same 30-minute windows of the random line family (simulators/family.py) and is
+scored by the same strict rule (analysis/yardstick.py's Tally; regimes whose two truths disagree left
+out), so the differences between rungs say where the accuracy goes:
+
+- `detector`: `crn` itself (analysis/constraint.py), as bench_bottleneck_accuracy.py scores it.
+- `true-line`: each window answered by simulating the TRUE regime (the family's scenario with the
+  regime's slow/mttr factors) at the detector's effort (8 replications of 8 h, its own draws per
+  window): what simulation noise alone loses. `true-line-truth-effort`: the same at the truth's effort
+  (simulators/truth.py's adaptive 8-64 replications of 16 h) on a third set of draws, per regime: the
+  ladder's top, about 100 % unless a regime is a coin flip.
+- `true-cuts`: the detector's own fit and simulation (analysis/constraint.by_simulation) given the
+  TRUE change points instead of its estimated ones: the regime so far, from the truth's start to the
+  window's end. `own-changes`: each station fitted on the data since ITS OWN last true change (the
+  family's Change list), then the same simulation: what pooling an unchanged station's evidence gives
+  at best.
+- `steady-8h`, `steady-24h`: the regime's telemetry simulated as one long steady run (8 h, 24 h after
+  the warm-up), every station fitted on it, the same simulation: how accuracy grows with data.
+- model mismatch: `steady-24h` (fitted on a day of steady data, so estimation noise is small) against
+  `true-line` (the true parameters through the same simulation effort): what the fitted model's shape
+  loses (one machine per station, gamma times, exponential failures).
+
+Fits and the detector run with reported states and from queues alone (inferred states) where the
+rung reads telemetry. Truths come from bench_bottleneck_accuracy.py's cache (`cached_truth`). Nothing
+here is tuned: no constant of this script was chosen on any score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+from bench_bottleneck_accuracy import DEFAULT_CACHE, cached_truth  # noqa: E402
+
+from analysis.bottleneck import Window, analyze  # noqa: E402
+from analysis.constraint import CHUNK_S, EFFORT, by_simulation  # noqa: E402
+from analysis.crn_gain import station_gains  # noqa: E402
+from analysis.fit import FitTable, fit_line  # noqa: E402
+from analysis.states import spans  # noqa: E402
+from analysis.yardstick import (  # noqa: E402
+    START_MS,
+    Tally,
+    line_telemetry,
+    own_starts_ms,
+    steady_scenario,
+    true_gains,
+    windows_of,
+)
+from simulators.family import random_line, seeds  # noqa: E402
+from simulators.telemetry import simulate_telemetry  # noqa: E402
+from simulators.truth import Effort  # noqa: E402
+
+RUNGS = ("detector", "true-line", "true-line-truth-effort", "true-cuts", "own-changes", "steady-8h",
+         "steady-24h")
+TRUE_LINE = ("true-line", "true-line-truth-effort")  # no telemetry: one row, no input
+# The detector's effort in the truth's terms: one batch of its replications, its hours and warm-up.
+DETECTOR_EFFORT = Effort(batch=EFFORT.reps, max_reps=EFFORT.reps, measure_h=EFFORT.hours,
+                         warmup_h=EFFORT.warmup_h)
+THIRD_DRAWS = 303  # the truth used 101 and 202 (simulators/family.TRUTH_SEEDS)
+COIN = 0.1  # a truth margin below this: the two best stations are a coin flip for finite data
+LABELS = {
+    "detector": "crn as it is (estimated change points, regime so far)",
+    "true-line": "true line, detector's effort (8 x 8 h, own draws per window)",
+    "true-line-truth-effort": "true line, truth's effort (8-64 x 16 h, third draws)",
+    "true-cuts": "true change points, fitted stations (regime so far)",
+    "own-changes": "true change points, each station since its own last change",
+    "steady-8h": "regime's steady telemetry, 8 h, fitted",
+    "steady-24h": "regime's steady telemetry, 24 h, fitted",
+}
+
+
+def _pick_gains(fits: list) -> str:
+    gains = station_gains(fits, EFFORT)
+    return gains.stations[gains.best]
+
+
+def score_ladder(seed: int, truth: dict, rungs: tuple[str, ...], tally: Tally, seconds: dict[str, float],
+                 margins: dict[tuple[str, str], list[float]], window_s: float) -> None:
+    """Every rung's answer to every scored window of line `seed`, added to `tally`; time per rung."""
+    scenario = random_line(seed)
+    periods = scenario.periods()
+    designed = scenario.description.split("designed ")[1].split(",")
+    data = line_telemetry(scenario, simulate_telemetry(scenario, seed=seed, start_ms=START_MS))
+    cuts = [p["start"] for p in truth["periods"][1:]]
+    sources = {name: spans(data, use_states=name == "states") for name in ("states", "queues")}
+    begin_ms = min(s.begin_ms for s in sources.values())
+    end_ms = max(s.end_ms for s in sources.values())
+    windows = windows_of(begin_ms, end_ms, window_s, truth["periods"])
+
+    def add(rung: str, source: str, k: int, picks: list[str | None]) -> None:
+        period = truth["periods"][k]
+        regime = "clear" if period["regime"] == "clear" else "hard"
+        for pick in picks:
+            tally.add((rung, source, regime), pick == period["bottleneck"],
+                      pick in (period["bottleneck"], period["runner_up"]))
+
+    for k, period in enumerate(truth["periods"]):
+        if period["agree"]:
+            kind = "clear" if period["regime"] == "clear" else "hard"
+            for _ in windows[k]:
+                margins[("truth", kind)].append(period["margin"])
+                margins[("designed", designed[k])].append(period["margin"])
+
+    for source, state_spans in sources.items():
+        table = None
+        for rung in rungs:
+            if rung in TRUE_LINE and source == "queues":
+                continue
+            began = time.perf_counter()
+            if rung == "detector":
+                timeline = analyze(state_spans, data.stations, data.line.id, window_s, "crn", telemetry=data)
+                answer = {w.start: w.bottleneck for w in timeline.windows}
+                for k, rows in enumerate(windows):
+                    add(rung, source, k, [answer.get(start) for start, _ in rows])
+            elif rung == "true-cuts":
+                flat = [Window(start, end, None, {}, []) for rows in windows for start, end in rows]
+                by_simulation(flat, state_spans, data, cuts=cuts)
+                picks = iter(w.bottleneck for w in flat)
+                for k, rows in enumerate(windows):
+                    add(rung, source, k, [next(picks) for _ in rows])
+            elif rung == "own-changes":
+                chunk = CHUNK_S * 1000
+                table = table or FitTable.of(state_spans, data, state_spans.begin_ms // chunk * chunk,
+                                             state_spans.end_ms, chunk)
+                for k, rows in enumerate(windows):
+                    starts = own_starts_ms(scenario, periods[k].start_h, START_MS)
+                    picks = []
+                    for _, end in rows:
+                        by_start = {a: table.fit(a, end) for a in set(starts)}
+                        picks.append(_pick_gains([by_start[a][j] for j, a in enumerate(starts)]))
+                    add(rung, source, k, picks)
+            elif rung in ("steady-8h", "steady-24h"):
+                hours = 8.0 if rung == "steady-8h" else 24.0
+                for k, rows in enumerate(windows):
+                    if not rows:
+                        continue
+                    steady = steady_scenario(scenario, periods[k], hours)
+                    run = line_telemetry(steady, simulate_telemetry(steady, seed=seed * 10 + k + 1,
+                                                                    start_ms=START_MS))
+                    run_spans = spans(run, use_states=source == "states")
+                    fits = fit_line(run_spans, run, run_spans.begin_ms, run_spans.end_ms)
+                    add(rung, source, k, [_pick_gains(fits)] * len(rows))
+            else:
+                for k, rows in enumerate(windows):
+                    if not rows:
+                        continue
+                    if rung == "true-line":
+                        picks = [true_gains(scenario, periods[k], effort=DETECTOR_EFFORT, seed=1 + i,
+                                            stream=1_000 * (k + 1)) for i in range(len(rows))]
+                    else:
+                        picks = [true_gains(scenario, periods[k], seed=THIRD_DRAWS,
+                                            stream=10_000 * (k + 1))] * len(rows)
+                    add(rung, "true line", k, picks)
+            seconds[rung] += time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--set", default="tune", choices=("tune", "test"))
+    parser.add_argument("--lines", type=int, default=10)
+    parser.add_argument("--first", type=int, default=0, help="skip this many lines of the set")
+    parser.add_argument("--window", type=float, default=1800.0, help="window length, seconds")
+    parser.add_argument("--rungs", default=",".join(RUNGS), help=f"any of {', '.join(RUNGS)}")
+    parser.add_argument("--truth-cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--no-truth-cache", action="store_true", help="compute every truth afresh")
+    args = parser.parse_args()
+    rungs = tuple(args.rungs.split(","))
+    unknown = sorted(set(rungs) - set(RUNGS))
+    if unknown:
+        parser.error(f"unknown rung(s) {', '.join(unknown)}: use any of {', '.join(RUNGS)}")
+    cache = None if args.no_truth_cache else args.truth_cache
+    tally = Tally()
+    seconds: dict[str, float] = defaultdict(float)
+    margins: dict[tuple[str, str], list[float]] = defaultdict(list)
+    began = time.perf_counter()
+    for seed in seeds(args.set, args.first + args.lines)[args.first:]:
+        truth = cached_truth(seed, cache)
+        score_ladder(seed, truth, rungs, tally, seconds, margins, args.window)
+        print(f"# line {seed}: {time.perf_counter() - began:.0f} s so far", flush=True)
+    lines = f"lines {args.first}-{args.first + args.lines - 1}"
+    print(f"\n`{args.set}` {lines}; windows of {args.window:g} s; "
+          f"{time.perf_counter() - began:.0f} s in all\n")
+    print("| rung | input | clear strict | hard strict | clear top-2 | hard top-2 | windows clear / hard "
+          "| s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for rung in rungs:
+        for source in ("true line",) if rung in TRUE_LINE else ("states", "queues"):
+            rates = [tally.rate(rung, source, regime, kind) for kind in ("strict", "top2")
+                     for regime in ("clear", "hard")]
+            counts = [tally.windows(rung, source, regime) for regime in ("clear", "hard")]
+            print(f"| {LABELS[rung]} | {source} | " + " | ".join(f"{r:.1%}" for r in rates)
+                  + f" | {counts[0]} / {counts[1]} | {seconds[rung]:.0f} |")
+    print(f"\nScored windows whose regime's truth margin is below {COIN} (a coin flip between two stations "
+          "for any detector with finite data):\n")
+    print("| regimes by | kind | windows | margin < 0.1 | 0.1-0.25 | 0.25-0.5 | median margin |")
+    print("|---|---|---|---|---|---|---|")
+    for (by, kind), values in sorted(margins.items()):
+        v = np.array(values)
+        shares = [np.mean(v < COIN), np.mean((v >= COIN) & (v < 0.25)), np.mean((v >= 0.25) & (v < 0.5))]
+        print(f"| {by} | {kind} | {len(v)} | " + " | ".join(f"{s:.1%}" for s in shares)
+              + f" | {np.median(v):.3f} |")
+
+
+if __name__ == "__main__":
+    main()
