@@ -80,6 +80,26 @@ LABELS = {
 }
 
 
+MARGIN_BINS = ((COIN, "< 0.1"), (0.25, "0.1-0.25"), (0.5, "0.25-0.5"))
+AGE_BINS = ((1, "0.5 h"), (2, "1 h"), (4, "1.5-2 h"), (16, "2.5-4 h"))  # in half hours of regime so far
+
+
+def margin_bin(margin: float) -> str:
+    """The hard regime's truth-margin class (the lead's share of the best gain)."""
+    return next((name for top, name in MARGIN_BINS if margin < top), MARGIN_BINS[-1][1])
+
+
+def age_bin(age_ms: int) -> str:
+    """How much of its regime a window's end has seen (the data a detector can pool)."""
+    halves = round(age_ms / 1_800_000)
+    return next((name for top, name in AGE_BINS if halves <= top), AGE_BINS[-1][1])
+
+
+def _cell(tally: Tally, rung: str, source: str, key: str) -> str:
+    n = tally.windows(rung, source, key)
+    return f"{tally.rate(rung, source, key):.0%} ({n})" if n else "-"
+
+
 def _pick_gains(fits: list) -> str:
     gains = station_gains(fits, EFFORT)
     return gains.stations[gains.best]
@@ -101,9 +121,12 @@ def score_ladder(seed: int, truth: dict, rungs: tuple[str, ...], tally: Tally, s
     def add(rung: str, source: str, k: int, picks: list[str | None]) -> None:
         period = truth["periods"][k]
         regime = "clear" if period["regime"] == "clear" else "hard"
-        for pick in picks:
-            tally.add((rung, source, regime), pick == period["bottleneck"],
-                      pick in (period["bottleneck"], period["runner_up"]))
+        for pick, (_, end) in zip(picks, windows[k], strict=True):
+            hit, top2 = pick == period["bottleneck"], pick in (period["bottleneck"], period["runner_up"])
+            tally.add((rung, source, regime), hit, top2)
+            if regime == "hard":
+                tally.add((rung, source, margin_bin(period["margin"])), hit, top2)
+            tally.add((rung, source, f"{regime} {age_bin(end - period['start'])}"), hit, top2)
 
     for k, period in enumerate(truth["periods"]):
         if period["agree"]:
@@ -201,6 +224,17 @@ def main() -> None:
             counts = [tally.windows(rung, source, regime) for regime in ("clear", "hard")]
             print(f"| {LABELS[rung]} | {source} | " + " | ".join(f"{r:.1%}" for r in rates)
                   + f" | {counts[0]} / {counts[1]} | {seconds[rung]:.0f} |")
+    groups = (("Hard windows, strict, by their regime's truth margin:", [name for _, name in MARGIN_BINS]),
+              ("Strict, by how much of its regime the window's end has seen:",
+               [f"{regime} {name}" for regime in ("clear", "hard") for _, name in AGE_BINS]))
+    for title, keys in groups:
+        print(f"\n{title}\n")
+        print("| rung | input | " + " | ".join(keys) + " |")
+        print("|---|---|" + "---|" * len(keys))
+        for rung in rungs:
+            for source in ("true line",) if rung in TRUE_LINE else ("states", "queues"):
+                cells = [_cell(tally, rung, source, key) for key in keys]
+                print(f"| {rung} | {source} | " + " | ".join(cells) + " |")
     print(f"\nScored windows whose regime's truth margin is below {COIN} (a coin flip between two stations "
           "for any detector with finite data):\n")
     print("| regimes by | kind | windows | margin < 0.1 | 0.1-0.25 | 0.25-0.5 | median margin |")
