@@ -18,8 +18,9 @@ out), so the differences between rungs say where the accuracy goes:
   window's end. `own-changes`: each station fitted on the data since ITS OWN last true change (the
   family's Change list), then the same simulation: what pooling an unchanged station's evidence gives
   at best.
-- `steady-8h`, `steady-24h`: the regime's telemetry simulated as one long steady run (8 h, 24 h after
-  the warm-up), every station fitted on it, the same simulation: how accuracy grows with data.
+- `steady-8h`, `steady-24h` (any `steady-<H>h`): the regime's telemetry simulated as one steady run of
+  H hours after the warm-up, every station fitted on it, the same simulation: how accuracy grows with
+  data. `--draws N` gives each regime N independent runs, its windows answered by them in turn.
 - model mismatch: `steady-24h` (fitted on a day of steady data, so estimation noise is small) against
   `true-line` (the true parameters through the same simulation effort): what the fitted model's shape
   loses (one machine per station, gamma times, exponential failures).
@@ -32,6 +33,7 @@ here is tuned: no constant of this script was chosen on any score.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from collections import defaultdict
@@ -75,9 +77,18 @@ LABELS = {
     "true-line-truth-effort": "true line, truth's effort (8-64 x 16 h, third draws)",
     "true-cuts": "true change points, fitted stations (regime so far)",
     "own-changes": "true change points, each station since its own last change",
-    "steady-8h": "regime's steady telemetry, 8 h, fitted",
-    "steady-24h": "regime's steady telemetry, 24 h, fitted",
 }
+
+
+def steady_hours(rung: str) -> float:
+    """The hours of a `steady-<H>h` rung."""
+    return float(rung.removeprefix("steady-").removesuffix("h"))
+
+
+def label(rung: str) -> str:
+    if rung.startswith("steady-"):
+        return f"regime's steady telemetry, {steady_hours(rung):g} h, fitted"
+    return LABELS[rung]
 
 
 MARGIN_BINS = ((COIN, "< 0.1"), (0.25, "0.1-0.25"), (0.5, "0.25-0.5"))
@@ -106,7 +117,7 @@ def _pick_gains(fits: list) -> str:
 
 
 def score_ladder(seed: int, truth: dict, rungs: tuple[str, ...], tally: Tally, seconds: dict[str, float],
-                 margins: dict[tuple[str, str], list[float]], window_s: float) -> None:
+                 margins: dict[tuple[str, str], list[float]], window_s: float, draws: int = 1) -> None:
     """Every rung's answer to every scored window of line `seed`, added to `tally`; time per rung."""
     scenario = random_line(seed)
     periods = scenario.periods()
@@ -163,17 +174,18 @@ def score_ladder(seed: int, truth: dict, rungs: tuple[str, ...], tally: Tally, s
                         by_start = {a: table.fit(a, end) for a in set(starts)}
                         picks.append(_pick_gains([by_start[a][j] for j, a in enumerate(starts)]))
                     add(rung, source, k, picks)
-            elif rung in ("steady-8h", "steady-24h"):
-                hours = 8.0 if rung == "steady-8h" else 24.0
+            elif rung.startswith("steady-"):
+                hours = steady_hours(rung)
                 for k, rows in enumerate(windows):
-                    if not rows:
-                        continue
                     steady = steady_scenario(scenario, periods[k], hours)
-                    run = line_telemetry(steady, simulate_telemetry(steady, seed=seed * 10 + k + 1,
-                                                                    start_ms=START_MS))
-                    run_spans = spans(run, use_states=source == "states")
-                    fits = fit_line(run_spans, run, run_spans.begin_ms, run_spans.end_ms)
-                    add(rung, source, k, [_pick_gains(fits)] * len(rows))
+                    picks = []
+                    for d in range(min(draws, len(rows))):
+                        run = line_telemetry(steady, simulate_telemetry(
+                            steady, seed=seed * 10 + k + 1 + 1_000_000 * d, start_ms=START_MS))
+                        run_spans = spans(run, use_states=source == "states")
+                        fits = fit_line(run_spans, run, run_spans.begin_ms, run_spans.end_ms)
+                        picks.append(_pick_gains(fits))
+                    add(rung, source, k, [picks[i % len(picks)] for i in range(len(rows))])
             else:
                 for k, rows in enumerate(windows):
                     if not rows:
@@ -194,12 +206,15 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=10)
     parser.add_argument("--first", type=int, default=0, help="skip this many lines of the set")
     parser.add_argument("--window", type=float, default=1800.0, help="window length, seconds")
-    parser.add_argument("--rungs", default=",".join(RUNGS), help=f"any of {', '.join(RUNGS)}")
+    parser.add_argument("--rungs", default=",".join(RUNGS), help=f"any of {', '.join(RUNGS)} "
+                        "(steady-<H>h for any H)")
+    parser.add_argument("--draws", type=int, default=1, help="independent steady runs per regime (its "
+                        "windows share them in turn)")
     parser.add_argument("--truth-cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--no-truth-cache", action="store_true", help="compute every truth afresh")
     args = parser.parse_args()
     rungs = tuple(args.rungs.split(","))
-    unknown = sorted(set(rungs) - set(RUNGS))
+    unknown = sorted(r for r in rungs if r not in RUNGS and not re.fullmatch(r"steady-\d+(\.\d+)?h", r))
     if unknown:
         parser.error(f"unknown rung(s) {', '.join(unknown)}: use any of {', '.join(RUNGS)}")
     cache = None if args.no_truth_cache else args.truth_cache
@@ -209,7 +224,7 @@ def main() -> None:
     began = time.perf_counter()
     for seed in seeds(args.set, args.first + args.lines)[args.first:]:
         truth = cached_truth(seed, cache)
-        score_ladder(seed, truth, rungs, tally, seconds, margins, args.window)
+        score_ladder(seed, truth, rungs, tally, seconds, margins, args.window, args.draws)
         print(f"# line {seed}: {time.perf_counter() - began:.0f} s so far", flush=True)
     lines = f"lines {args.first}-{args.first + args.lines - 1}"
     print(f"\n`{args.set}` {lines}; windows of {args.window:g} s; "
@@ -222,7 +237,8 @@ def main() -> None:
             rates = [tally.rate(rung, source, regime, kind) for kind in ("strict", "top2")
                      for regime in ("clear", "hard")]
             counts = [tally.windows(rung, source, regime) for regime in ("clear", "hard")]
-            print(f"| {LABELS[rung]} | {source} | " + " | ".join(f"{r:.1%}" for r in rates)
+            cells = ["-" if np.isnan(r) else f"{r:.1%}" for r in rates]
+            print(f"| {label(rung)} | {source} | " + " | ".join(cells)
                   + f" | {counts[0]} / {counts[1]} | {seconds[rung]:.0f} |")
     groups = (("Hard windows, strict, by their regime's truth margin:", [name for _, name in MARGIN_BINS]),
               ("Strict, by how much of its regime the window's end has seen:",
