@@ -47,6 +47,7 @@ from bench_bottleneck_accuracy import DEFAULT_CACHE, cached_truth  # noqa: E402
 
 from analysis.bottleneck import Window, analyze  # noqa: E402
 from analysis.constraint import CHUNK_S, EFFORT, by_simulation  # noqa: E402
+from analysis.crn_gain import Effort as SimEffort  # noqa: E402
 from analysis.crn_gain import station_gains  # noqa: E402
 from analysis.fit import FitTable, fit_line  # noqa: E402
 from analysis.states import spans  # noqa: E402
@@ -66,9 +67,6 @@ from simulators.truth import Effort  # noqa: E402
 RUNGS = ("detector", "true-line", "true-line-truth-effort", "true-cuts", "own-changes", "steady-8h",
          "steady-24h")
 TRUE_LINE = ("true-line", "true-line-truth-effort")  # no telemetry: one row, no input
-# The detector's effort in the truth's terms: one batch of its replications, its hours and warm-up.
-DETECTOR_EFFORT = Effort(batch=EFFORT.reps, max_reps=EFFORT.reps, measure_h=EFFORT.hours,
-                         warmup_h=EFFORT.warmup_h)
 THIRD_DRAWS = 303  # the truth used 101 and 202 (simulators/family.TRUTH_SEEDS)
 COIN = 0.1  # a truth margin below this: the two best stations are a coin flip for finite data
 LABELS = {
@@ -111,13 +109,31 @@ def _cell(tally: Tally, rung: str, source: str, key: str) -> str:
     return f"{tally.rate(rung, source, key):.0%} ({n})" if n else "-"
 
 
-def _pick_gains(fits: list) -> str:
-    gains = station_gains(fits, EFFORT)
+def in_truth_terms(effort: SimEffort) -> Effort:
+    """A fitted-line effort in simulators/truth.py's terms: one batch of its replications, same hours."""
+    return Effort(batch=effort.reps, max_reps=effort.reps, measure_h=effort.hours, warmup_h=effort.warmup_h)
+
+
+def parse_effort(text: str) -> SimEffort:
+    """`REPSxHOURS`, e.g. 64x16, at the detector's warm-up and seed."""
+    try:
+        reps, hours = text.lower().split("x")
+        effort = SimEffort(reps=int(reps), hours=float(hours), warmup_h=EFFORT.warmup_h, seed=EFFORT.seed)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"effort {text!r} is not REPSxHOURS, e.g. 64x16") from None
+    if effort.reps < 2 or effort.hours <= 0:
+        raise argparse.ArgumentTypeError(f"effort {text!r}: at least 2 replications of more than 0 h")
+    return effort
+
+
+def _pick_gains(fits: list, effort: SimEffort) -> str:
+    gains = station_gains(fits, effort)
     return gains.stations[gains.best]
 
 
 def score_ladder(seed: int, truth: dict, rungs: tuple[str, ...], tally: Tally, seconds: dict[str, float],
-                 margins: dict[tuple[str, str], list[float]], window_s: float, draws: int = 1) -> None:
+                 margins: dict[tuple[str, str], list[float]], window_s: float, draws: int = 1,
+                 effort: SimEffort = EFFORT) -> None:
     """Every rung's answer to every scored window of line `seed`, added to `tally`; time per rung."""
     scenario = random_line(seed)
     periods = scenario.periods()
@@ -159,7 +175,7 @@ def score_ladder(seed: int, truth: dict, rungs: tuple[str, ...], tally: Tally, s
                     add(rung, source, k, [answer.get(start) for start, _ in rows])
             elif rung == "true-cuts":
                 flat = [Window(start, end, None, {}, []) for rows in windows for start, end in rows]
-                by_simulation(flat, state_spans, data, cuts=cuts)
+                by_simulation(flat, state_spans, data, effort, cuts=cuts)
                 picks = iter(w.bottleneck for w in flat)
                 for k, rows in enumerate(windows):
                     add(rung, source, k, [next(picks) for _ in rows])
@@ -172,7 +188,7 @@ def score_ladder(seed: int, truth: dict, rungs: tuple[str, ...], tally: Tally, s
                     picks = []
                     for _, end in rows:
                         by_start = {a: table.fit(a, end) for a in set(starts)}
-                        picks.append(_pick_gains([by_start[a][j] for j, a in enumerate(starts)]))
+                        picks.append(_pick_gains([by_start[a][j] for j, a in enumerate(starts)], effort))
                     add(rung, source, k, picks)
             elif rung.startswith("steady-"):
                 hours = steady_hours(rung)
@@ -184,14 +200,14 @@ def score_ladder(seed: int, truth: dict, rungs: tuple[str, ...], tally: Tally, s
                             steady, seed=seed * 10 + k + 1 + 1_000_000 * d, start_ms=START_MS))
                         run_spans = spans(run, use_states=source == "states")
                         fits = fit_line(run_spans, run, run_spans.begin_ms, run_spans.end_ms)
-                        picks.append(_pick_gains(fits))
+                        picks.append(_pick_gains(fits, effort))
                     add(rung, source, k, [picks[i % len(picks)] for i in range(len(rows))])
             else:
                 for k, rows in enumerate(windows):
                     if not rows:
                         continue
                     if rung == "true-line":
-                        picks = [true_gains(scenario, periods[k], effort=DETECTOR_EFFORT, seed=1 + i,
+                        picks = [true_gains(scenario, periods[k], effort=in_truth_terms(effort), seed=1 + i,
                                             stream=1_000 * (k + 1)) for i in range(len(rows))]
                     else:
                         picks = [true_gains(scenario, periods[k], seed=THIRD_DRAWS,
@@ -210,6 +226,9 @@ def main() -> None:
                         "(steady-<H>h for any H)")
     parser.add_argument("--draws", type=int, default=1, help="independent steady runs per regime (its "
                         "windows share them in turn)")
+    parser.add_argument("--effort", type=parse_effort, default=EFFORT, help="replications x hours of the "
+                        "simulation of every rung but `detector` and the truth's (default: the detector's "
+                        f"{EFFORT.reps}x{EFFORT.hours:g})")
     parser.add_argument("--truth-cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument("--no-truth-cache", action="store_true", help="compute every truth afresh")
     args = parser.parse_args()
@@ -224,10 +243,11 @@ def main() -> None:
     began = time.perf_counter()
     for seed in seeds(args.set, args.first + args.lines)[args.first:]:
         truth = cached_truth(seed, cache)
-        score_ladder(seed, truth, rungs, tally, seconds, margins, args.window, args.draws)
+        score_ladder(seed, truth, rungs, tally, seconds, margins, args.window, args.draws, args.effort)
         print(f"# line {seed}: {time.perf_counter() - began:.0f} s so far", flush=True)
     lines = f"lines {args.first}-{args.first + args.lines - 1}"
-    print(f"\n`{args.set}` {lines}; windows of {args.window:g} s; "
+    print(f"\n`{args.set}` {lines}; windows of {args.window:g} s; simulation of the fitted or true line "
+          f"{args.effort.reps} x {args.effort.hours:g} h; steady draws per regime {args.draws}; "
           f"{time.perf_counter() - began:.0f} s in all\n")
     print("| rung | input | clear strict | hard strict | clear top-2 | hard top-2 | windows clear / hard "
           "| s |")
