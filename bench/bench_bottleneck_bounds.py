@@ -1,7 +1,7 @@
 """Where the crn detector's accuracy is lost: a ladder of detectors, each given more than the real one.
 
 Run: `python bench/bench_bottleneck_bounds.py [--set tune] [--lines 10] [--first 0] [--window 1800]
-      [--rungs detector,true-effort,...] [--no-truth-cache]`
+      [--rungs detector,true-line,...,steady-24h] [--draws 1] [--effort 8x8] [--no-truth-cache]`
 
 Every rung answers the same 30-minute windows of the random line family (simulators/family.py) and is
 scored by the same strict rule (analysis/yardstick.py's Tally; regimes whose two truths disagree left
@@ -9,10 +9,10 @@ out), so the differences between rungs say where the accuracy goes:
 
 - `detector`: `crn` itself (analysis/constraint.py), as bench_bottleneck_accuracy.py scores it.
 - `true-line`: each window answered by simulating the TRUE regime (the family's scenario with the
-  regime's slow/mttr factors) at the detector's effort (8 replications of 8 h, its own draws per
-  window): what simulation noise alone loses. `true-line-truth-effort`: the same at the truth's effort
-  (simulators/truth.py's adaptive 8-64 replications of 16 h) on a third set of draws, per regime: the
-  ladder's top, about 100 % unless a regime is a coin flip.
+  regime's slow/mttr factors) at the detector's effort (8 replications of 8 h, or `--effort`; its own
+  draws per window): what simulation noise alone loses. `true-line-truth-effort`: the same at the
+  truth's effort (simulators/truth.py's adaptive 8-64 replications of 16 h) on a third set of draws,
+  per regime: the ladder's top, about 100 % unless a regime is a coin flip.
 - `true-cuts`: the detector's own fit and simulation (analysis/constraint.by_simulation) given the
   TRUE change points instead of its estimated ones: the regime so far, from the truth's start to the
   window's end. `own-changes`: each station fitted on the data since ITS OWN last true change (the
