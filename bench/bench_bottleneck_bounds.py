@@ -71,7 +71,7 @@ THIRD_DRAWS = 303  # the truth used 101 and 202 (simulators/family.TRUTH_SEEDS)
 COIN = 0.1  # a truth margin below this: the two best stations are a coin flip for finite data
 LABELS = {
     "detector": "crn as it is (estimated change points, regime so far)",
-    "true-line": "true line, detector's effort (8 x 8 h, own draws per window)",
+    "true-line": "true line, {effort} (own draws per window)",
     "true-line-truth-effort": "true line, truth's effort (8-64 x 16 h, third draws)",
     "true-cuts": "true change points, fitted stations (regime so far)",
     "own-changes": "true change points, each station since its own last change",
@@ -83,10 +83,15 @@ def steady_hours(rung: str) -> float:
     return float(rung.removeprefix("steady-").removesuffix("h"))
 
 
-def label(rung: str) -> str:
+def label(rung: str, effort: SimEffort = EFFORT) -> str:
+    """The rung's row title, with the simulation effort it ran at where that is not the detector's."""
+    at = "" if effort == EFFORT else f", simulated {effort.reps} x {effort.hours:g} h"
     if rung.startswith("steady-"):
-        return f"regime's steady telemetry, {steady_hours(rung):g} h, fitted"
-    return LABELS[rung]
+        return f"regime's steady telemetry, {steady_hours(rung):g} h, fitted{at}"
+    if rung == "true-line":
+        return LABELS[rung].format(effort=f"{effort.reps} x {effort.hours:g} h"
+                                   + (" (the detector's effort)" if effort == EFFORT else ""))
+    return LABELS[rung] + (at if rung in ("true-cuts", "own-changes") else "")
 
 
 MARGIN_BINS = ((COIN, "< 0.1"), (0.25, "0.1-0.25"), (0.5, "0.25-0.5"))
@@ -236,6 +241,8 @@ def main() -> None:
     unknown = sorted(r for r in rungs if r not in RUNGS and not re.fullmatch(r"steady-\d+(\.\d+)?h", r))
     if unknown:
         parser.error(f"unknown rung(s) {', '.join(unknown)}: use any of {', '.join(RUNGS)}")
+    if args.draws < 1:
+        parser.error("--draws must be at least 1")
     cache = None if args.no_truth_cache else args.truth_cache
     tally = Tally()
     seconds: dict[str, float] = defaultdict(float)
@@ -258,7 +265,7 @@ def main() -> None:
                      for regime in ("clear", "hard")]
             counts = [tally.windows(rung, source, regime) for regime in ("clear", "hard")]
             cells = ["-" if np.isnan(r) else f"{r:.1%}" for r in rates]
-            print(f"| {label(rung)} | {source} | " + " | ".join(cells)
+            print(f"| {label(rung, args.effort)} | {source} | " + " | ".join(cells)
                   + f" | {counts[0]} / {counts[1]} | {seconds[rung]:.0f} |")
     groups = (("Hard windows, strict, by their regime's truth margin:", [name for _, name in MARGIN_BINS]),
               ("Strict, by how much of its regime the window's end has seen:",
