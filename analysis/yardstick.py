@@ -21,9 +21,9 @@ from analysis.bottleneck import METHODS, analyze, per_window, window_edges
 from analysis.states import StateSpans, spans
 from analysis.telemetry import STATE_CODE, LineTelemetry, StationSeries
 from simulators.family import family_truth, random_line
-from simulators.scenario import Scenario
+from simulators.scenario import Change, Period, Scenario
 from simulators.telemetry import STATE_NAMES, Telemetry, parse_start, simulate_telemetry
-from simulators.truth import Effort
+from simulators.truth import Effort, period_gains
 
 REFERENCE = "reference-apm"  # the PyPI `active-period-method`, windows formed the same way
 START_MS = parse_start("2026-09-21T06:00:00Z")
@@ -108,3 +108,40 @@ def score_line(seed: int, tally: Tally, *, methods: tuple[str, ...] = METHODS, w
                         tally.add((name, source, regime), pick == period["bottleneck"],
                                   pick in (period["bottleneck"], period["runner_up"]))
     return truth
+
+
+# Helpers of the bounds study (bench/bench_bottleneck_bounds.py): detectors given more than the real one.
+
+
+def windows_of(begin_ms: int, end_ms: int, window_s: float,
+               periods: list[dict]) -> list[list[tuple[int, int]]]:
+    """Per truth period, the (start, end) of the windows `score_line` scores in it (none if left out)."""
+    edges = window_edges(begin_ms, end_ms, window_s).tolist()
+    return [[(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True)
+             if a >= p["start"] and b <= p["end"]] if p["agree"] else [] for p in periods]
+
+
+def own_starts_ms(scenario: Scenario, at_h: float, start_ms: int) -> list[int]:
+    """Per station, when its own last change at or before hour `at_h` happened (ms; the run's start if
+    it never changed): since then its laws are the same, whatever the other stations did."""
+    last = {s.id: 0.0 for s in scenario.stations}
+    for change in scenario.change:
+        if change.at_hour <= at_h:
+            last[change.station] = max(last[change.station], change.at_hour)
+    return [start_ms + round(last[s.id] * 3_600_000) for s in scenario.stations]
+
+
+def steady_scenario(scenario: Scenario, period: Period, hours: float) -> Scenario:
+    """The line held in `period`'s factors for `hours` (after its warm-up): a long steady regime."""
+    changes = [Change(at_hour=0.0, station=s.id, slow_by_pct=(slow - 1.0) * 100.0, mttr_factor=mttr)
+               for s, slow, mttr in zip(scenario.stations, period.slow, period.mttr, strict=True)
+               if slow != 1.0 or mttr != 1.0]
+    return scenario.model_copy(update={"change": changes, "hours": hours})
+
+
+def true_gains(scenario: Scenario, period: Period, *, effort: Effort = TRUTH_EFFORT, seed: int = 0,
+               stream: int = 0) -> str:
+    """The station whose 5 % speed-up gains most on `scenario` in `period`'s steady state, simulated
+    with simulators/truth.py's own CRN routine at `effort` on draws `seed`/`stream`."""
+    mean, _, _ = period_gains(scenario, period, seed=seed, stream=stream, effort=effort)
+    return scenario.station_ids[int(np.argmax(mean))]
