@@ -154,11 +154,7 @@ def _best_splits(prefix: np.ndarray, starts: np.ndarray, length: int) -> list[tu
 
 def _best_split(prefix: np.ndarray, a: int, b: int) -> tuple[int, float]:
     """The split of the bins [a, b) that best separates some feature's two rates, and its t statistic."""
-    k, stat = _split_stats(prefix, a, b)
-    if len(k) == 0:
-        return a, -np.inf
-    best = np.unravel_index(int(np.argmax(stat)), stat.shape)
-    return int(k[best[0]]), float(stat[best])
+    return _best_splits(prefix, np.array([a], dtype=np.int64), b - a)[0]
 
 
 def _stat_at(prefix: np.ndarray, a: int, b: int, at: int) -> float:
