@@ -165,13 +165,15 @@ class FitTable:
             stats[j, 1:] = np.cumsum(table, axis=0)
         return FitTable([s.id for s in stations], [s.buffer for s in stations], edges, stats)
 
-    def fit(self, from_ms: int | Sequence[int], to_ms: int) -> list[StationFit]:
-        """Every station's fit over the chunks in [from_ms, to_ms), in flow order; `from_ms` may be one
-        moment per station (each station's own regime, analysis/constraint.py)."""
+    def fit(self, from_ms: int | Sequence[int], to_ms: int | Sequence[int]) -> list[StationFit]:
+        """Every station's fit over the chunks in [from_ms, to_ms), in flow order; `from_ms` and `to_ms`
+        may be one moment per station (each station's own regime, analysis/constraint.py)."""
+        rows = np.arange(len(self.ids))
         starts = np.broadcast_to(np.asarray(from_ms, dtype=np.int64), (len(self.ids),))
+        ends = np.broadcast_to(np.asarray(to_ms, dtype=np.int64), (len(self.ids),))
         a = np.searchsorted(self.edges[:-1], starts)
-        b = int(np.searchsorted(self.edges[:-1], to_ms))
-        total = self.stats[:, b] - self.stats[np.arange(len(self.ids)), a]
+        b = np.maximum(np.searchsorted(self.edges[:-1], ends), a)
+        total = self.stats[rows, b] - self.stats[rows, a]
         fits = []
         for j, row in enumerate(total):
             cv = _cv(row[GAPS], row[GAP], row[GAP2], ROUNDING_VAR_S2)

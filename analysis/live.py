@@ -183,8 +183,9 @@ def judge_newest(timeline: Timeline, spans: StateSpans, data: LineTelemetry,
     """Method `crn` live: the newest window by simulation of its regime so far, the older ones from
     their stored answers. When none is stored (the first tick, a restart after a gap longer than the
     lookback), the windows from `backfill_from_ms` on (the range a tick rewrites) are simulated too, each
-    on its regime up to its own end as the offline command judges it. Otherwise a window without a stored
-    answer (one between two ticks) has none, so neither hysteresis nor the store sees a span method's."""
+    on its regime as the offline command judges it (up to 1 h past its end, within the data read).
+    Otherwise a window without a stored answer (one between two ticks) has none, so neither hysteresis
+    nor the store sees a span method's."""
     from analysis.constraint import by_simulation
 
     timeline.method = "crn"

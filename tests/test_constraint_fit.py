@@ -8,8 +8,9 @@ import pytest
 
 from analysis.bottleneck import analyze
 from analysis.changepoints import change_points, station_change_points
+from analysis.constraint import regime_ends, regime_starts
 from analysis.crn_gain import station_gains
-from analysis.fit import fit_line
+from analysis.fit import FitTable, fit_line
 from analysis.states import spans
 from analysis.yardstick import START_MS, line_telemetry
 from simulators.scenario import Change, Scenario, StationSpec, load_scenario
@@ -134,3 +135,32 @@ def test_the_live_loop_runs_crn_and_refuses_an_unknown_method():
     assert LiveSection(method="crn").method == "crn"
     with pytest.raises(ValidationError, match="not one the live loop runs"):
         LiveSection(method="cnr")
+
+
+def test_a_window_s_fit_reaches_ahead_within_its_regime_but_not_past_a_change():
+    hour = 3_600_000
+    # Station 0 changes at 1 h and 5 h, station 1 at 3.75 h, station 2 never; the window is 3-3.5 h.
+    cuts = [[hour, 5 * hour], [int(3.75 * hour)], []]
+    starts = regime_starts(cuts, int(3.5 * hour), 0)
+    ends = regime_ends(cuts, 3 * hour, int(3.5 * hour), 8 * hour, ahead_s=3600)
+    assert starts == [hour, 0, 0]
+    # station 0: one hour ahead (its next change is later); station 1: up to its change at 3.75 h;
+    # station 2: one hour ahead, though the data go on to 8 h.
+    assert ends == [int(4.5 * hour), int(3.75 * hour), int(4.5 * hour)]
+    assert regime_ends(cuts, 3 * hour, int(3.5 * hour), 8 * hour, ahead_s=0) == [int(3.5 * hour)] * 3
+    # A regime that begins inside the window (station 1 at 3.75 h, judged 3.5-4.25 h) is fitted only to
+    # the window's end: the change point may be placed a bin or two early.
+    assert regime_ends(cuts, int(3.5 * hour), int(4.25 * hour), 8 * hour, 3600)[1] == int(4.25 * hour)
+    # Live, the data end now: nothing is read past them.
+    assert regime_ends(cuts, 3 * hour, int(3.5 * hour), int(3.6 * hour), 3600) == [int(3.6 * hour)] * 3
+
+
+def test_a_fit_may_end_at_one_moment_per_station():
+    data = _data(_line(4.0))
+    state_spans = spans(data, use_states=True)
+    table = FitTable.of(state_spans, data, data.begin_ms, data.end_ms, 300_000)
+    half = data.begin_ms + 2 * 3_600_000
+    mixed = table.fit(data.begin_ms, [half, data.end_ms, half])
+    whole, first_half = table.fit(data.begin_ms, data.end_ms), table.fit(data.begin_ms, half)
+    assert [f.units for f in mixed] == [first_half[0].units, whole[1].units, first_half[2].units]
+    assert first_half[1].units < whole[1].units
