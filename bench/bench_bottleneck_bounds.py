@@ -14,10 +14,11 @@ out), so the differences between rungs say where the accuracy goes:
   truth's effort (simulators/truth.py's adaptive 8-64 replications of 16 h) on a third set of draws,
   per regime: the ladder's top, about 100 % unless a regime is a coin flip.
 - `true-cuts`: the detector's own fit and simulation (analysis/constraint.by_simulation) given the
-  TRUE change points instead of its estimated ones: the regime so far, from the truth's start to the
-  window's end. `own-changes`: each station fitted on the data since ITS OWN last true change (the
-  family's Change list), then the same simulation: what pooling an unchanged station's evidence gives
-  at best.
+  TRUE change points instead of its estimated ones (every station's pace and failures cut at the
+  line's true changes): the regime from the truth's start, fitted as the detector fits it (up to 1 h
+  past the window within the regime, analysis/constraint.py AHEAD_S). `own-changes`: each station
+  fitted on the data since ITS OWN last true change (the family's Change list), then the same
+  simulation: what pooling an unchanged station's evidence gives at best.
 - `steady-8h`, `steady-24h` (any `steady-<H>h`): the regime's telemetry simulated as one steady run of
   H hours after the warm-up, every station fitted on it, the same simulation: how accuracy grows with
   data. `--draws N` gives each regime N independent runs, its windows answered by them in turn.
@@ -46,6 +47,7 @@ import numpy as np  # noqa: E402
 from bench_bottleneck_accuracy import DEFAULT_CACHE, cached_truth  # noqa: E402
 
 from analysis.bottleneck import Window, analyze  # noqa: E402
+from analysis.changepoints import StationCuts  # noqa: E402
 from analysis.constraint import CHUNK_S, EFFORT, by_simulation  # noqa: E402
 from analysis.crn_gain import Effort as SimEffort  # noqa: E402
 from analysis.crn_gain import station_gains  # noqa: E402
@@ -180,7 +182,9 @@ def score_ladder(seed: int, truth: dict, rungs: tuple[str, ...], tally: Tally, s
                     add(rung, source, k, [answer.get(start) for start, _ in rows])
             elif rung == "true-cuts":
                 flat = [Window(start, end, None, {}, []) for rows in windows for start, end in rows]
-                by_simulation(flat, state_spans, data, effort, cuts=cuts)
+                # every station cut at the line's true changes, for its pace and its failures alike
+                true_cuts = [StationCuts(pace=cuts, failures=cuts) for _ in data.stations]
+                by_simulation(flat, state_spans, data, effort, cuts=true_cuts)
                 picks = iter(w.bottleneck for w in flat)
                 for k, rows in enumerate(windows):
                     add(rung, source, k, [next(picks) for _ in rows])

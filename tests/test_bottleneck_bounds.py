@@ -68,3 +68,24 @@ def test_a_steady_run_holds_the_regimes_factors_all_the_way():
         (only,) = steady.periods()
         assert (only.start_h, only.end_h) == (0.0, 24.0)
         assert only.slow == pytest.approx(period.slow) and only.mttr == pytest.approx(period.mttr)
+
+
+def test_the_telemetry_rungs_answer_every_scored_window_of_a_stored_line():
+    # The rungs that fit the telemetry call the detector's own parts (analysis/constraint.py); a change
+    # of their signature must fail here, not in the next bounds run.
+    import sys
+    from collections import defaultdict
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
+    from bench_bottleneck_bounds import score_ladder
+
+    from analysis.yardstick import Tally
+
+    seed = 1_000_003
+    tally, seconds, margins = Tally(), defaultdict(float), defaultdict(list)
+    rungs = ("detector", "true-cuts", "own-changes")
+    score_ladder(seed, _stored(seed), rungs, tally, seconds, margins, 1800.0)
+    for rung in rungs:
+        for source in ("states", "queues"):
+            windows = sum(tally.windows(rung, source, regime) for regime in ("clear", "hard"))
+            assert windows >= 4, (rung, source, windows)
