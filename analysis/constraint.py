@@ -51,12 +51,18 @@ def _pace(fits: list) -> np.ndarray:
                      + (f.setup_min * 60 / f.setup_every if f.setup_every else 0.0) for f in fits])
 
 
+def _changes_before(own: list[int], end_ms: int) -> int:
+    """How many of a station's changes lie at least MIN_REGIME_S before `end_ms` (a later one leaves
+    too little to fit): the regime holding a window that ends there begins at the last of them."""
+    return bisect.bisect_right(own, end_ms - MIN_REGIME_S * 1000)
+
+
 def regime_starts(cuts: list[list[int]], end_ms: int, begin_ms: int) -> list[int]:
     """Per station, where its regime holding a window that ends at `end_ms` begins: its last change at
-    least MIN_REGIME_S before the end (a later one leaves too little to fit), or the data's start."""
+    least MIN_REGIME_S before the end (`_changes_before`), or the data's start."""
     starts = []
     for own in cuts:
-        k = bisect.bisect_right(own, end_ms - MIN_REGIME_S * 1000)
+        k = _changes_before(own, end_ms)
         starts.append(max(own[k - 1] if k else begin_ms, begin_ms))
     return starts
 
@@ -71,7 +77,7 @@ def regime_ends(cuts: list[list[int]], start_ms: int, end_ms: int, data_end_ms: 
     seed 1: s3's change at 3 h is cut at 2.75 h, and the window 2.5-3 h named s7)."""
     ends = []
     for own in cuts:
-        k = bisect.bisect_right(own, end_ms - MIN_REGIME_S * 1000)
+        k = _changes_before(own, end_ms)
         regime_end = min(own[k], data_end_ms) if k < len(own) else data_end_ms
         if k and own[k - 1] > start_ms:
             regime_end = end_ms
