@@ -23,7 +23,12 @@ samples/s batched, p99 < 1 s.
    clients use (shopfloor/paho_properties.py) against paho's own class.
 4. End-to-end latency at 5,000 samples/s (single-sample messages): publish time to the first InfluxDB
    poll (every 10 ms) that sees the point. Target: p99 < 1 s.
-Every loop is bounded by a count and a deadline; only loopback addresses are used.
+Each drain ends by deleting what only it needed: its persistent MQTT session (`forget_session`) and
+its database (`drop_database`). Why: until 2026-12-02 every drain left a session subscribed to the
+telemetry, so each later phase's messages were queued for 13 sessions nobody would read (the broker
+held 484 MB by the latency phase, influxd 973 MB); the latency phase then measured a broker and a
+database in a state no plant has, and gave p99 1.6-1.8 s where the same phase on a fresh stack gave
+0.24-0.31 s. Every loop is bounded by a count and a deadline; only loopback addresses are used.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ from shopfloor.contract import (
 from shopfloor.mqtt import connect_properties, make_client
 from shopfloor.settings import mqtt_endpoint
 from shopfloor.stack import Stack
-from shopfloor.store import Store, quote_string
+from shopfloor.store import Store, quote_ident, quote_string
 
 KEY = StationKey("bench", "l1", "s1")
 TS0 = 1_790_000_000_000
@@ -239,14 +244,16 @@ def raw_drain_rate(url: str, payloads: list[bytes]) -> float:
     elapsed = time.perf_counter() - started
     client.disconnect()
     client.loop_stop()
+    forget_session(url, "bench-raw")
     return len(payloads) / elapsed
 
 
 class CollectorRun:
     def __init__(self, stack: Stack, database: str, log: Path, plant: Path | None = None):
+        self.client_id = f"bench-{database}"
         self.argv = [sys.executable, "-m", "shopfloor", "collector", "run", "-v", "--mqtt-url",
                      stack.mosquitto.url, "--influx-url", stack.influxdb.url, "--influx-db", database,
-                     "--client-id", f"bench-{database}", "--group", database]
+                     "--client-id", self.client_id, "--group", database]
         if plant:
             self.argv += ["--plant", str(plant), "--host-id", f"bench-{database}"]
         self.log = log
@@ -275,6 +282,31 @@ class CollectorRun:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(60)
+
+
+def forget_session(url: str, client_id: str) -> None:
+    """Delete the broker's persistent session of `client_id` and what it queues: connect with a clean
+    start and no session expiry, then leave (MQTT 5: the session ends with the connection)."""
+    endpoint = mqtt_endpoint(url)
+    client = make_client(client_id, endpoint)
+    client.connect(endpoint.host, endpoint.port, clean_start=True)
+    client.loop_start()
+    try:
+        deadline = time.monotonic() + 10
+        while not client.is_connected():
+            if time.monotonic() > deadline:
+                raise SystemExit(f"could not reconnect as {client_id} to delete its session")
+            time.sleep(0.01)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def drop_database(store: Store) -> None:
+    """Drop a drain's database once its figure is taken, so later phases meet an influxd that holds
+    only their own data."""
+    store.query(f"DROP DATABASE {quote_ident(store.database)}", method="POST", database=None)
+    store.close()
 
 
 def count(store: Store) -> int:
@@ -340,8 +372,10 @@ def collector_drain_rate(stack: Stack, workdir: Path, database: str, payloads: l
             cpu["influxd"] = (cpu_seconds(stack.influxdb.pid) - before[1]) / samples * 1e6
     finally:
         run.stop()
+        forget_session(stack.mosquitto.url, run.client_id)
     if (stored := count(store)) != samples:
         raise SystemExit(f"collector stored {stored} points for {samples} samples")
+    drop_database(store)
     return samples / elapsed
 
 
@@ -380,7 +414,7 @@ def influx_ceiling(stack: Stack, database: str, points: list[bytes], body: int, 
         raise SystemExit(f"InfluxDB ceiling run failed: {failures[0]}")
     if (stored := count(store)) != len(points):
         raise SystemExit(f"InfluxDB stored {stored} of {len(points)} points in the ceiling run")
-    store.close()
+    drop_database(store)
     return len(points) / elapsed
 
 
