@@ -21,12 +21,13 @@ station; fitting up to 1 h ahead in the regime 78.8 % / 47.9 % and 74.8 % / 38.7
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
 
 from analysis.changepoints import StationCuts, station_change_points
-from analysis.crn_gain import Effort, station_gains
+from analysis.crn_gain import Effort, Gains, station_gains
 from analysis.fit import FitTable, StationFit
 from analysis.states import StateSpans
 from analysis.telemetry import LineTelemetry
@@ -95,11 +96,17 @@ def _failures_pooled(fits: list[StationFit], pooled: list[StationFit]) -> list[S
     return out
 
 
+Simulate = Callable[[object, list[StationFit], Effort], Gains]  # (window, fits, effort) -> gains
+
+
 def by_simulation(windows: list, spans: StateSpans, telemetry: LineTelemetry, effort: Effort | None = None,
-                  cuts: list[StationCuts] | None = None, ahead_s: float = AHEAD_S) -> None:
+                  cuts: list[StationCuts] | None = None, ahead_s: float = AHEAD_S,
+                  simulate: Simulate | None = None) -> None:
     """Fill each window's bottleneck, runner_up, margin, confidence and within_noise, in place.
     `cuts`: per station its regime changes (default: station_change_points of all the data given);
-    `ahead_s`: how far past a window's end its fit may reach within the regime (0: up to its end)."""
+    `ahead_s`: how far past a window's end its fit may reach within the regime (0: up to its end);
+    `simulate`: the gains of a window's fits instead of station_gains (the bounds study's rungs that
+    know part of the true line); each window is then simulated, no reuse."""
     effort = EFFORT if effort is None else effort
     cuts = station_change_points(spans, telemetry) if cuts is None else cuts
     stations = telemetry.stations
@@ -117,7 +124,9 @@ def by_simulation(windows: list, spans: StateSpans, telemetry: LineTelemetry, ef
             fits = _failures_pooled(fits, table.fit(pooled, pooled_ends))
             begins = begins + pooled
         pace = _pace(fits)
-        if last is not None and last[0] == begins and np.all(np.abs(pace / last[1] - 1) < REUSE):
+        if simulate is not None:
+            gains = simulate(window, fits, effort)
+        elif last is not None and last[0] == begins and np.all(np.abs(pace / last[1] - 1) < REUSE):
             gains = last[2]
         else:
             gains = station_gains(fits, effort)

@@ -145,3 +145,20 @@ def true_gains(scenario: Scenario, period: Period, *, effort: Effort = TRUTH_EFF
     with simulators/truth.py's own CRN routine at `effort` on draws `seed`/`stream`."""
     mean, _, _ = period_gains(scenario, period, seed=seed, stream=stream, effort=effort)
     return scenario.station_ids[int(np.argmax(mean))]
+
+
+def with_true_laws(fitted: Scenario, line: Scenario, period: Period, stations: set[int],
+                   fields: tuple[str, ...] | None = None) -> Scenario:
+    """The fitted line with the chosen `stations` (indexes in flow order) given their TRUE laws in
+    `period`'s factors: the whole spec (machines, time law, failures, setups) when `fields` is None,
+    else only those StationSpec fields. What knowing part of the line exactly would give the detector."""
+    specs = []
+    for j, (spec, true) in enumerate(zip(fitted.station, line.station, strict=True)):
+        if j not in stations:
+            specs.append(spec)
+            continue
+        true = true.model_copy(update={"cycle_s": true.cycle_s * period.slow[j],
+                                       "mttr_min": true.mttr_min * period.mttr[j]})
+        law = true if fields is None else spec.model_copy(update={f: getattr(true, f) for f in fields})
+        specs.append(law.model_copy(update={"id": spec.id, "buffer": spec.buffer}))
+    return fitted.model_copy(update={"station": specs})

@@ -19,6 +19,12 @@ out), so the differences between rungs say where the accuracy goes:
   past the window within the regime, analysis/constraint.py AHEAD_S). `own-changes`: each station
   fitted on the data since ITS OWN last true change (the family's Change list), then the same
   simulation: what pooling an unchanged station's evidence gives at best.
+- `true-multi`, `true-single`, `true-failures`: the detector as it is (its own change points, fit
+  and simulation, no reuse between windows), but before the simulation some stations get their TRUE
+  laws in the window's regime (analysis/yardstick.with_true_laws): `true-multi` the stations of 2-3
+  parallel machines (their machines, time law, failures and setups), `true-single` all one-machine
+  stations, `true-failures` the one-machine stations' failures and repairs only. Which of the fitted
+  laws costs what.
 - `steady-8h`, `steady-24h` (any `steady-<H>h`): the regime's telemetry simulated as one steady run of
   H hours after the warm-up, every station fitted on it, the same simulation: how accuracy grows with
   data. `--draws N` gives each regime N independent runs, its windows answered by them in turn.
@@ -50,7 +56,7 @@ from analysis.bottleneck import Window, analyze  # noqa: E402
 from analysis.changepoints import StationCuts  # noqa: E402
 from analysis.constraint import CHUNK_S, EFFORT, by_simulation  # noqa: E402
 from analysis.crn_gain import Effort as SimEffort  # noqa: E402
-from analysis.crn_gain import station_gains  # noqa: E402
+from analysis.crn_gain import scenario_of, station_gains  # noqa: E402
 from analysis.fit import FitTable, fit_line  # noqa: E402
 from analysis.states import spans  # noqa: E402
 from analysis.yardstick import (  # noqa: E402
@@ -61,13 +67,18 @@ from analysis.yardstick import (  # noqa: E402
     steady_scenario,
     true_gains,
     windows_of,
+    with_true_laws,
 )
 from simulators.family import random_line, seeds  # noqa: E402
 from simulators.telemetry import simulate_telemetry  # noqa: E402
 from simulators.truth import Effort  # noqa: E402
 
-RUNGS = ("detector", "true-line", "true-line-truth-effort", "true-cuts", "own-changes", "steady-8h",
-         "steady-24h")
+RUNGS = ("detector", "true-line", "true-line-truth-effort", "true-cuts", "own-changes", "true-multi",
+         "true-single", "true-failures", "steady-8h", "steady-24h")
+# Which stations a `true-...` rung gives their true laws, and which of their laws (None: all).
+TRUE_LAWS = {"true-multi": (lambda s: s.machines > 1, None),
+             "true-single": (lambda s: s.machines == 1, None),
+             "true-failures": (lambda s: s.machines == 1, ("mtbf_min", "mttr_min", "mttr_cv"))}
 TRUE_LINE = ("true-line", "true-line-truth-effort")  # no telemetry: one row, no input
 THIRD_DRAWS = 303  # the truth used 101 and 202 (simulators/family.TRUTH_SEEDS)
 COIN = 0.1  # a truth margin below this: the two best stations are a coin flip for finite data
@@ -77,6 +88,9 @@ LABELS = {
     "true-line-truth-effort": "true line, truth's effort (8-64 x 16 h, third draws)",
     "true-cuts": "true change points, fitted stations (regime so far)",
     "own-changes": "true change points, each station since its own last change",
+    "true-multi": "crn, the 2-3 machine stations' true laws",
+    "true-single": "crn, the one-machine stations' true laws",
+    "true-failures": "crn, the one-machine stations' true failures and repairs",
 }
 
 
@@ -93,7 +107,7 @@ def label(rung: str, effort: SimEffort = EFFORT) -> str:
     if rung == "true-line":
         return LABELS[rung].format(effort=f"{effort.reps} x {effort.hours:g} h"
                                    + (" (the detector's effort)" if effort == EFFORT else ""))
-    return LABELS[rung] + (at if rung in ("true-cuts", "own-changes") else "")
+    return LABELS[rung] + (at if rung in ("true-cuts", "own-changes", *TRUE_LAWS) else "")
 
 
 MARGIN_BINS = ((COIN, "< 0.1"), (0.25, "0.1-0.25"), (0.5, "0.25-0.5"))
@@ -185,6 +199,22 @@ def score_ladder(seed: int, truth: dict, rungs: tuple[str, ...], tally: Tally, s
                 # every station cut at the line's true changes, for its pace and its failures alike
                 true_cuts = [StationCuts(pace=cuts, failures=cuts) for _ in data.stations]
                 by_simulation(flat, state_spans, data, effort, cuts=true_cuts)
+                picks = iter(w.bottleneck for w in flat)
+                for k, rows in enumerate(windows):
+                    add(rung, source, k, [next(picks) for _ in rows])
+            elif rung in TRUE_LAWS:
+                chosen, fields = TRUE_LAWS[rung]
+                known = {j for j, s in enumerate(scenario.station) if chosen(s)}
+                flat = [Window(start, end, None, {}, []) for rows in windows for start, end in rows]
+                regime_of = {start: k for k, rows in enumerate(windows) for start, _ in rows}
+
+                def simulate(window: Window, fits: list, sim_effort: SimEffort, known=known, fields=fields,
+                             regime_of=regime_of):
+                    line = with_true_laws(scenario_of(fits), scenario, periods[regime_of[window.start]],
+                                          known, fields)
+                    return station_gains(fits, sim_effort, scenario=line)
+
+                by_simulation(flat, state_spans, data, effort, simulate=simulate)
                 picks = iter(w.bottleneck for w in flat)
                 for k, rows in enumerate(windows):
                     add(rung, source, k, [next(picks) for _ in rows])

@@ -13,7 +13,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from analysis.yardstick import START_MS, own_starts_ms, steady_scenario, true_gains, windows_of
+from analysis.yardstick import (
+    START_MS,
+    own_starts_ms,
+    steady_scenario,
+    true_gains,
+    windows_of,
+    with_true_laws,
+)
 from simulators.family import fingerprint, random_line
 
 SAMPLE = Path(__file__).parent / "data" / "family_test_sample.json"
@@ -70,6 +77,29 @@ def test_a_steady_run_holds_the_regimes_factors_all_the_way():
         assert only.slow == pytest.approx(period.slow) and only.mttr == pytest.approx(period.mttr)
 
 
+def test_true_laws_replace_only_the_chosen_stations_in_the_regimes_factors():
+    from analysis.crn_gain import scenario_of
+    from analysis.fit import StationFit
+
+    line = random_line(1_000_011)  # last period: s1 0.99x slower, 5.7x repairs; s2 1.42x slower
+    period = line.periods()[-1]
+    fits = [StationFit(id=s.id, buffer=s.buffer, observed_s=3600.0, units=100, working_s=3000.0, down_s=60.0,
+                       setup_s=0.0, failures=2, setups=0, cv=0.4, mttr_cv=1.0) for s in line.station]
+    fitted = scenario_of(fits)
+    whole = with_true_laws(fitted, line, period, {0})
+    j = 0
+    true = line.station[j]
+    assert whole.station[j].cycle_s == pytest.approx(true.cycle_s * period.slow[j])
+    assert whole.station[j].mttr_min == pytest.approx(true.mttr_min * period.mttr[j])
+    assert (whole.station[j].machines, whole.station[j].distribution) == (true.machines, true.distribution)
+    assert whole.station[1:] == fitted.station[1:]
+    only = with_true_laws(fitted, line, period, {0, 3}, ("mtbf_min", "mttr_min"))
+    for k in (0, 3):
+        assert only.station[k].cycle_s == fitted.station[k].cycle_s  # the fitted pace stays
+        assert only.station[k].mtbf_min == line.station[k].mtbf_min
+        assert only.station[k].mttr_min == pytest.approx(line.station[k].mttr_min * period.mttr[k])
+
+
 def test_the_telemetry_rungs_answer_every_scored_window_of_a_stored_line():
     # The rungs that fit the telemetry call the detector's own parts (analysis/constraint.py); a change
     # of their signature must fail here, not in the next bounds run.
@@ -83,7 +113,7 @@ def test_the_telemetry_rungs_answer_every_scored_window_of_a_stored_line():
 
     seed = 1_000_003
     tally, seconds, margins = Tally(), defaultdict(float), defaultdict(list)
-    rungs = ("detector", "true-cuts", "own-changes")
+    rungs = ("detector", "true-cuts", "own-changes", "true-multi", "true-single", "true-failures")
     score_ladder(seed, _stored(seed), rungs, tally, seconds, margins, 1800.0)
     for rung in rungs:
         for source in ("states", "queues"):
