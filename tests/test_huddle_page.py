@@ -451,3 +451,26 @@ def test_page_shows_the_shifts_loss_pareto_and_unassigned_stops_on_both_screens(
     after = _losses(url, back, plant, plan)
     assert len(after["unassigned_stops"]) == len(expected["unassigned_stops"]) - 1
     assert any(item["start"] == stop["start"] and item["reason"] == "jam" for item in after["corrections"])
+
+
+def test_a_day_level_alert_shows_its_day_not_midnight(served, tmp_path):
+    """The constraint's uptime (like the month forecast) judges a whole day and is stamped at its local
+    midnight (analysis/escalation.py): the alerts tile shows "today" (or the weekday of a shift begun
+    yesterday), never "00:00". A kind no other test writes, so it is among the six shown."""
+    url, store, plant, plan, _ = served
+    back = _back(plant, plan)
+    span = current_range(plant, plan, int(time.time() * 1000), back)
+    zone = ZoneInfo(plant.timezone)
+    day = datetime.fromtimestamp(span.start_ms / 1000, zone).date()
+    midnight = int(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp() * 1000)
+    store.write([alert_line(plant.plant, "l1", make_alert(midnight, "constraint_uptime_low", "warning", "s3",
+                                                          "uptime of the day"), 1.0)])
+    today = datetime.now(zone).date()
+    shown = "today" if day == today else day.strftime("%a")
+    flags = [flag for flag in CHROMIUM_FLAGS if not flag.startswith("--window-size")]
+    dom = subprocess.run([chromium(), *flags, "--window-size=1920,1080", f"--user-data-dir={tmp_path}",
+                          "--dump-dom", f"{url}/huddle?line=l1&back={back}"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    item = re.search(r'<li class="warning" title="uptime of the day">([^<]*)<span', dom)
+    assert item, re.findall(r"<li [^>]*>[^<]*", dom)
+    assert item.group(1).strip() == shown, item.group(1)
