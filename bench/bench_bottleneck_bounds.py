@@ -147,6 +147,16 @@ def parse_effort(text: str) -> SimEffort:
     return effort
 
 
+def _simulated(windows: list[list[tuple[int, int]]], state_spans, data, effort: SimEffort,
+               **options) -> list[list[str | None]]:
+    """Per regime, the answers of analysis/constraint.by_simulation to its windows, given `options`
+    (the true change points, or a `simulate` that knows part of the true line)."""
+    flat = [Window(start, end, None, {}, []) for rows in windows for start, end in rows]
+    by_simulation(flat, state_spans, data, effort, **options)
+    picks = iter(w.bottleneck for w in flat)
+    return [[next(picks) for _ in rows] for rows in windows]
+
+
 def _pick_gains(fits: list, effort: SimEffort) -> str:
     gains = station_gains(fits, effort)
     return gains.stations[gains.best]
@@ -195,17 +205,13 @@ def score_ladder(seed: int, truth: dict, rungs: tuple[str, ...], tally: Tally, s
                 for k, rows in enumerate(windows):
                     add(rung, source, k, [answer.get(start) for start, _ in rows])
             elif rung == "true-cuts":
-                flat = [Window(start, end, None, {}, []) for rows in windows for start, end in rows]
                 # every station cut at the line's true changes, for its pace and its failures alike
                 true_cuts = [StationCuts(pace=cuts, failures=cuts) for _ in data.stations]
-                by_simulation(flat, state_spans, data, effort, cuts=true_cuts)
-                picks = iter(w.bottleneck for w in flat)
-                for k, rows in enumerate(windows):
-                    add(rung, source, k, [next(picks) for _ in rows])
+                for k, picks in enumerate(_simulated(windows, state_spans, data, effort, cuts=true_cuts)):
+                    add(rung, source, k, picks)
             elif rung in TRUE_LAWS:
                 chosen, fields = TRUE_LAWS[rung]
                 known = {j for j, s in enumerate(scenario.station) if chosen(s)}
-                flat = [Window(start, end, None, {}, []) for rows in windows for start, end in rows]
                 regime_of = {start: k for k, rows in enumerate(windows) for start, _ in rows}
 
                 def simulate(window: Window, fits: list, sim_effort: SimEffort, known=known, fields=fields,
@@ -214,10 +220,8 @@ def score_ladder(seed: int, truth: dict, rungs: tuple[str, ...], tally: Tally, s
                                           known, fields)
                     return station_gains(fits, sim_effort, scenario=line)
 
-                by_simulation(flat, state_spans, data, effort, simulate=simulate)
-                picks = iter(w.bottleneck for w in flat)
-                for k, rows in enumerate(windows):
-                    add(rung, source, k, [next(picks) for _ in rows])
+                for k, picks in enumerate(_simulated(windows, state_spans, data, effort, simulate=simulate)):
+                    add(rung, source, k, picks)
             elif rung == "own-changes":
                 chunk = CHUNK_S * 1000
                 table = table or FitTable.of(state_spans, data, state_spans.begin_ms // chunk * chunk,
