@@ -27,6 +27,12 @@ from analysis.losses import Losses
 from analysis.targets import Decomposition, local_ms, to_local
 from shopfloor.plan import Escalation
 
+# The alerts that judge a whole day and carry its local midnight as `ts` (their identity in the sink):
+# a screen shows their day, not "00:00" (dashboards/huddle_api.py marks them `day`).
+UPTIME_KIND = "constraint_uptime_low"
+FORECAST_KIND = "forecast_below_target"
+DAY_KINDS = (UPTIME_KIND, FORECAST_KIND)
+
 Alert = dict
 
 
@@ -56,7 +62,7 @@ def uptime_alert(line: str, result: Indicators, rules: Escalation, day_ms: int) 
     """Warning when the constraint was up less than its target share of planned time."""
     if result.constraint_uptime >= rules.constraint_uptime:
         return None
-    return make_alert(day_ms, "constraint_uptime_low", "warning", result.constraint,
+    return make_alert(day_ms, UPTIME_KIND, "warning", result.constraint,
                  f"line {line}: the constraint {result.constraint} was up {result.constraint_uptime:.0%} of "
                  f"planned time, below its {rules.constraint_uptime:.0%} target")
 
@@ -67,7 +73,7 @@ def forecast_alert(line: str, station: str, month: ToDate, rules: Escalation, da
     if month.forecast is None or month.forecast >= month.target * (1 - rules.forecast_tolerance):
         return None
     short = 1 - month.forecast / month.target if month.target else 1.0
-    return make_alert(day_ms, "forecast_below_target", "critical", station,
+    return make_alert(day_ms, FORECAST_KIND, "critical", station,
                  f"line {line}: at the run rate of the last {month.evidence_ms / HOUR_MS:.1f} planned h the "
                  f"month ends at {month.forecast:.0f} of {month.target} units ({short:.0%} short); the "
                  f"constraint is {station}")

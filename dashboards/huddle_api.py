@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import HTMLResponse
 
+from analysis.escalation import DAY_KINDS
 from analysis.http_range import HUDDLE_MAX_RANGE_DAYS, checked_range, moment_ms
 from analysis.shares import period_shares, stored_windows
 from analysis.targets import check_zones, local_ms, shift_label, shifts_between, to_local
@@ -281,7 +282,7 @@ class HuddleReader:
         """Every alert of the line in the range, newest first, of any kind (constraint, pace, uptime,
         forecast, test). Day-level alerts (constraint uptime, month forecast) carry their day's local
         midnight as `ts` (analysis/escalation.py), often before a shift begins: they count for every
-        shift that starts on that day."""
+        shift that starts on that day, and `day` marks them (the page shows their day, not 00:00)."""
         zone = ZoneInfo(self.plant.timezone)
         midnight = local_ms(to_local(span.start_ms, zone).date(), 0, zone)
         context = self._context(line, min(midnight, span.start_ms), min(span.end_ms, now_ms) + 1)
@@ -290,7 +291,8 @@ class HuddleReader:
         rank = {"critical": 0, "warning": 1, "info": 2}  # at the same moment, the graver first
         rows.sort(key=lambda row: (-row["time"], rank.get(row.get("severity"), 3)))
         return [{"ts": row["time"], "kind": row.get("kind"), "severity": row.get("severity"),
-                 "station": row.get("station"), "message": row.get("message")} for row in rows]
+                 "station": row.get("station"), "message": row.get("message"),
+                 "day": row.get("kind") in DAY_KINDS} for row in rows]
 
     def snapshot(self, line_id: str, *, now_ms: int | None = None, start_ms: int | None = None,
                  end_ms: int | None = None, back: int = 0) -> Json:

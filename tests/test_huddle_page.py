@@ -276,6 +276,8 @@ def test_huddle_alerts_list_every_kind_newest_first_including_the_days_forecast(
     assert [a["message"] for a in body["alerts"]] == ["down 1", "down 0", "moved 4", "moved 3",
                                                       "month forecast 73 of 90", "uptime 70 %"]
     assert body["alerts"][4]["severity"] == "critical"
+    # the day-level ones are marked, so the page shows their day instead of "00:00"
+    assert [a["day"] for a in body["alerts"]] == [False] * 4 + [True, True]
 
 
 def test_half_hour_shifts_get_half_hour_hours_with_their_targets_and_output(served, tmp_path):
