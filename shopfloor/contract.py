@@ -408,14 +408,9 @@ def sample_line(key: StationKey, sample: Sample) -> str:
 
     Identifiers are checked to need no escaping, so this is the fast path the collector runs per sample.
     """
-    fields = f"count={sample['count']}i,queue={sample['queue']}i,seq={sample['seq']}i"
-    if "scrap" in sample:
-        fields += f",scrap={sample['scrap']}i"
-    if "state" in sample:
-        fields += f',state="{sample["state"]}"'
-    if "reason" in sample:  # an identifier: no escaping needed
-        fields += f',reason="{sample["reason"]}"'
-    return f"{_station_series(key)}{fields} {sample['ts']}"
+    tail = _optional_tail(sample.get("scrap"), sample.get("state"), sample.get("reason"))
+    return _station_point(_station_series(key), sample["count"], sample["queue"], sample["seq"], tail,
+                          sample["ts"])
 
 
 def _station_series(key: StationKey) -> str:
@@ -424,9 +419,27 @@ def _station_series(key: StationKey) -> str:
     return f"{STATION_MEASUREMENT},line={key.line},plant={key.plant},station={key.station} "
 
 
+def _station_point(series: str, count: int, queue: int, seq: int, tail: str, ts: int) -> str:
+    """A station point's line: its series, the required fields in their order, the optional ones
+    (`_optional_tail`) and the time. The one place the field order is written, for `sample_line` and
+    the batch path alike."""
+    return f"{series}count={count}i,queue={queue}i,seq={seq}i{tail} {ts}"
+
+
+def _optional_tail(scrap: int | None, state: str | None, reason: str | None) -> str:
+    """The optional fields of a station point, in their order, each only when given (values already
+    checked: a state and a reason are identifiers, so they need no escaping)."""
+    tail = "" if scrap is None else f",scrap={scrap}i"
+    if state is not None:
+        tail += f',state="{state}"'
+    if reason is not None:
+        tail += f',reason="{reason}"'
+    return tail
+
+
 _MAX_COUNTER = 2**63 - 1
 _STATE_NAMES = frozenset(STATES)
-_STATE_FIELDS = {state: f',state="{state}"' for state in STATES}
+_STATE_FIELDS = {state: _optional_tail(None, state, None) for state in STATES}
 
 
 def _batch_fast_lines(key: StationKey, document: object) -> tuple[list[str], list[int]] | None:
@@ -463,35 +476,25 @@ def _batch_fast_lines(key: StationKey, document: object) -> tuple[list[str], lis
         if tail is None and (tail := _optional_fields(samples[index])) is None:
             return None
         tails[index] = tail
-    head = f"{_station_series(key)}count="
-    return [f"{head}{c}i,queue={q}i,seq={s}i{tail} {t}"
+    series = _station_series(key)
+    return [_station_point(series, c, q, s, tail, t)
             for c, q, s, tail, t in zip(count, queue, seq, tails, ts, strict=True)], seq
 
 
 def _optional_fields(sample: dict) -> str | None:
     """The scrap, state and reason fields of a sample's line, or None if one breaks the contract or an
     unknown key is there (`_batch_fast_lines` then leaves the batch to pydantic)."""
-    tail = ""
-    found = 0
-    if "scrap" in sample:
-        scrap = sample["scrap"]
-        if type(scrap) is not int or not 0 <= scrap <= _MAX_COUNTER:
-            return None
-        tail += f",scrap={scrap}i"
-        found += 1
-    state = sample.get("state")
-    if state is not None:
-        if type(state) is not str or state not in _STATE_NAMES:
-            return None
-        tail += _STATE_FIELDS[state]
-        found += 1
-    if "reason" in sample:
-        reason = sample["reason"]
-        if type(reason) is not str or state not in STOP_STATES or IDENTIFIER.fullmatch(reason) is None:
-            return None
-        tail += f',reason="{reason}"'
-        found += 1
-    return tail if found == len(sample) - 4 else None  # else an unknown key, or `"state": null`
+    scrap, state, reason = sample.get("scrap"), sample.get("state"), sample.get("reason")
+    if scrap is not None and (type(scrap) is not int or not 0 <= scrap <= _MAX_COUNTER):
+        return None
+    if state is not None and (type(state) is not str or state not in _STATE_NAMES):
+        return None
+    if reason is not None and (type(reason) is not str or state not in STOP_STATES
+                               or IDENTIFIER.fullmatch(reason) is None):
+        return None
+    found = (scrap is not None) + (state is not None) + (reason is not None)
+    # Else an unknown key, or a key given as null (`"state": null`): pydantic decides and words it.
+    return _optional_tail(scrap, state, reason) if found == len(sample) - 4 else None
 
 
 def telemetry_lines(key: StationKey, payload: bytes) -> tuple[list[str], list[int]]:
