@@ -282,12 +282,15 @@ class HuddleReader:
         """Every alert of the line in the range, newest first, of any kind (constraint, pace, uptime,
         forecast, test). Day-level alerts (constraint uptime, month forecast) carry their day's local
         midnight as `ts` (analysis/escalation.py), often before a shift begins: they count for every
-        shift that starts on that day, and `day` marks them (the page shows their day, not 00:00)."""
+        shift that starts on that day, and `day` marks them (the page shows their day, not 00:00). Any
+        other alert before the range, even one at exactly midnight, belongs to an earlier shift."""
         zone = ZoneInfo(self.plant.timezone)
         midnight = local_ms(to_local(span.start_ms, zone).date(), 0, zone)
         context = self._context(line, min(midnight, span.start_ms), min(span.end_ms, now_ms) + 1)
+        # Before the range, only a day-level alert of the range's first day counts: a night shift's stop
+        # that happened to be stamped at 00:00 stays with the night shift.
         rows = [row for row in self._rows(aq.ALERT_LIST, context)
-                if row["time"] >= span.start_ms or row["time"] == midnight]
+                if row["time"] >= span.start_ms or (row["time"] == midnight and row.get("kind") in DAY_KINDS)]
         rank = {"critical": 0, "warning": 1, "info": 2}  # at the same moment, the graver first
         rows.sort(key=lambda row: (-row["time"], rank.get(row.get("severity"), 3)))
         return [{"ts": row["time"], "kind": row.get("kind"), "severity": row.get("severity"),

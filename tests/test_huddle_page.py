@@ -258,13 +258,15 @@ def berlin_ms(*args) -> int:
 
 def test_huddle_alerts_list_every_kind_newest_first_including_the_days_forecast(store):
     """Shift A (06:00-14:00) of 2 March 2027 at 10:00: the day's forecast and uptime alerts sit at local
-    midnight, before the shift, and still show; the night shift's alert at 05:00 does not; of nine,
-    six are listed (every kind among them), newest first, and the total says nine."""
+    midnight, before the shift, and still show; the night shift's alerts at 05:00 and at exactly 00:00
+    do not; of ten, six are listed (every kind among them), newest first, and the total says nine
+    (the range's, with the day's two)."""
     plant, plan = load_plant(DOCKER / "plant.toml"), load_plan(DOCKER / "plan.toml")
     midnight = berlin_ms(2027, 3, 2, 0)
     alerts = [make_alert(midnight, "forecast_below_target", "critical", "s3", "month forecast 73 of 90"),
               make_alert(midnight, "constraint_uptime_low", "warning", "s3", "uptime 70 %"),
-              make_alert(berlin_ms(2027, 3, 2, 5), "constraint_down", "critical", "s3", "night shift")]
+              make_alert(berlin_ms(2027, 3, 2, 5), "constraint_down", "critical", "s3", "night shift"),
+              make_alert(midnight, "constraint_down", "critical", "s3", "night shift at midnight")]
     alerts += [make_alert(berlin_ms(2027, 3, 2, 6, 10 + 10 * k), "bottleneck_moved", "warning", "s2",
                           f"moved {k}") for k in range(5)]
     alerts += [make_alert(berlin_ms(2027, 3, 2, 8, 10 * k), "constraint_down", "critical", "s3", f"down {k}")
