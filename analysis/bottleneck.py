@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from analysis.apm import Momentary, Periods, momentary_bottlenecks
+from analysis.calls import Call, call_fields, call_of
 from analysis.states import StateSpans
 from analysis.telemetry import BLOCKED, STARVED, LineTelemetry
 
@@ -60,7 +61,13 @@ class Window:
         """The window as `analyze bottleneck --json` prints it (docs/DESIGN.md §7)."""
         return {"start": self.start, "end": self.end, "bottleneck": self.bottleneck,
                 "shares": self.shares, "shifting": self.shifting, "runner_up": self.runner_up,
-                "margin": self.margin, "confidence": self.confidence, "method": self.method}
+                "margin": self.margin, "confidence": self.confidence, "method": self.method,
+                **call_fields(self.call)}
+
+    @property
+    def call(self) -> Call | None:
+        """How often an answer like this one names the true constraint (analysis/calls.py)."""
+        return call_of(self.confidence) if self.bottleneck else None
 
 
 @dataclass(slots=True)
@@ -163,13 +170,14 @@ def _trailing(values: np.ndarray, windows: int) -> np.ndarray:
 
 def analyze(spans: StateSpans, stations: list[str], line_id: str, window_s: float,
             method: str = DEFAULT_METHOD, memory_s: float | None = None,
-            telemetry: LineTelemetry | None = None) -> Timeline:
+            telemetry: LineTelemetry | None = None, ahead_s: float | None = None) -> Timeline:
     """The bottleneck timeline of one line from its state spans, in windows of `window_s` seconds.
 
     Each window's `shares` are its own; its `bottleneck` is judged on the trailing `memory_s` (default
     DEFAULT_MEMORY_S, at least the window): a constraint that shows itself in bursts (a failing robot)
     stays named between them, at the price of a lag of about half the memory after a real move.
-    Method `crn` (analysis/constraint.py) needs the `telemetry` too: it fits the stations and simulates.
+    Method `crn` (analysis/constraint.py) needs the `telemetry` too: it fits the stations and simulates;
+    `ahead_s` sets how far past a window's end its fit may reach (default AHEAD_S; 0: as live, to its end).
     """
     if method == "crn" and telemetry is None:
         raise ValueError("method crn needs the line's telemetry (counts), not only its state spans")
@@ -221,5 +229,5 @@ def analyze(spans: StateSpans, stations: list[str], line_id: str, window_s: floa
     if method == "crn":
         from analysis.constraint import by_simulation
 
-        by_simulation(windows, spans, telemetry)
+        by_simulation(windows, spans, telemetry, **({} if ahead_s is None else {"ahead_s": ahead_s}))
     return Timeline(line_id, method, windows, momentary, stations)

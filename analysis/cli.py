@@ -13,7 +13,8 @@ from pathlib import Path
 import orjson
 import typer
 
-from analysis.bottleneck import ANALYZE_DEFAULT_METHOD, METHODS, Timeline, analyze
+from analysis.bottleneck import ANALYZE_DEFAULT_METHOD, METHODS, Timeline, Window, analyze
+from analysis.calls import in_tenths
 from analysis.states import DEFAULT_MAX_GAP_MS, spans
 from analysis.telemetry import TelemetryError, from_file, from_store, parse_time
 from shopfloor.errors import ConfigError
@@ -37,7 +38,18 @@ def _print_table(timeline: Timeline) -> None:
         top = sorted(window.shares.items(), key=lambda item: -item[1])[:3]
         shares = "  ".join(f"{station} {share:.0%}" for station, share in top)
         note = "  no clear constraint (gains within noise)" if window.within_noise else ""
-        typer.echo(f"{start}Z  {window.bottleneck or '-':>10}  {shares}{note}")
+        typer.echo(f"{start}Z  {window.bottleneck or '-':>10}  {shares}{note}{_call_note(window)}")
+
+
+def _call_note(window: Window) -> str:
+    """How often a call like this one was right on lines with a known answer (analysis/calls.py)."""
+    call = window.call
+    if call is None:
+        return ""
+    if call.kind == "close" and window.runner_up:
+        return (f"  close call: {window.bottleneck} or {window.runner_up} "
+                f"(one of them at least {in_tenths(call.pair_right_at_least)} in 10)")
+    return f"  {call.kind} call (right at least {in_tenths(call.right_at_least)} in 10)"
 
 
 @analyze_app.command("bottleneck")

@@ -104,17 +104,20 @@ def live_constraint(store: Store, plant: str, line: str, start_ms: int, end_ms: 
     return rows[0]["current"] if rows else None
 
 
-Answers = dict[int, tuple[str, str | None, float]]  # window start ms -> (bottleneck, runner-up, margin)
+# window start ms -> (bottleneck, runner-up, margin, confidence)
+Answers = dict[int, tuple[str, str | None, float, float | None]]
 
 
 def stored_answers(store: Store, plant: str, line: str, since_ms: int) -> Answers:
-    """The `crn` answers stored per window since `since_ms`: start ms -> (bottleneck, runner-up, margin)."""
+    """The `crn` answers stored per window since `since_ms`: start ms -> (bottleneck, runner-up, margin,
+    confidence; None where a window was stored before the confidence was)."""
     rows = store.query(
-        f'SELECT "bottleneck", "runner_up", "margin" FROM {quote_ident(BOTTLENECK_MEASUREMENT)} '
+        f'SELECT "bottleneck", "runner_up", "margin", "confidence" '
+        f"FROM {quote_ident(BOTTLENECK_MEASUREMENT)} "
         f"WHERE plant = {quote_string(plant)} AND line = {quote_string(line)} AND \"method\" = 'crn' "
         f"AND time >= {int(since_ms)}ms").rows()
-    return {int(row["time"]): (row["bottleneck"], row["runner_up"], float(row["margin"] or 0.0))
-            for row in rows if row["bottleneck"]}
+    return {int(row["time"]): (row["bottleneck"], row["runner_up"], float(row["margin"] or 0.0),
+                               row.get("confidence")) for row in rows if row["bottleneck"]}
 
 
 def newest_answer(timeline: Timeline) -> Answers:
@@ -122,7 +125,7 @@ def newest_answer(timeline: Timeline) -> Answers:
     if not timeline.windows or not timeline.windows[-1].bottleneck:
         return {}
     w = timeline.windows[-1]
-    return {w.start: (w.bottleneck, w.runner_up, float(w.margin))}
+    return {w.start: (w.bottleneck, w.runner_up, float(w.margin), w.confidence)}
 
 
 def decide(previous: tuple[int, str] | None, timeline: Timeline, confirm_s: float) -> tuple[int, str] | None:
@@ -160,6 +163,8 @@ def timeline_lines(plant: str, timeline: Timeline, window_s: float, from_ms: int
         if w.bottleneck or timeline.method != "crn":  # a crn window without an answer keeps the stored one
             share = float(w.shares.get(w.bottleneck, 0.0)) if w.bottleneck else 0.0
             fields.update({"bottleneck_share": share, "margin": float(w.margin), "method": timeline.method})
+        if w.bottleneck and w.confidence is not None:  # crn's, graded into a kind of call (analysis/calls.py)
+            fields["confidence"] = float(w.confidence)
         if w.bottleneck:
             fields["bottleneck"] = w.bottleneck
         if w.runner_up:
@@ -192,7 +197,8 @@ def judge_newest(timeline: Timeline, spans: StateSpans, data: LineTelemetry,
     simulate = timeline.windows[-1:]
     for window in timeline.windows[:-1]:
         window.method = "crn"
-        window.bottleneck, window.runner_up, window.margin = stored.get(window.start, (None, None, 0.0))
+        window.bottleneck, window.runner_up, window.margin, window.confidence = stored.get(
+            window.start, (None, None, 0.0, None))
         if not stored and backfill_from_ms is not None and window.start >= backfill_from_ms:
             simulate.insert(-1, window)
     if timeline.windows:

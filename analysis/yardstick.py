@@ -18,6 +18,7 @@ import numpy as np
 
 from analysis.apm import Periods
 from analysis.bottleneck import METHODS, analyze, per_window, window_edges
+from analysis.calls import Call
 from analysis.states import StateSpans, spans
 from analysis.telemetry import STATE_CODE, LineTelemetry, StationSeries
 from simulators.family import family_truth, random_line
@@ -59,12 +60,36 @@ class Tally:
     counts: dict[tuple[str, str, str], list[int]] = field(
         default_factory=lambda: defaultdict(lambda: [0, 0, 0]))
     regimes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # per (method, input, kind of call: analysis/calls.py): strict hits, pair hits (the truth's constraint
+    # is the named station or its runner-up), windows; clear and hard regimes together
+    calls: dict[tuple[str, str, str], list[int]] = field(
+        default_factory=lambda: defaultdict(lambda: [0, 0, 0]))
 
     def add(self, key: tuple[str, str, str], strict: bool, top2: bool) -> None:
         entry = self.counts[key]
         entry[0] += strict
         entry[1] += top2
         entry[2] += 1
+
+    def merge(self, other: Tally) -> None:
+        """Add another tally's counts (one line's, scored apart) to this one."""
+        for mine, theirs in ((self.counts, other.counts), (self.calls, other.calls)):
+            for key, (a, b, c) in theirs.items():
+                entry = mine[key]
+                entry[0], entry[1], entry[2] = entry[0] + a, entry[1] + b, entry[2] + c
+        for key, n in other.regimes.items():
+            self.regimes[key] += n
+
+    def add_call(self, key: tuple[str, str, str], strict: bool, pair: bool) -> None:
+        entry = self.calls[key]
+        entry[0] += strict
+        entry[1] += pair
+        entry[2] += 1
+
+    def call_rates(self, method: str, source: str, kind: str) -> tuple[float, float, int]:
+        """(hit rate, pair rate, windows) of one kind of call."""
+        hit, pair, n = self.calls.get((method, source, kind), (0, 0, 0))
+        return (hit / n, pair / n, n) if n else (float("nan"), float("nan"), 0)
 
     def rate(self, method: str, source: str, regime: str, kind: str = "strict") -> float:
         hit, top2, n = self.counts.get((method, source, regime), (0, 0, 0))
@@ -79,8 +104,9 @@ Answers = Callable[[StateSpans, list[str], float], list[str | None]]
 
 def score_line(seed: int, tally: Tally, *, methods: tuple[str, ...] = METHODS, window_s: float = 1800.0,
                effort: Effort = TRUTH_EFFORT, truth: dict | None = None,
-               extra: dict[str, Answers] | None = None) -> dict:
-    """Score every method on line `seed`, with states and from queues alone; returns the truth used."""
+               extra: dict[str, Answers] | None = None, ahead_s: float | None = None) -> dict:
+    """Score every method on line `seed`, with states and from queues alone; returns the truth used.
+    `ahead_s`: how far past a window's end crn's fit may reach (analysis/constraint.py; 0: as live)."""
     scenario = random_line(seed)
     truth = truth if truth is not None else family_truth(seed, start_ms=START_MS, effort=effort)
     data = line_telemetry(scenario, simulate_telemetry(scenario, seed=seed, start_ms=START_MS))
@@ -90,23 +116,27 @@ def score_line(seed: int, tally: Tally, *, methods: tuple[str, ...] = METHODS, w
             tally.regimes[period["regime"]] += 1
     for source, use_states in (("states", True), ("queues", False)):
         state_spans = spans(data, use_states=use_states)
-        answers: dict[str, list[tuple[int, int, str | None]]] = {}
+        answers: dict[str, list[tuple[int, int, str | None, str | None, Call | None]]] = {}
         for method in methods:
-            timeline = analyze(state_spans, data.stations, data.line.id, window_s, method, telemetry=data)
-            answers[method] = [(w.start, w.end, w.bottleneck) for w in timeline.windows]
+            timeline = analyze(state_spans, data.stations, data.line.id, window_s, method, telemetry=data,
+                               ahead_s=ahead_s)
+            answers[method] = [(w.start, w.end, w.bottleneck, w.runner_up, w.call) for w in timeline.windows]
         edges = window_edges(state_spans.begin_ms, state_spans.end_ms, window_s)
         for name, answer in (extra or {}).items():
             picks = answer(state_spans, data.stations, window_s)
-            answers[name] = [(int(edges[i]), int(edges[i + 1]), p) for i, p in enumerate(picks)]
+            answers[name] = [(int(edges[i]), int(edges[i + 1]), p, None, None) for i, p in enumerate(picks)]
         for period in truth["periods"]:
             if not period["agree"]:
                 continue
             regime = "clear" if period["regime"] == "clear" else "hard"
             for name, rows in answers.items():
-                for start, end, pick in rows:
+                for start, end, pick, runner_up, call in rows:
                     if start >= period["start"] and end <= period["end"]:
                         tally.add((name, source, regime), pick == period["bottleneck"],
                                   pick in (period["bottleneck"], period["runner_up"]))
+                        if call is not None:
+                            tally.add_call((name, source, call.kind), pick == period["bottleneck"],
+                                           period["bottleneck"] in (pick, runner_up))
     return truth
 
 

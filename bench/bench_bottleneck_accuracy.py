@@ -1,7 +1,7 @@
 """Accuracy of the bottleneck methods on random lines they were never tuned on, strictly scored.
 
 Run: `python bench/bench_bottleneck_accuracy.py [--set test] [--lines 60] [--window 1800]
-      [--methods apm,turning-point,combined] [--no-reference]`
+      [--methods apm,turning-point,combined] [--no-reference] [--fit-to-end]`
 
 Every line of the random family (simulators/family.py) in the chosen seed set is simulated, its truth
 computed twice on independent draws (simulators/truth.py: common random numbers, 5 % speed-up), and
@@ -15,7 +15,9 @@ bottleneck time per window), and the chance level (1 / stations).
 What was tuned where: the family's own design constant (CLEAR_SHARE) on `tune` lines 0-29; the `crn`
 method's simulation (replications and hours) and the choice of `crn` as the default of `analyze
 bottleneck` on `tune` lines 0-19, its per-station regimes (change-point thresholds and intervals,
-failures pooled in their own regime) on `tune` lines 0-79; the APM methods' constants
+failures pooled in their own regime) on `tune` lines 0-79, and the kinds of call with the lower bounds
+they carry (analysis/calls.py: `--set tune --lines 80 --methods crn --fit-to-end`, the bounds of its
+last table) on `tune` lines 0-79 too; the APM methods' constants
 (BALANCED_MARGIN, memory) predate the family and were chosen on the scenario library; nothing on `test`.
 """
 
@@ -29,9 +31,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np  # noqa: E402
 import orjson  # noqa: E402
 
 from analysis.bottleneck import ANALYZE_DEFAULT_METHOD, DEFAULT_METHOD, METHODS  # noqa: E402
+from analysis.calls import CALLS  # noqa: E402
 from analysis.yardstick import REFERENCE, START_MS, Tally, reference_answers, score_line  # noqa: E402
 from simulators.family import family_truth, fingerprint, random_line, seeds  # noqa: E402
 
@@ -62,6 +66,51 @@ def cached_truth(seed: int, cache: Path | None) -> dict:
     return truth
 
 
+BOOTSTRAP_DRAWS = 4000
+
+
+def call_bounds(lines: list[Tally], method: str, kind: str) -> tuple[float, float]:
+    """One-sided 95 % lower bounds of a kind of call's (hit, pair) rates, both inputs pooled, from
+    BOOTSTRAP_DRAWS draws of whole lines (a line's windows are not independent of each other)."""
+    counts = np.zeros((len(lines), 3))
+    for row, line in zip(counts, lines, strict=True):
+        for source in ("states", "queues"):
+            row += line.calls.get((method, source, kind), (0, 0, 0))
+    draws = np.random.default_rng(0).integers(0, len(lines), (BOOTSTRAP_DRAWS, len(lines)))
+    totals = counts[draws].sum(axis=1)
+    rates = totals[:, :2] / np.maximum(totals[:, 2:], 1)
+    hit, pair = np.percentile(rates, 5, axis=0)
+    return float(hit), float(pair)
+
+
+def print_calls(tally: Tally, methods: tuple[str, ...], lines: list[Tally]) -> None:
+    """Each kind of call (analysis/calls.py) as measured here against the lower bounds it carries: whether
+    the huddle's "right at least N in 10" holds on these lines."""
+    graded = [m for m in methods if any(key[0] == m for key in tally.calls)]
+    if not graded:
+        return
+    print("\n| method | input | call | windows | named the truth (carried: at least) "
+          "| truth named or runner-up (carried: at least) |")
+    print("|---|---|---|---|---|---|")
+    for method in graded:
+        for source in ("states", "queues", "both"):
+            for call in CALLS:
+                sources = ("states", "queues") if source == "both" else (source,)
+                hit = pair = n = 0
+                for one in sources:
+                    h, p, k = tally.call_rates(method, one, call.kind)
+                    if k:
+                        hit, pair, n = hit + h * k, pair + p * k, n + k
+                if n:
+                    print(f"| {method} | {source} | {call.kind} | {n} | {hit / n:.1%} "
+                          f"({call.right_at_least:.1%}) | {pair / n:.1%} ({call.pair_right_at_least:.1%}) |")
+    print("\nOne-sided 95 % lower bounds over these lines (both inputs, whole lines drawn again):")
+    for method in graded:
+        bounds = [(call.kind, *call_bounds(lines, method, call.kind)) for call in CALLS]
+        print(f"- {method}: " + "; ".join(f"{kind}: named {hit:.3f}, with runner-up {pair:.3f}"
+                                          for kind, hit, pair in bounds))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", default="test", choices=("tune", "test"))
@@ -76,6 +125,8 @@ def main() -> None:
                         f"(default {DEFAULT_CACHE})")
     parser.add_argument("--no-truth-cache", action="store_true", help="compute every truth afresh")
     parser.add_argument("--first", type=int, default=0, help="skip this many lines of the set")
+    parser.add_argument("--fit-to-end", action="store_true", help="crn fits each window only up to its "
+                        "end, as the live detector's newest window (default: up to 1 h ahead in its regime)")
     args = parser.parse_args()
     cache = None if args.no_truth_cache else args.truth_cache
     if args.write_sample is not None:
@@ -93,11 +144,14 @@ def main() -> None:
         except ImportError:
             print("# active-period-method is not installed: no reference rows (pip install the test extra)")
     tally = Tally()
+    lines: list[Tally] = []  # each line's own, for the bounds of the kinds of call
     chance = [0.0, 0]
     began = time.perf_counter()
     for seed in seeds(args.set, args.first + args.lines)[args.first:]:
-        truth = score_line(seed, tally, methods=methods, window_s=args.window, extra=extra,
-                           truth=cached_truth(seed, cache))
+        lines.append(Tally())
+        truth = score_line(seed, lines[-1], methods=methods, window_s=args.window, extra=extra,
+                           truth=cached_truth(seed, cache), ahead_s=0.0 if args.fit_to_end else None)
+        tally.merge(lines[-1])
         stations = len(random_line(seed).stations)
         for period in truth["periods"]:
             if period["agree"]:
@@ -123,9 +177,11 @@ def main() -> None:
             print(f"| {method} | {source} | " + " | ".join(f"{r:.1%}" for r in rates)
                   + f" | {counts[0]} / {counts[1]} |")
     print(f"| chance level (1 / stations, per regime) | | {chance[0] / max(chance[1], 1):.1%} | | | | |")
+    print_calls(tally, methods, lines)
     print("\nTuned: the family's CLEAR_SHARE on `tune` lines 0-29; crn's simulation and the default on "
-          "`tune` lines 0-19, its per-station regimes on `tune` lines 0-79; APM constants on the scenario "
-          "library (before the family); nothing on `test`.")
+          "`tune` lines 0-19, its per-station regimes on `tune` lines 0-79, its kinds of call and their "
+          "bounds on `tune` lines 0-79 (--fit-to-end); APM constants on the scenario library (before the "
+          "family); nothing on `test`.")
 
 
 if __name__ == "__main__":

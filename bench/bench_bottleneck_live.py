@@ -42,8 +42,9 @@ def replay(data, truth: dict, config: LiveConfig, tick_s: float, begin_ms: int, 
         began = time.perf_counter()
         _, timeline, _, previous = conclude(window, config, previous, stored)
         TICKS.append(time.perf_counter() - began)
-        stored.update({w.start: (w.bottleneck, w.runner_up, float(w.margin)) for w in timeline.windows
-                       if w.bottleneck and w.start >= now - config.rewrite_s * 1000})
+        rewritten = now - config.rewrite_s * 1000
+        stored.update({w.start: (w.bottleneck, w.runner_up, float(w.margin), w.confidence)
+                       for w in timeline.windows if w.bottleneck and w.start >= rewritten})
         answers.append((now, previous[1] if previous else None))
     agree = scored = 0
     for now, station in answers:

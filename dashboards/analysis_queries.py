@@ -94,6 +94,10 @@ def mean_indicator(name: str) -> str:
 
 CURRENT_CONSTRAINT = (f'SELECT "current" AS "constraint", "since" FROM {BOTTLENECK} WHERE {LINE_FILTER} '
                       f'AND "current" =~ /./ AND $timeFilter ORDER BY time DESC LIMIT 1')
+# The newest window the live detector answered: its station, runner-up and the simulation's confidence,
+# which analysis/calls.py grades into a kind of call (how often such an answer names the constraint).
+NEWEST_ANSWER = (f'SELECT "bottleneck", "runner_up", "confidence" FROM {BOTTLENECK} WHERE {LINE_FILTER} '
+                 f'AND "bottleneck" =~ /./ AND $timeFilter ORDER BY time DESC LIMIT 1')
 # The live detector's latest "settled" mark: its windows that start before it are never rewritten.
 SETTLED = (f'SELECT "settled" FROM {BOTTLENECK} WHERE {LINE_FILTER} AND "settled" > 0 AND $timeFilter '
            f'ORDER BY time DESC LIMIT 1')

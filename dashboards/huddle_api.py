@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import HTMLResponse
 
+from analysis.calls import call_fields, call_of, in_tenths
 from analysis.escalation import DAY_KINDS
 from analysis.http_range import HUDDLE_MAX_RANGE_DAYS, checked_range, moment_ms
 from analysis.shares import period_shares, stored_windows
@@ -44,6 +45,19 @@ MAX_ALERTS = 6  # the page lists at most this many, newest first, and says how m
 TIMELINE_BUCKETS = 96  # the page draws at most this many state segments per station
 CONSTRAINT_WINDOW_S = 900.0  # the detector's window for the huddle: 15 minutes
 Json = dict[str, Any]
+
+
+def call_json(station: str | None, runner_up: str | None, confidence: float | None) -> Json | None:
+    """The newest window's answer graded as a kind of call (analysis/calls.py): `station` (which may
+    differ from the constraint now, held by the live detector's hysteresis), `runner_up`, `call`, its
+    lower bounds and the whole tenths they reach (`right_in_10`, `pair_right_in_10`: what the page
+    says); None without a confidence (a method other than crn, an older store)."""
+    call = call_of(confidence)
+    if station is None or call is None:
+        return None
+    return {"station": station, "runner_up": runner_up, **call_fields(call),
+            "right_in_10": in_tenths(call.right_at_least),
+            "pair_right_in_10": in_tenths(call.pair_right_at_least)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +240,8 @@ class HuddleReader:
                  for (_, before), (at, after) in zip(changes, changes[1:], strict=False)
                  if span.start_ms <= at <= now_ms]
         tail_shares = period_shares(tail, line.station_ids) if tail else None
+        newest = self._rows(aq.NEWEST_ANSWER, context)
+        answer = newest[0] if newest else {}
         return {"station": station, "share": round(shares[station].share, 4) if station in shares else None,
                 "since": current[0]["since"],
                 "shares": {s: round(shares[s].share, 4) for s in line.station_ids},
@@ -234,6 +250,8 @@ class HuddleReader:
                 "tail": None if tail_shares is None else {
                     "from": max(settled or span.start_ms, span.start_ms),
                     "shares": {s: round(tail_shares[s].share, 4) for s in line.station_ids}},
+                "call": call_json(answer.get("bottleneck"), answer.get("runner_up"),
+                                  answer.get("confidence")),
                 "source": "live detector"}
 
     def detected_constraint(self, line: Line, span: HuddleRange, now_ms: int) -> Json | None:
@@ -261,6 +279,7 @@ class HuddleReader:
         return {"station": station, "share": round(shares[station].share, 4), "since": None,
                 "shares": {s: round(shares[s].share, 4) for s in line.station_ids},
                 "split": {s: shares[s].to_json() for s in line.station_ids}, "moves": [],
+                "call": call_json(station, windows[-1].runner_up, windows[-1].confidence),
                 "source": "detector on this shift's samples"}
 
     def constraint(self, line: Line, span: HuddleRange, now_ms: int) -> Json | None:

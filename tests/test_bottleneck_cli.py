@@ -58,8 +58,11 @@ def test_json_output_matches_the_contract(files):
     assert len(document["windows"]) == len(range(T0 // 300_000 * 300_000, T0 + 900_000, 300_000))
     for window in document["windows"]:
         assert set(window) == {"start", "end", "bottleneck", "shares", "shifting", "runner_up", "margin",
-                               "confidence", "method"}
+                               "confidence", "method", "call", "right_at_least",
+                               "pair_right_at_least"}
         assert window["method"] == document["method"] and 0 <= window["margin"] <= 1
+        assert window["call"] in ("firm", "likely", "close")
+        assert 0 < window["right_at_least"] < window["pair_right_at_least"] < 1
         assert window["end"] - window["start"] == 300_000 and window["start"] % 300_000 == 0
         assert set(window["shares"]) == {"s1", "s2"}
         assert all(0 <= v <= 1 for v in window["shares"].values())

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from analysis.bottleneck import analyze
+from analysis.calls import CALLS, call_of, in_tenths
 from analysis.changepoints import change_points, station_change_points
 from analysis.constraint import regime_ends, regime_starts
 from analysis.crn_gain import station_gains
@@ -110,6 +111,10 @@ def test_crn_windows_carry_runner_up_margin_confidence_and_method():
     assert set(window) >= {"start", "end", "bottleneck", "shares", "shifting", "runner_up", "margin",
                            "confidence", "method"}
     assert window["method"] == "crn" and 0 <= window["confidence"] <= 1
+    assert window["call"] == call_of(window["confidence"]).kind
+    assert window["right_at_least"] == call_of(window["confidence"]).right_at_least
+    apm = analyze(spans(data), data.stations, "l1", 1800, "apm").windows[0].contract()
+    assert apm["call"] is None and apm["right_at_least"] is None and apm["pair_right_at_least"] is None
     with pytest.raises(ValueError, match="telemetry"):
         analyze(spans(data), data.stations, "l1", 1800, "crn")
 
@@ -124,6 +129,32 @@ def test_text_output_says_no_clear_constraint_when_the_gains_are_within_noise(ca
     _print_table(Timeline("l1", "crn", windows, None, ["s1", "s2"]))
     first, second = capsys.readouterr().out.splitlines()
     assert "no clear constraint" in first and "no clear constraint" not in second
+
+
+def test_calls_grade_the_confidence_and_the_text_says_how_often_such_a_call_was_right(capsys):
+    """All 8 replications agreeing is a firm call, 6 or 7 a likely one, fewer a close call between the
+    named station and its runner-up; the rates they carry fall from firm to close (analysis/calls.py)."""
+    from analysis.bottleneck import Timeline, Window
+    from analysis.cli import _print_table
+
+    assert [call_of(c).kind for c in (1.0, 0.875, 0.75, 0.625, 0.0)] == [
+        "firm", "likely", "likely", "close", "close"]
+    assert call_of(None) is None
+    firm, likely, close = CALLS
+    assert firm.right_at_least > likely.right_at_least > close.right_at_least
+    assert close.pair_right_at_least > close.right_at_least and in_tenths(0.74) == 7 and in_tenths(0.7) == 7
+    shares = {"s1": 0.4, "s2": 0.6}
+    windows = [Window(START_MS, START_MS + 1800_000, "s2", shares, [], runner_up="s1", method="crn",
+                      confidence=1.0),
+               Window(START_MS + 1800_000, START_MS + 3600_000, "s2", shares, [], runner_up="s1",
+                      method="crn", confidence=0.5),
+               Window(START_MS + 3600_000, START_MS + 5400_000, None, shares, [], method="crn")]
+    _print_table(Timeline("l1", "crn", windows, None, ["s1", "s2"]))
+    first, second, third = capsys.readouterr().out.splitlines()
+    assert first.endswith(f"firm call (right at least {in_tenths(firm.right_at_least)} in 10)")
+    pair = in_tenths(close.pair_right_at_least)
+    assert second.endswith(f"close call: s2 or s1 (one of them at least {pair} in 10)")
+    assert "call" not in third
 
 
 def test_the_live_loop_runs_crn_and_refuses_an_unknown_method():

@@ -31,6 +31,7 @@ from typer.testing import CliRunner
 
 from analysis import auth
 from analysis.alerts import alert_line, make_alert
+from analysis.calls import CALLS, call_of
 from analysis.indicators import by_station, line_output
 from analysis.live import LiveConfig, LiveDetector
 from analysis.losses_api import losses_router
@@ -38,11 +39,11 @@ from analysis.targets import decompose, target_lines
 from analysis.telemetry import from_file
 from dashboards.huddle_api import HuddleReader, current_range, huddle_router
 from shopfloor.cli import _mount_subcommands, app
-from shopfloor.contract import STATES, read_records, sample_line, write_records
+from shopfloor.contract import BOTTLENECK_MEASUREMENT, STATES, read_records, sample_line, write_records
 from shopfloor.plan import load_plan
 from shopfloor.plant import load_plant
 from shopfloor.stack import free_port
-from shopfloor.store import Store
+from shopfloor.store import Store, quote_ident
 
 pytestmark = pytest.mark.servers
 HOUR = 3_600_000
@@ -175,11 +176,21 @@ def test_constraint_comes_from_the_live_detector_once_it_writes(served):
     back = _back(plant, plan)
     before = httpx.get(f"{url}/api/huddle/l1?back={back}", timeout=30).json()
     assert before["constraint"]["source"] == "detector on this shift's samples"
+    kinds = {call.kind: call for call in CALLS}
+    call = before["constraint"]["call"]  # crn's newest window graded (analysis/calls.py)
+    assert call["station"] == before["constraint"]["station"] and call["call"] in kinds
+    assert call["right_at_least"] == kinds[call["call"]].right_at_least
+    assert call["runner_up"] != call["station"]
+    assert call["right_in_10"] == int(call["right_at_least"] * 10)
     tick_at = min(before["range"]["end"], before["now"]) - 1000  # the service's tick, inside the range
     status = LiveDetector(store, plant, "l1", LiveConfig()).tick(tick_at)
     after = httpx.get(f"{url}/api/huddle/l1?back={back}", timeout=30).json()["constraint"]
     assert after["source"] == "live detector"
     assert after["station"] == status.current
+    newest = store.query(f'SELECT "bottleneck", "confidence" FROM {quote_ident(BOTTLENECK_MEASUREMENT)} '
+                         'WHERE "bottleneck" =~ /./ ORDER BY time DESC LIMIT 1').rows()[0]
+    assert after["call"]["station"] == newest["bottleneck"]
+    assert after["call"]["call"] == call_of(newest["confidence"]).kind
     assert set(after["shares"]) == set(plant.lines[0].station_ids)
 
 
@@ -232,6 +243,10 @@ def test_page_renders_constraint_and_hour_table_in_chromium(served, tmp_path):
                          capture_output=True, text=True, timeout=60, check=True).stdout
     expected = HuddleReader(store, plant, plan).snapshot("l1", back=back)
     assert re.search(rf'<div class="big" id="constraint">{expected["constraint"]["station"]}</div>', dom), dom
+    call = expected["constraint"]["call"]
+    said = re.search(r'id="constraint-call">([^<]*)</div>', dom).group(1)
+    tenths = call["pair_right_in_10"] if call["call"] == "close" else call["right_in_10"]
+    assert f"{call['call']} call" in said and f"at least {tenths} in 10" in said, said
     rows = re.findall(r"<tr( class=\"[a-z]*\")?><td>(\d\d:\d\d)–(\d\d:\d\d)</td>"
                       r"<td>(\d+)</td><td>([^<]*)</td>", dom)
     assert len(rows) == len(expected["hours"]) >= 8
