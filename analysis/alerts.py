@@ -22,12 +22,14 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import httpx
 import numpy as np
 import orjson
 
+from analysis.calls import describe
 from analysis.states import StateSpans
 from analysis.telemetry import BLOCKED, DOWN, STARVED
 from shopfloor.contract import ALERT_MEASUREMENT, SEVERITIES, VERSION, alerts_topic, line_protocol
@@ -35,6 +37,9 @@ from shopfloor.errors import ShopfloorError
 from shopfloor.plant import Line
 from shopfloor.security import check_webhook_url, redact_url
 from shopfloor.store import Store, quote_ident, quote_string
+
+if TYPE_CHECKING:
+    from analysis.bottleneck import Window
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +83,23 @@ def _clock(ts_ms: int, timezone: str) -> str:
     return dt.datetime.fromtimestamp(ts_ms / 1000, ZoneInfo(timezone)).strftime("%H:%M %Z")
 
 
+def _how_sure(newest: Window | None, station: str) -> str:
+    """"; firm call: right at least 7 in 10" when the newest window names `station` with a graded call."""
+    call = newest.call if newest is not None and newest.bottleneck == station else None
+    return f"; {describe(call, station, newest.runner_up)}" if call is not None and newest else ""
+
+
 def constraint_alerts(line: Line, constraint: list[tuple[int, str]], spans: StateSpans, now_ms: int,
-                      rules: AlertRules = AlertRules(), timezone: str = "UTC") -> list[tuple[Alert, float]]:
+                      rules: AlertRules = AlertRules(), timezone: str = "UTC",
+                      newest: Window | None = None) -> list[tuple[Alert, float]]:
     """Alerts for the events of the constraint, with the output each cost (units), oldest first.
 
     `constraint` is the history of the live answer: (since ms, station) in time order. A run of the
     constraint's state that started while it was the constraint and has lasted past the rule's limit
     (up to `now_ms`) is one event, keyed by the run's start. Clock times in the messages are the
-    plant's (`timezone`, the plant file's), as on the huddle page.
+    plant's (`timezone`, the plant file's), as on the huddle page. `newest`: the timeline's newest
+    window; when it names the station the constraint last moved to, the move's message says how sure
+    that answer is (analysis/calls.py), as the huddle page does.
     """
     alerts: list[tuple[Alert, float]] = []
     stations = line.station_ids
@@ -99,7 +113,8 @@ def constraint_alerts(line: Line, constraint: list[tuple[int, str]], spans: Stat
             alerts.append((make_alert(since, "bottleneck_moved", KINDS["bottleneck_moved"], station,
                 f"Line {line.id}: the bottleneck moved from {before} to {station} at "
                 f"{_clock(since, timezone)}; "
-                f"{station} now paces the line at most {rate:.0f} units/h"), 0.0))
+                f"{station} now paces the line at most {rate:.0f} units/h"
+                f"{_how_sure(newest, station) if i == len(constraint) - 1 else ''}"), 0.0))
         index = stations.index(station)
         for code, kind, limit, what in (
                 (DOWN, "constraint_down", rules.down_min, "is down"),

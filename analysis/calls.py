@@ -62,3 +62,13 @@ def call_fields(call: Call | None) -> dict:
 def in_tenths(rate: float) -> int:
     """A rate as the whole tenths it reaches ("at least 7 in 10" for 0.74): never sharper than measured."""
     return math.floor(rate * 10 + 1e-9)
+
+
+def describe(call: Call, station: str, runner_up: str | None) -> str:
+    """The call in words, as the huddle page, the text output and the alerts say it: "firm call: right at
+    least 7 in 10", or for a close call both stations, "close call: s3 or s5, one of them at least 6 in
+    10"."""
+    if call.kind == "close" and runner_up:
+        return (f"close call: {station} or {runner_up}, one of them at least "
+                f"{in_tenths(call.pair_right_at_least)} in 10")
+    return f"{call.kind} call: right at least {in_tenths(call.right_at_least)} in 10"

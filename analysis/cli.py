@@ -14,7 +14,7 @@ import orjson
 import typer
 
 from analysis.bottleneck import ANALYZE_DEFAULT_METHOD, METHODS, Timeline, Window, analyze
-from analysis.calls import in_tenths
+from analysis.calls import describe
 from analysis.states import DEFAULT_MAX_GAP_MS, spans
 from analysis.telemetry import TelemetryError, from_file, from_store, parse_time
 from shopfloor.errors import ConfigError
@@ -44,12 +44,7 @@ def _print_table(timeline: Timeline) -> None:
 def _call_note(window: Window) -> str:
     """How often a call like this one was right on lines with a known answer (analysis/calls.py)."""
     call = window.call
-    if call is None:
-        return ""
-    if call.kind == "close" and window.runner_up:
-        return (f"  close call: {window.bottleneck} or {window.runner_up} "
-                f"(one of them at least {in_tenths(call.pair_right_at_least)} in 10)")
-    return f"  {call.kind} call (right at least {in_tenths(call.right_at_least)} in 10)"
+    return f"  {describe(call, window.bottleneck, window.runner_up)}" if call and window.bottleneck else ""
 
 
 @analyze_app.command("bottleneck")

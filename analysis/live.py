@@ -262,8 +262,10 @@ class LiveDetector:
             if not changes or changes[-1][1] != current[1]:
                 changes.append(current)
             # Runs cut by the lookback's start are not events of their own: their start is unknown.
+            newest = timeline.windows[-1] if timeline.windows else None
             alerts = [(alert, lost) for alert, lost in constraint_alerts(self.line, changes, spans, now_ms,
-                                                                         config.rules, self.plant.timezone)
+                                                                         config.rules, self.plant.timezone,
+                                                                         newest)
                       if alert["ts"] > spans.begin_ms]
             sent = len(self.sink.send_all(alerts))
         return LiveStatus(self.line.id, now_ms, current[1] if current else None,

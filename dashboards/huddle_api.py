@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import HTMLResponse
 
-from analysis.calls import call_fields, call_of, in_tenths
+from analysis.calls import call_fields, call_of, describe
 from analysis.escalation import DAY_KINDS
 from analysis.http_range import HUDDLE_MAX_RANGE_DAYS, checked_range, moment_ms
 from analysis.shares import period_shares, stored_windows
@@ -50,14 +50,13 @@ Json = dict[str, Any]
 def call_json(station: str | None, runner_up: str | None, confidence: float | None) -> Json | None:
     """The newest window's answer graded as a kind of call (analysis/calls.py): `station` (which may
     differ from the constraint now, held by the live detector's hysteresis), `runner_up`, `call`, its
-    lower bounds and the whole tenths they reach (`right_in_10`, `pair_right_in_10`: what the page
-    says); None without a confidence (a method other than crn, an older store)."""
+    lower bounds and `text`, what the page says (analysis.calls.describe); None without a confidence
+    (a method other than crn, an older store)."""
     call = call_of(confidence)
     if station is None or call is None:
         return None
     return {"station": station, "runner_up": runner_up, **call_fields(call),
-            "right_in_10": in_tenths(call.right_at_least),
-            "pair_right_in_10": in_tenths(call.pair_right_at_least)}
+            "text": describe(call, station, runner_up)}
 
 
 @dataclass(frozen=True, slots=True)

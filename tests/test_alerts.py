@@ -59,6 +59,28 @@ def test_constraint_down_starved_blocked_and_moved_each_fire_with_the_lost_outpu
     assert set(down) == {"v", "ts", "kind", "severity", "station", "message"}
 
 
+def test_a_move_says_how_sure_the_newest_answer_is_when_it_names_the_new_constraint():
+    from analysis.bottleneck import Window
+    from analysis.calls import CALLS, describe
+
+    spans = spans_of([[(30, WORKING)], [(30, WORKING)], [(30, WORKING)]])
+    history = [(T0, "s1"), (T0 + 5 * MIN, "s2"), (T0 + 16 * MIN, "s3")]
+    firm = CALLS[0]
+
+    def moves(newest: Window) -> list[str]:
+        alerts = constraint_alerts(line(), history, spans, T0 + 30 * MIN, AlertRules(moved_dwell_min=10),
+                                   newest=newest)
+        return [alert["message"] for alert, _ in alerts if alert["kind"] == "bottleneck_moved"]
+
+    window = Window(T0 + 29 * MIN, T0 + 30 * MIN, "s3", {}, [], runner_up="s2", confidence=1.0)
+    to_s2, to_s3 = moves(window)
+    assert to_s3.endswith("; " + describe(firm, "s3", "s2")) and "call" not in to_s2
+    window.confidence = 0.5
+    assert moves(window)[1].endswith("; close call: s3 or s2, one of them at least 6 in 10")
+    window.bottleneck = "s1"  # the newest window names another station: nothing said of s3's call
+    assert "call" not in moves(window)[1]
+
+
 def test_alert_messages_tell_the_time_on_the_plants_clock():
     spans = spans_of([[(30, WORKING)], [(10, WORKING), (15, DOWN), (5, WORKING)], [(30, WORKING)]])
     history = [(T0, "s1"), (T0 + 5 * MIN, "s2")]

@@ -151,9 +151,9 @@ def test_calls_grade_the_confidence_and_the_text_says_how_often_such_a_call_was_
                Window(START_MS + 3600_000, START_MS + 5400_000, None, shares, [], method="crn")]
     _print_table(Timeline("l1", "crn", windows, None, ["s1", "s2"]))
     first, second, third = capsys.readouterr().out.splitlines()
-    assert first.endswith(f"firm call (right at least {in_tenths(firm.right_at_least)} in 10)")
+    assert first.endswith(f"  firm call: right at least {in_tenths(firm.right_at_least)} in 10")
     pair = in_tenths(close.pair_right_at_least)
-    assert second.endswith(f"close call: s2 or s1 (one of them at least {pair} in 10)")
+    assert second.endswith(f"  close call: s2 or s1, one of them at least {pair} in 10")
     assert "call" not in third
 
 
