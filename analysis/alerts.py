@@ -85,8 +85,9 @@ def _clock(ts_ms: int, timezone: str) -> str:
 
 def _how_sure(newest: Window | None, station: str) -> str:
     """"; firm call: right at least 7 in 10" when the newest window names `station` with a graded call."""
-    call = newest.call if newest is not None and newest.bottleneck == station else None
-    return f"; {describe(call, station, newest.runner_up)}" if call is not None and newest else ""
+    if newest is None or newest.bottleneck != station or newest.call is None:
+        return ""
+    return f"; {describe(newest.call, station, newest.runner_up)}"
 
 
 def constraint_alerts(line: Line, constraint: list[tuple[int, str]], spans: StateSpans, now_ms: int,

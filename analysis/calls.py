@@ -37,7 +37,6 @@ class Call:
     from_confidence: float  # the lowest confidence of this kind
 
 
-
 # Measured on `tune` lines 0-79 (see the docstring), strongest first.
 CALLS = (Call("firm", 0.740, 0.844, 1.0), Call("likely", 0.523, 0.777, 0.75),
          Call("close", 0.374, 0.663, 0.0))

@@ -53,6 +53,13 @@ def reference_answers(state_spans: StateSpans, stations: list[str], window_s: fl
     return [stations[int(np.argmax(col))] if col.max() > 0 else None for col in time_ms.T]
 
 
+def _count(entry: list[int], first: int, second: int, windows: int = 1) -> None:
+    """Add to a tally's entry: [hits, second hits (top-2 or pair), windows]."""
+    entry[0] += first
+    entry[1] += second
+    entry[2] += windows
+
+
 @dataclass
 class Tally:
     """Windows scored per (method, input, regime): strict hits, top-2 hits, windows."""
@@ -66,25 +73,18 @@ class Tally:
         default_factory=lambda: defaultdict(lambda: [0, 0, 0]))
 
     def add(self, key: tuple[str, str, str], strict: bool, top2: bool) -> None:
-        entry = self.counts[key]
-        entry[0] += strict
-        entry[1] += top2
-        entry[2] += 1
+        _count(self.counts[key], strict, top2)
 
     def merge(self, other: Tally) -> None:
         """Add another tally's counts (one line's, scored apart) to this one."""
         for mine, theirs in ((self.counts, other.counts), (self.calls, other.calls)):
             for key, (a, b, c) in theirs.items():
-                entry = mine[key]
-                entry[0], entry[1], entry[2] = entry[0] + a, entry[1] + b, entry[2] + c
+                _count(mine[key], a, b, c)
         for key, n in other.regimes.items():
             self.regimes[key] += n
 
     def add_call(self, key: tuple[str, str, str], strict: bool, pair: bool) -> None:
-        entry = self.calls[key]
-        entry[0] += strict
-        entry[1] += pair
-        entry[2] += 1
+        _count(self.calls[key], strict, pair)
 
     def call_rates(self, method: str, source: str, kind: str) -> tuple[float, float, int]:
         """(hit rate, pair rate, windows) of one kind of call."""
