@@ -31,6 +31,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 
 from analysis import auth
 from analysis.alerts import AlertSink, MqttAlertPublisher, make_alert, send_alert, stored_alerts
+from analysis.calls import call_fields, call_of
 from analysis.http_range import MAX_RANGE_DAYS, time_range
 from analysis.live import LiveConfig, LiveDetector, last_current
 from analysis.losses_api import losses_router_for
@@ -252,9 +253,9 @@ def analysis_router(plant: Plant, store_factory: Callable[[], Store], *, first_s
         from_ms, to_ms = time_range(start, end, default_ms=8 * HOUR_MS, now_ms=int(time.time() * 1000))
         with store() as s:
             rows = s.query(
-                f'SELECT "bottleneck", "bottleneck_share", "runner_up", "margin", "shifting", "final" FROM '
-                f"{quote_ident(BOTTLENECK_MEASUREMENT)} WHERE {where(line_id)} AND time >= {from_ms}ms "
-                f"AND time < {to_ms}ms").rows()
+                f'SELECT "bottleneck", "bottleneck_share", "runner_up", "margin", "confidence", "shifting", '
+                f'"final" FROM {quote_ident(BOTTLENECK_MEASUREMENT)} WHERE {where(line_id)} '
+                f"AND time >= {from_ms}ms AND time < {to_ms}ms").rows()
             stations = s.query(
                 f'SELECT "share" FROM {quote_ident(BOTTLENECK_MEASUREMENT)} WHERE {where(line_id)} AND '
                 f'"station" =~ /./ AND time >= {from_ms}ms AND time < {to_ms}ms GROUP BY station')
@@ -266,7 +267,8 @@ def analysis_router(plant: Plant, store_factory: Callable[[], Store], *, first_s
         windows = [{"start": row["time"], "bottleneck": row["bottleneck"], "share": row["bottleneck_share"],
                     "runner_up": distinct_runner_up(row["bottleneck"], row["runner_up"],
                                                     per_window.get(row["time"], {})),
-                    "margin": row["margin"],
+                    "margin": row["margin"], "confidence": row.get("confidence"),
+                    **call_fields(call_of(row.get("confidence")) if row["bottleneck"] else None),
                     "shifting": [x for x in (row["shifting"] or "").split(",") if x], "final": row["final"]}
                    for row in rows if row["bottleneck_share"] is not None]
         return {"line": line_id, "windows": windows}

@@ -12,6 +12,7 @@ from conftest import wait_until
 from fastapi.testclient import TestClient
 
 from analysis.alerts import AlertRules, AlertSink, MqttAlertPublisher, stored_alerts
+from analysis.calls import call_of
 from analysis.constraint import MIN_REGIME_S
 from analysis.live import LiveConfig, LiveDetector, history
 from analysis.service import create_app
@@ -102,6 +103,8 @@ def test_service_serves_the_live_answer_timeline_shares_and_alerts(stack, store,
         timeline = client.get("/api/lines/l1/timeline", params={"from": now - 30 * MIN}).json()
         assert len(timeline["windows"]) >= 25
         assert {w["bottleneck"] for w in timeline["windows"][-10:]} == {"s2"}
+        newest = timeline["windows"][-1]  # the live crn answer, graded (analysis/calls.py)
+        assert newest["call"] == call_of(newest["confidence"]).kind and newest["right_at_least"] > 0
         shares = client.get("/api/lines/l1/shares").json()["shifts"]
         assert shares and set(shares[-1]["shares"]) == {"s1", "s2", "s3", "s4"}
         assert client.get("/api/lines/l1/alerts").status_code == 200
